@@ -1,0 +1,43 @@
+import { resolve } from 'node:path'
+import { readAppInfo } from '../runtime/app.js'
+import { startInstance } from '../runtime/boot.js'
+import { ConfigError, loadConfig } from '../runtime/config.js'
+import { loadServiceDefinition, ServiceModuleError } from '../runtime/service-module.js'
+import { InvalidRoleError } from '../service/role.js'
+
+/** Exit code for bad configuration or a bad service module. */
+const EXIT_CONFIG = 2
+
+/** `framework start <role>`: boot one instance; SIGTERM/SIGINT stop it gracefully with exit 0. */
+export async function startCommand(role: string, dir: string): Promise<void> {
+  const appRoot = resolve(dir)
+  let instance: Awaited<ReturnType<typeof startInstance>>
+  try {
+    const app = readAppInfo(appRoot)
+    const config = loadConfig(process.env, { namespace: app.namespace })
+    const definition = await loadServiceDefinition(appRoot, role)
+    instance = await startInstance({ definition, config, app })
+  } catch (err) {
+    if (
+      err instanceof ConfigError ||
+      err instanceof ServiceModuleError ||
+      err instanceof InvalidRoleError
+    ) {
+      process.stderr.write(`framework: ${err.message}\n`)
+      process.exit(EXIT_CONFIG)
+    }
+    throw err
+  }
+  const shutdown = (signal: string) => {
+    instance.log.info({ signal }, 'signal received')
+    instance.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        instance.log.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', shutdown)
+  process.once('SIGINT', shutdown)
+}

@@ -1,0 +1,12 @@
+export { TRPCError } from '@trpc/server'
+export type { CallOptions, RouterClient } from './client/router-client.js'
+export type { InstanceInfo, ServiceContext } from './service/context.js'
+export {
+  type AnyServiceDefinition,
+  type BalancerName,
+  type DepOptions,
+  type DepsClients,
+  defineService,
+  initService,
+  type ServiceDefinition,
+} from './service/define-service.js'

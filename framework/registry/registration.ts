@@ -1,0 +1,213 @@
+import { EventEmitter, once } from 'node:events'
+import type { Etcd3, Lease, Watcher } from 'etcd3'
+import type { Logger } from 'pino'
+import { backoffDelay, sleep, withTimeout } from './backoff.js'
+import { ETCD_CALL_TIMEOUT_MS } from './etcd-client.js'
+import type { PhoneBookRecord } from './record.js'
+
+export interface RegistrationOptions {
+  client: Etcd3
+  /** The endpoints `client` talks to, named in log lines about etcd being unreachable. */
+  endpoints: readonly string[]
+  /** `/<namespace>/services/<role>/<id>` */
+  key: string
+  ttlSeconds: number
+  /** How often load figures may be rewritten (only when they changed). */
+  loadRefreshMs: number
+  /** The record to publish now (load figures sampled at call time). */
+  record: () => PhoneBookRecord
+  log: Logger
+}
+
+export type RegistrationState = 'registering' | 'registered' | 'stopped'
+
+/**
+ * Keeps one instance's phone book record in etcd: a key on a lease kept alive by heartbeats.
+ * A lost lease (etcd restarted or wiped, lease revoked, key deleted, keepalives unanswered for a
+ * TTL) is noticed and the record is put again on a new lease, with backoff, until `stop()`.
+ *
+ * Events: `registered`, `unregistered` (reason: string).
+ */
+export class Registration extends EventEmitter {
+  #state: RegistrationState = 'registering'
+  #lease: Lease | undefined
+  #selfWatch: Watcher | undefined
+  /** Bumped on every registration attempt; events of older leases and watchers are ignored. */
+  #generation = 0
+  #lastAck = 0
+  #lastLoad = ''
+  #loopRunning = false
+  #outageLogged = false
+  readonly #stopping = new AbortController()
+  readonly #timers: NodeJS.Timeout[] = []
+
+  constructor(private readonly options: RegistrationOptions) {
+    super()
+  }
+
+  get state(): RegistrationState {
+    return this.#state
+  }
+
+  get registered(): boolean {
+    return this.#state === 'registered'
+  }
+
+  /** The id of the current lease, while registered (hex, as etcdctl shows it). */
+  leaseId: string | undefined
+
+  /** Starts registering in the background; failures are retried forever. */
+  start(): void {
+    const { ttlSeconds, loadRefreshMs } = this.options
+    // Keepalives are sent every TTL/3: no acknowledgement for a whole TTL means the lease has
+    // (or is about to have) expired, even if etcd3's own 'lost' would come only after 2×TTL.
+    this.#timers.push(setInterval(() => this.#checkLiveness(), (ttlSeconds * 1000) / 4).unref())
+    this.#timers.push(setInterval(() => void this.#refreshLoad(), loadRefreshMs).unref())
+    void this.#registerLoop()
+  }
+
+  /** Revokes the lease (the key disappears at once) and stops re-registering. */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped') return
+    this.#state = 'stopped'
+    this.#stopping.abort()
+    for (const timer of this.#timers) clearInterval(timer)
+    await this.#closeSelfWatch()
+    const lease = this.#lease
+    this.#lease = undefined
+    if (!lease) return
+    try {
+      await withTimeout(lease.revoke(), ETCD_CALL_TIMEOUT_MS, 'lease revoke timed out')
+      this.options.log.info({ key: this.options.key }, 'lease revoked, record removed')
+    } catch (err) {
+      lease.release()
+      this.options.log.warn(
+        { err, key: this.options.key },
+        'could not revoke the lease; the record expires with its TTL',
+      )
+    }
+  }
+
+  async #registerLoop(): Promise<void> {
+    if (this.#loopRunning) return
+    this.#loopRunning = true
+    try {
+      for (let attempt = 0; this.#state === 'registering'; attempt++) {
+        try {
+          await this.#registerOnce()
+          return
+        } catch (err) {
+          if (this.#state !== 'registering') return
+          const delayMs = backoffDelay(attempt)
+          this.options.log.warn(
+            {
+              err: err instanceof Error ? err.message : String(err),
+              etcd: this.options.endpoints.join(','),
+              attempt: attempt + 1,
+              retryInMs: delayMs,
+            },
+            `cannot register in etcd at ${this.options.endpoints.join(',')}; still serving, retrying. ` +
+              'Is etcd running and ETCD_ENDPOINTS right? (start one: framework dev, or etcd --data-dir /tmp/etcd)',
+          )
+          await sleep(delayMs, this.#stopping.signal)
+        }
+      }
+    } finally {
+      this.#loopRunning = false
+    }
+  }
+
+  async #registerOnce(): Promise<void> {
+    const { client, key, ttlSeconds, log } = this.options
+    const generation = ++this.#generation
+    const lease = client.lease(ttlSeconds, { autoKeepAlive: true })
+    this.#lease = lease
+    lease.on('lost', (err: Error) => this.#onLost(generation, `lease lost: ${err.message}`))
+    lease.on('keepaliveSucceeded', () => {
+      if (generation !== this.#generation) return
+      this.#lastAck = Date.now()
+      if (this.#outageLogged) log.info('keepalive acknowledged again')
+      this.#outageLogged = false
+    })
+    // etcd3 types the argument as a response; it is the error.
+    lease.on('keepaliveFailed', (err: unknown) => {
+      if (generation !== this.#generation || this.#outageLogged) return
+      this.#outageLogged = true
+      log.warn({ err: String(err), etcd: this.options.endpoints.join(',') }, 'keepalive failed')
+    })
+    try {
+      const id = await withTimeout(lease.grant(), ETCD_CALL_TIMEOUT_MS * 2, 'lease grant timed out')
+      const record = this.options.record()
+      const put = await withTimeout(
+        lease.put(key).value(JSON.stringify(record)).exec(),
+        ETCD_CALL_TIMEOUT_MS * 2,
+        'put timed out',
+      )
+      this.#lastLoad = JSON.stringify(record.load)
+      await this.#watchSelf(generation, BigInt(put.header.revision) + 1n)
+      if (lease.revoked() || this.#state !== 'registering')
+        throw new Error('lease ended while registering')
+      this.leaseId = BigInt(id).toString(16)
+    } catch (err) {
+      lease.release()
+      await this.#closeSelfWatch()
+      throw err
+    }
+    this.#lastAck = Date.now()
+    this.#state = 'registered'
+    log.info({ key, lease: this.leaseId, ttl: ttlSeconds }, 'registered in etcd')
+    this.emit('registered')
+  }
+
+  /** Watches our own key from just after our put, so a delete by anyone is seen at once. */
+  async #watchSelf(generation: number, fromRevision: bigint): Promise<void> {
+    await this.#closeSelfWatch()
+    const { client, key } = this.options
+    const watcher = client.watch().key(key).startRevision(fromRevision.toString()).watcher()
+    this.#selfWatch = watcher
+    watcher.on('delete', () => this.#onLost(generation, 'own key was deleted'))
+    watcher.on('error', (err: Error) =>
+      this.#onLost(generation, `own-key watch failed: ${err.message}`),
+    )
+    await withTimeout(once(watcher, 'connected'), ETCD_CALL_TIMEOUT_MS * 2, 'watch timed out')
+  }
+
+  async #closeSelfWatch(): Promise<void> {
+    const watcher = this.#selfWatch
+    this.#selfWatch = undefined
+    if (watcher) await watcher.cancel().catch(() => undefined)
+  }
+
+  #onLost(generation: number, reason: string): void {
+    if (generation !== this.#generation || this.#state !== 'registered') return
+    this.#state = 'registering'
+    this.leaseId = undefined
+    this.#lease?.release()
+    this.options.log.warn({ key: this.options.key, reason }, 'registration lost; registering again')
+    this.emit('unregistered', reason)
+    void this.#registerLoop()
+  }
+
+  #checkLiveness(): void {
+    if (this.#state !== 'registered') return
+    const silentMs = Date.now() - this.#lastAck
+    if (silentMs > this.options.ttlSeconds * 1000) {
+      this.#onLost(this.#generation, `no keepalive acknowledged for ${silentMs} ms`)
+    }
+  }
+
+  /** Rewrites the record on the same lease when the load figures changed; bounded by the timer. */
+  async #refreshLoad(): Promise<void> {
+    const lease = this.#lease
+    if (this.#state !== 'registered' || !lease) return
+    const record = this.options.record()
+    const load = JSON.stringify(record.load)
+    if (load === this.#lastLoad) return
+    try {
+      await lease.put(this.options.key).value(JSON.stringify(record)).exec()
+      this.#lastLoad = load
+    } catch (err) {
+      this.options.log.debug({ err }, 'load refresh failed; keepalive decides about the lease')
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
+import type { Etcd3 } from 'etcd3'
+import { type Logger, pino } from 'pino'
+import { sleep } from '../registry/backoff.js'
+import { createEtcdClient } from '../registry/etcd-client.js'
+import { instanceKey, type PhoneBookRecord, RECORD_VERSION } from '../registry/record.js'
+import { Registration } from '../registry/registration.js'
+import type { InstanceInfo } from '../service/context.js'
+import type { AnyServiceDefinition } from '../service/define-service.js'
+import { contractHash, procedureManifest } from '../service/manifest.js'
+import type { AppInfo } from './app.js'
+import type { RuntimeConfig } from './config.js'
+import { createHttpApp } from './http-server.js'
+import { LoadSampler } from './load.js'
+
+/** A booted instance: serving, and registered (or registering) in the phone book. */
+export interface RunningInstance {
+  readonly instance: InstanceInfo
+  readonly key: string
+  readonly server: Server
+  readonly registration: Registration
+  readonly etcd: Etcd3
+  readonly log: Logger
+  /** Graceful stop: revoke the lease, stop accepting, drain in-flight requests, close. */
+  stop(): Promise<void>
+}
+
+export interface StartOptions {
+  definition: AnyServiceDefinition
+  config: RuntimeConfig
+  app: AppInfo
+  /** Defaults to a pino logger on stdout at `config.logLevel`. */
+  log?: Logger
+}
+
+function newInstanceId(role: string): string {
+  return `${role}-${randomBytes(5).toString('hex')}`
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve(server.address() as AddressInfo)
+    })
+  })
+}
+
+/** Boots one instance: HTTP server first, then registration (retried forever in the background). */
+export async function startInstance(options: StartOptions): Promise<RunningInstance> {
+  const { definition, config, app } = options
+  const id = newInstanceId(definition.role)
+  const log = (options.log ?? pino({ level: config.logLevel })).child({
+    role: definition.role,
+    instance: id,
+  })
+  log.info({ namespace: config.namespace, etcd: config.etcdEndpoints }, 'starting')
+
+  const procedures = procedureManifest(definition.router)
+  const load = new LoadSampler()
+  const etcd = createEtcdClient(config.etcdEndpoints)
+  const startedAt = new Date().toISOString()
+  const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
+  let registration: Registration | undefined
+
+  const httpApp = createHttpApp({
+    router: definition.router,
+    context: () => ({ instance, log, deps: {} }),
+    log,
+    load,
+    maxBodyBytes: config.maxBodyBytes,
+    isReady: () => registration?.registered === true,
+  })
+  const server = createServer(httpApp)
+  const address = await listen(server, config.port, config.host)
+  instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`
+  log.info({ url: instance.url, port: address.port }, 'listening')
+
+  const key = instanceKey(config.namespace, definition.role, id)
+  const record = (): PhoneBookRecord => ({
+    v: RECORD_VERSION,
+    role: definition.role,
+    id,
+    url: instance.url,
+    version: definition.version ?? app.version,
+    contract: contractHash(procedures),
+    procedures,
+    load: load.sample(),
+    startedAt,
+    host: hostname(),
+    pid: process.pid,
+  })
+  registration = new Registration({
+    client: etcd,
+    endpoints: config.etcdEndpoints,
+    key,
+    ttlSeconds: config.ttlSeconds,
+    loadRefreshMs: config.loadRefreshMs,
+    record,
+    log,
+  })
+  registration.start()
+
+  let stopping: Promise<void> | undefined
+  const stop = () => {
+    stopping ??= (async () => {
+      log.info('shutting down: revoking lease')
+      await registration.stop()
+      server.close()
+      const deadline = Date.now() + config.drainTimeoutMs
+      // The lease is gone, so no new caller finds us; let requests already here finish.
+      while (load.inflight > 0 && Date.now() < deadline) {
+        server.closeIdleConnections()
+        await sleep(10)
+      }
+      if (load.inflight > 0) {
+        log.warn({ inflight: load.inflight }, 'drain timeout; closing remaining connections')
+      } else {
+        log.info('drained in-flight requests')
+      }
+      server.closeAllConnections()
+      load.close()
+      etcd.close()
+      log.info('stopped')
+    })()
+    return stopping
+  }
+  return { instance, key, server, registration, etcd, log, stop }
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}

@@ -1,0 +1,189 @@
+import { networkInterfaces } from 'node:os'
+
+/** Everything an instance reads from its environment, validated. */
+export interface RuntimeConfig {
+  /** etcd client URLs (`ETCD_ENDPOINTS`). */
+  etcdEndpoints: string[]
+  /** Port to listen on; 0 picks a free one (`PORT`). */
+  port: number
+  /** Address to bind (`HOST`); default all interfaces. */
+  host: string
+  /** Phone book namespace (`FRAMEWORK_NAMESPACE`); default the app's package name. */
+  namespace: string
+  /** Lease TTL in seconds (`FRAMEWORK_TTL`). */
+  ttlSeconds: number
+  /** Fixed advertised base URL (`ADVERTISE_URL`), if any. */
+  advertiseUrl: string | undefined
+  /** Advertised host name or IP (`ADVERTISE_HOST`); the URL then uses the listening port. */
+  advertiseHost: string
+  /** Minimum interval between load-figure rewrites (`FRAMEWORK_LOAD_REFRESH_MS`). */
+  loadRefreshMs: number
+  /** How long shutdown waits for in-flight requests (`FRAMEWORK_DRAIN_TIMEOUT_MS`). */
+  drainTimeoutMs: number
+  /** Largest accepted request body (`FRAMEWORK_MAX_BODY_BYTES`). */
+  maxBodyBytes: number
+  /** pino level (`LOG_LEVEL`). */
+  logLevel: string
+}
+
+/** A bad environment value: names the variable, what was given and the accepted form. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    value: string,
+    accepted: string,
+  ) {
+    super(`${variable}=${JSON.stringify(value)} is invalid: ${accepted}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export const NAMESPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+function integer(
+  env: NodeJS.ProcessEnv,
+  variable: string,
+  fallback: number,
+  min: number,
+  max: number,
+  accepted: string,
+): number {
+  const raw = env[variable]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(variable, raw, accepted)
+  }
+  return value
+}
+
+/** Parses `ETCD_ENDPOINTS`: a comma list of `http(s)://host:port` (a bare `host:port` means http). */
+export function parseEtcdEndpoints(raw: string): string[] {
+  const accepted =
+    'a comma-separated list of etcd client URLs, e.g. ETCD_ENDPOINTS=http://127.0.0.1:2379,http://127.0.0.1:22379'
+  const endpoints = raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+  if (endpoints.length === 0) throw new ConfigError('ETCD_ENDPOINTS', raw, accepted)
+  return endpoints.map((endpoint) => {
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`
+    let url: URL
+    try {
+      url = new URL(withScheme)
+    } catch {
+      throw new ConfigError('ETCD_ENDPOINTS', raw, accepted)
+    }
+    if (
+      !['http:', 'https:'].includes(url.protocol) ||
+      url.hostname === '' ||
+      url.port === '' ||
+      (url.pathname !== '/' && url.pathname !== '') ||
+      url.search ||
+      url.username
+    ) {
+      throw new ConfigError('ETCD_ENDPOINTS', raw, accepted)
+    }
+    return `${url.protocol}//${url.host}`
+  })
+}
+
+/** The first non-internal IPv4 address of this host (a container's address), else loopback. */
+export function defaultAdvertiseHost(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === 'IPv4' && !address.internal) return address.address
+    }
+  }
+  return '127.0.0.1'
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string }): RuntimeConfig {
+  const etcdEndpoints = parseEtcdEndpoints(env.ETCD_ENDPOINTS || 'http://127.0.0.1:2379')
+  const port = integer(
+    env,
+    'PORT',
+    0,
+    0,
+    65535,
+    'a port number 0-65535 (0 = any free port), e.g. PORT=3000',
+  )
+  const ttlSeconds = integer(
+    env,
+    'FRAMEWORK_TTL',
+    5,
+    2,
+    3600,
+    'the lease TTL in whole seconds, at least 2 (etcd minimum), e.g. FRAMEWORK_TTL=5',
+  )
+  const namespace = env.FRAMEWORK_NAMESPACE || defaults.namespace
+  if (!NAMESPACE_PATTERN.test(namespace)) {
+    throw new ConfigError(
+      'FRAMEWORK_NAMESPACE',
+      namespace,
+      `a name matching ${NAMESPACE_PATTERN} (letters, digits, '.', '_', '-'), e.g. FRAMEWORK_NAMESPACE=shop`,
+    )
+  }
+  let advertiseUrl: string | undefined
+  if (env.ADVERTISE_URL) {
+    let url: URL | undefined
+    try {
+      url = new URL(env.ADVERTISE_URL)
+    } catch {}
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+      throw new ConfigError(
+        'ADVERTISE_URL',
+        env.ADVERTISE_URL,
+        'the base URL other services reach this instance at, e.g. ADVERTISE_URL=http://10.0.0.5:3000',
+      )
+    }
+    advertiseUrl = url.href.replace(/\/$/, '')
+  }
+  const advertiseHost = env.ADVERTISE_HOST || defaultAdvertiseHost()
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(advertiseHost)) {
+    throw new ConfigError(
+      'ADVERTISE_HOST',
+      advertiseHost,
+      'a host name or IP address, e.g. ADVERTISE_HOST=127.0.0.1',
+    )
+  }
+  const logLevel = env.LOG_LEVEL || 'info'
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
+  }
+  return {
+    etcdEndpoints,
+    port,
+    host: env.HOST || '0.0.0.0',
+    namespace,
+    ttlSeconds,
+    advertiseUrl,
+    advertiseHost,
+    loadRefreshMs: integer(
+      env,
+      'FRAMEWORK_LOAD_REFRESH_MS',
+      5_000,
+      100,
+      3_600_000,
+      'milliseconds between load-figure refreshes, at least 100, e.g. FRAMEWORK_LOAD_REFRESH_MS=5000',
+    ),
+    drainTimeoutMs: integer(
+      env,
+      'FRAMEWORK_DRAIN_TIMEOUT_MS',
+      10_000,
+      0,
+      3_600_000,
+      'milliseconds shutdown waits for in-flight requests, e.g. FRAMEWORK_DRAIN_TIMEOUT_MS=10000',
+    ),
+    maxBodyBytes: integer(
+      env,
+      'FRAMEWORK_MAX_BODY_BYTES',
+      1024 * 1024,
+      1024,
+      1024 * 1024 * 1024,
+      'the largest request body in bytes, at least 1024, e.g. FRAMEWORK_MAX_BODY_BYTES=1048576',
+    ),
+    logLevel,
+  }
+}

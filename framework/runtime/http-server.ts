@@ -1,0 +1,56 @@
+import type { AnyRouter } from '@trpc/server'
+import { createExpressMiddleware } from '@trpc/server/adapters/express'
+import express, { type Express } from 'express'
+import type { Logger } from 'pino'
+import type { ServiceContext } from '../service/context.js'
+import type { LoadSampler } from './load.js'
+
+export interface HttpAppOptions {
+  router: AnyRouter
+  /** Builds each request's `ctx`. */
+  context: () => ServiceContext<unknown>
+  log: Logger
+  load: LoadSampler
+  maxBodyBytes: number
+  /** `/readyz` answers 200 only while this is true (registered in the phone book). */
+  isReady: () => boolean
+}
+
+/**
+ * The instance's HTTP surface: tRPC at `/trpc` (tRPC maps bad input to 400, unknown procedures
+ * to 404, oversized bodies to 413, malformed JSON to 400), `/healthz` (alive) and `/readyz`
+ * (registered). The user's own express routes can be added to the returned app.
+ */
+export function createHttpApp(options: HttpAppOptions): Express {
+  const { router, context, log, load, maxBodyBytes, isReady } = options
+  const app = express()
+  app.disable('x-powered-by')
+  app.use((_req, res, next) => {
+    load.inflight++
+    res.once('close', () => {
+      load.inflight--
+    })
+    next()
+  })
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'alive' })
+  })
+  app.get('/readyz', (_req, res) => {
+    const ready = isReady()
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not registered' })
+  })
+  app.use(
+    '/trpc',
+    createExpressMiddleware({
+      router,
+      maxBodySize: maxBodyBytes,
+      createContext: () => context(),
+      onError: ({ error, path, type }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR') {
+          log.error({ err: error.cause ?? error, path, type }, 'procedure failed')
+        }
+      },
+    }),
+  )
+  return app
+}

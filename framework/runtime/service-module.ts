@@ -1,0 +1,41 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { type AnyServiceDefinition, isServiceDefinition } from '../service/define-service.js'
+import { assertRole } from '../service/role.js'
+
+/** A service module could not be found or is not a service definition. */
+export class ServiceModuleError extends Error {
+  override name = 'ServiceModuleError'
+}
+
+/** `services/<role>/index.ts` under the app root. */
+export function serviceModulePath(appRoot: string, role: string): string {
+  return join(appRoot, 'services', role, 'index.ts')
+}
+
+/** Imports `services/<role>/index.ts` and checks its default export is `defineService(...)` for that role. */
+export async function loadServiceDefinition(
+  appRoot: string,
+  role: string,
+): Promise<AnyServiceDefinition> {
+  assertRole(role, 'the command line')
+  const path = serviceModulePath(appRoot, role)
+  if (!existsSync(path)) {
+    throw new ServiceModuleError(
+      `no service '${role}': ${path} does not exist (create it with: framework generate service ${role})`,
+    )
+  }
+  const module = (await import(pathToFileURL(path).href)) as { default?: unknown }
+  if (!isServiceDefinition(module.default)) {
+    throw new ServiceModuleError(
+      `${path} must default-export defineService({ role: '${role}', router }) (export default defineService(...))`,
+    )
+  }
+  if (module.default.role !== role) {
+    throw new ServiceModuleError(
+      `${path} defines role '${module.default.role}' but lives in services/${role}/; rename the folder or the role`,
+    )
+  }
+  return module.default
+}

@@ -1,0 +1,114 @@
+import type { AnyRouter, inferRouterContext } from '@trpc/server'
+import { initTRPC } from '@trpc/server'
+import type { RouterClient } from '../client/router-client.js'
+import type { ServiceContext } from './context.js'
+import { formatServiceError } from './errors.js'
+import { assertRole } from './role.js'
+
+/** How instances of a dependency are picked for each call. */
+export type BalancerName = 'p2c' | 'round-robin' | 'random' | 'least-load'
+
+/** Per-dependency settings (`deps: { cache: { balancer: 'round-robin' } }`). */
+export interface DepOptions {
+  /** Instance choice per call; default `p2c`. */
+  balancer?: BalancerName
+  /** Default deadline of calls to this dependency in milliseconds; default 10 000. */
+  timeoutMs?: number
+}
+
+/** A service module's default export: everything the runtime needs to boot and register it. */
+export interface ServiceDefinition<
+  TRole extends string = string,
+  TRouter extends AnyRouter = AnyRouter,
+> {
+  readonly kind: 'framework.service'
+  /** Name in the phone book. */
+  readonly role: TRole
+  /** The typed contract: a tRPC router built with `initService()`. */
+  readonly router: TRouter
+  /** Dependency roles this service calls through `ctx.deps`, with their options. */
+  readonly deps: Readonly<Record<string, DepOptions>>
+  /** Reported in the phone book record; defaults to the app's package.json version. */
+  readonly version: string | undefined
+  /** How many instances `framework dev` / compose start; default 1. */
+  readonly replicas: number
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the router type parameter is constrained by AnyRouter only
+export type AnyServiceDefinition = ServiceDefinition<string, any>
+
+/** The clients `ctx.deps` holds for a map of dependency definitions. */
+export type DepsClients<TDeps extends Record<string, AnyServiceDefinition>> = {
+  [K in keyof TDeps]: RouterClient<TDeps[K]['router']>
+}
+
+/**
+ * The tRPC builder of a service. `TDeps` names each dependency role with the *type* of its
+ * definition, taken from a type-only import so no other service's code is loaded:
+ *
+ * ```ts
+ * import type cache from '../cache/index.js'
+ * const t = initService<{ cache: typeof cache }>()
+ * ```
+ */
+export function initService<TDeps extends Record<string, AnyServiceDefinition> = {}>() {
+  return initTRPC.context<ServiceContext<DepsClients<TDeps>>>().create({
+    errorFormatter: formatServiceError,
+    // Stack traces stay on the server unless explicitly developing.
+    isDev: process.env.NODE_ENV === 'development',
+  })
+}
+
+type DepsOf<TRouter extends AnyRouter> =
+  inferRouterContext<TRouter> extends ServiceContext<infer TDeps> ? TDeps : {}
+
+/** `deps` must name exactly the roles the builder was typed with. */
+type DepsField<TRouter extends AnyRouter> = [keyof DepsOf<TRouter>] extends [never]
+  ? { deps?: Record<string, never> }
+  : { deps: { [K in keyof DepsOf<TRouter>]: DepOptions | true } }
+
+export type ServiceSpec<TRole extends string, TRouter extends AnyRouter> = {
+  role: TRole
+  router: TRouter
+  version?: string
+  replicas?: number
+} & DepsField<TRouter>
+
+/** Declare a service: its role, its router and the roles it depends on. Validates eagerly. */
+export function defineService<TRole extends string, TRouter extends AnyRouter>(
+  spec: ServiceSpec<TRole, TRouter>,
+): ServiceDefinition<TRole, TRouter> {
+  assertRole(spec.role, 'defineService({ role })')
+  const deps: Record<string, DepOptions> = {}
+  for (const [role, options] of Object.entries(
+    (spec.deps ?? {}) as Record<string, DepOptions | true>,
+  )) {
+    assertRole(role, `defineService({ role: '${spec.role}', deps })`)
+    if (role === spec.role) {
+      throw new Error(`service '${spec.role}' lists itself in deps; remove '${role}' from deps`)
+    }
+    deps[role] = options === true ? {} : { ...options }
+  }
+  const replicas = spec.replicas ?? 1
+  if (!Number.isInteger(replicas) || replicas < 1) {
+    throw new Error(
+      `invalid replicas ${JSON.stringify(spec.replicas)} for service '${spec.role}': use a whole number >= 1`,
+    )
+  }
+  return Object.freeze({
+    kind: 'framework.service' as const,
+    role: spec.role,
+    router: spec.router,
+    deps: Object.freeze(deps),
+    version: spec.version,
+    replicas,
+  })
+}
+
+export function isServiceDefinition(value: unknown): value is AnyServiceDefinition {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { kind?: unknown }).kind === 'framework.service'
+  )
+}

@@ -1,0 +1,52 @@
+import type { TRPCDefaultErrorShape } from '@trpc/server'
+import { ZodError } from 'zod'
+
+/** One input problem, located by its path in the procedure input (`[]` is the input itself). */
+export interface InputIssue {
+  path: (string | number)[]
+  message: string
+  code: string
+}
+
+export type ServiceErrorShape = TRPCDefaultErrorShape & {
+  data: TRPCDefaultErrorShape['data'] & { issues?: InputIssue[] }
+}
+
+/**
+ * Error formatter shared by every service. A validation failure names each bad field and carries
+ * the zod issues with their paths in `error.data.issues`; a body that is not JSON or too large
+ * says so and what to change. Stack traces are sent only with NODE_ENV=development.
+ */
+export function formatServiceError({
+  shape,
+  error,
+}: {
+  shape: TRPCDefaultErrorShape
+  error: { code: string; cause?: unknown }
+}): ServiceErrorShape {
+  if (error.cause instanceof ZodError) {
+    const issues = error.cause.issues.map((issue) => ({
+      path: issue.path.map((segment) => (typeof segment === 'symbol' ? String(segment) : segment)),
+      message: issue.message,
+      code: issue.code,
+    }))
+    const where = issues
+      .map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`)
+      .join('; ')
+    return { ...shape, message: `invalid input: ${where}`, data: { ...shape.data, issues } }
+  }
+  if (error.code === 'BAD_REQUEST' && error.cause instanceof SyntaxError) {
+    return {
+      ...shape,
+      message: `request input is not valid JSON (${error.cause.message}); send a JSON body or ?input=<url-encoded JSON>`,
+    }
+  }
+  if (error.code === 'PAYLOAD_TOO_LARGE') {
+    return {
+      ...shape,
+      message:
+        'request body is larger than this service accepts; send less, or raise FRAMEWORK_MAX_BODY_BYTES on the service',
+    }
+  }
+  return shape
+}

@@ -1,0 +1,22 @@
+import { createHash } from 'node:crypto'
+import type { AnyRouter } from '@trpc/server'
+
+export type ProcedureKind = 'query' | 'mutation'
+
+/** `{ "path.to.proc": "query" | "mutation" }`, sorted by path; subscriptions are not served over HTTP. */
+export type ProcedureManifest = Record<string, ProcedureKind>
+
+export function procedureManifest(router: AnyRouter): ProcedureManifest {
+  const procedures = router._def.procedures as Record<string, { _def: { type: string } }>
+  const manifest: ProcedureManifest = {}
+  for (const path of Object.keys(procedures).sort()) {
+    const type = procedures[path]?._def.type
+    if (type === 'query' || type === 'mutation') manifest[path] = type
+  }
+  return manifest
+}
+
+/** A short stable hash of the manifest, so clients can tell contract versions apart. */
+export function contractHash(manifest: ProcedureManifest): string {
+  return createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16)
+}
