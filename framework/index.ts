@@ -1,4 +1,6 @@
 export { TRPCError } from '@trpc/server'
+export { DependencyCallError, FAILURE_CODES, RemoteProcedureError } from './client/call-errors.js'
+export { type Connection, type ConnectOptions, connect } from './client/connect.js'
 export type { CallOptions, RouterClient } from './client/router-client.js'
 export type { InstanceInfo, ServiceContext } from './service/context.js'
 export {

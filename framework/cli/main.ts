@@ -1,4 +1,6 @@
+import { resolve } from 'node:path'
 import { Command, CommanderError } from 'commander'
+import { devLocal, parseReplicas } from './dev-local.js'
 import { startCommand } from './start.js'
 
 const program = new Command('framework')
@@ -13,6 +15,22 @@ program
   .option('--dir <path>', 'the app root (holds services/ and package.json)', process.cwd())
   .action(async (role: string, options: { dir: string }) => {
     await startCommand(role, options.dir)
+  })
+
+program
+  .command('dev')
+  .description('run every service in services/ with an etcd, as local processes; Ctrl-C stops all')
+  .option('--dir <path>', 'the app root (holds services/ and package.json)', process.cwd())
+  .option('--replicas <role=N...>', 'instances per role, overriding the service definitions', [])
+  .option('--local', 'run local processes (the only mode until compose support lands)')
+  .action(async (options: { dir: string; replicas: string[] }) => {
+    const code = await devLocal({
+      appRoot: resolve(options.dir),
+      replicas: parseReplicas(options.replicas),
+      env: process.env,
+      out: process.stdout,
+    })
+    process.exit(code)
   })
 
 try {

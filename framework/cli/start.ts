@@ -28,7 +28,12 @@ export async function startCommand(role: string, dir: string): Promise<void> {
     }
     throw err
   }
+  let shuttingDown = false
   const shutdown = (signal: string) => {
+    // Ctrl-C in a terminal signals the whole process group, and `framework dev` then sends
+    // SIGTERM too: later signals must not cut the drain short.
+    if (shuttingDown) return
+    shuttingDown = true
     instance.log.info({ signal }, 'signal received')
     instance.stop().then(
       () => process.exit(0),
@@ -38,6 +43,6 @@ export async function startCommand(role: string, dir: string): Promise<void> {
       },
     )
   }
-  process.once('SIGTERM', shutdown)
-  process.once('SIGINT', shutdown)
+  process.on('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
 }

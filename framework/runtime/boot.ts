@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
 import type { Etcd3 } from 'etcd3'
 import { type Logger, pino } from 'pino'
+import { Dependencies } from '../client/dependencies.js'
+import { DEADLINE_HEADER } from '../client/http-transport.js'
 import { sleep } from '../registry/backoff.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { instanceKey, type PhoneBookRecord, RECORD_VERSION } from '../registry/record.js'
@@ -24,6 +26,8 @@ export interface RunningInstance {
   readonly registration: Registration
   readonly etcd: Etcd3
   readonly log: Logger
+  /** Clients of the declared dependencies (undefined when there are none). */
+  readonly deps: Dependencies | undefined
   /** Graceful stop: revoke the lease, stop accepting, drain in-flight requests, close. */
   stop(): Promise<void>
 }
@@ -67,9 +71,21 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
   let registration: Registration | undefined
 
+  const deps =
+    Object.keys(definition.deps).length > 0
+      ? new Dependencies({
+          etcd,
+          etcdEndpoints: config.etcdEndpoints,
+          namespace: config.namespace,
+          deps: definition.deps,
+          log,
+        })
+      : undefined
+  const noDeps = {}
+
   const httpApp = createHttpApp({
     router: definition.router,
-    context: () => ({ instance, log, deps: {} }),
+    context: (req) => ({ instance, log, deps: deps ? deps.forRequest(deadlineOf(req)) : noDeps }),
     log,
     load,
     maxBodyBytes: config.maxBodyBytes,
@@ -103,6 +119,20 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     record,
     log,
   })
+  if (deps && definition.waitForDeps) {
+    log.info({ roles: [...deps.clients.keys()] }, 'waiting for dependencies')
+    try {
+      await deps.waitForInstances(definition.waitForDeps.timeoutMs)
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'dependencies not available')
+      server.closeAllConnections()
+      server.close()
+      await deps.close()
+      load.close()
+      etcd.close()
+      throw err
+    }
+  }
   registration.start()
 
   let stopping: Promise<void> | undefined
@@ -123,13 +153,22 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
         log.info('drained in-flight requests')
       }
       server.closeAllConnections()
+      await deps?.close()
       load.close()
       etcd.close()
       log.info('stopped')
     })()
     return stopping
   }
-  return { instance, key, server, registration, etcd, log, stop }
+  return { instance, key, server, registration, etcd, log, deps, stop }
+}
+
+/** The caller's remaining deadline, from its header, as epoch ms. */
+function deadlineOf(req: IncomingMessage): number | undefined {
+  const header = req.headers[DEADLINE_HEADER]
+  if (typeof header !== 'string') return undefined
+  const remainingMs = Number(header)
+  return Number.isFinite(remainingMs) && remainingMs >= 0 ? Date.now() + remainingMs : undefined
 }
 
 function formatHost(host: string): string {

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import type { AnyRouter } from '@trpc/server'
 import { createExpressMiddleware } from '@trpc/server/adapters/express'
 import express, { type Express } from 'express'
@@ -8,7 +9,7 @@ import type { LoadSampler } from './load.js'
 export interface HttpAppOptions {
   router: AnyRouter
   /** Builds each request's `ctx`. */
-  context: () => ServiceContext<unknown>
+  context: (req: IncomingMessage) => ServiceContext<unknown>
   log: Logger
   load: LoadSampler
   maxBodyBytes: number
@@ -44,7 +45,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
     createExpressMiddleware({
       router,
       maxBodySize: maxBodyBytes,
-      createContext: () => context(),
+      createContext: ({ req }) => context(req),
       onError: ({ error, path, type }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') {
           log.error({ err: error.cause ?? error, path, type }, 'procedure failed')

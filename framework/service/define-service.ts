@@ -32,6 +32,13 @@ export interface ServiceDefinition<
   readonly version: string | undefined
   /** How many instances `framework dev` / compose start; default 1. */
   readonly replicas: number
+  /** Register (and so be ready) only once every dependency has a live instance; fail after the timeout. */
+  readonly waitForDeps: WaitForDeps | undefined
+}
+
+/** `waitForDeps: true` waits up to 30 s. */
+export interface WaitForDeps {
+  timeoutMs: number
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the router type parameter is constrained by AnyRouter only
@@ -72,6 +79,7 @@ export type ServiceSpec<TRole extends string, TRouter extends AnyRouter> = {
   router: TRouter
   version?: string
   replicas?: number
+  waitForDeps?: boolean | Partial<WaitForDeps>
 } & DepsField<TRouter>
 
 /** Declare a service: its role, its router and the roles it depends on. Validates eagerly. */
@@ -102,6 +110,11 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
     deps: Object.freeze(deps),
     version: spec.version,
     replicas,
+    waitForDeps: spec.waitForDeps
+      ? {
+          timeoutMs: (spec.waitForDeps === true ? undefined : spec.waitForDeps.timeoutMs) ?? 30_000,
+        }
+      : undefined,
   })
 }
 

@@ -54,4 +54,4 @@ export const router = t.router({
   }),
 })
 
-export default defineService({ role: 'cache', router })
+export default defineService({ role: 'cache', router, replicas: 3 })

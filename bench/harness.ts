@@ -1,0 +1,96 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { resolve } from 'node:path'
+
+/** One measured variant: throughput and latency percentiles. */
+export interface Measurement {
+  name: string
+  mode: string
+  calls: number
+  failed: number
+  seconds: number
+  callsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+/**
+ * Runs `call` `total` times with `concurrency` workers, stopping early after `maxMs`
+ * (every load loop is bounded in count and time). Latency is per call.
+ */
+export async function measure(
+  name: string,
+  mode: string,
+  call: () => Promise<unknown>,
+  options: { total: number; concurrency: number; maxMs: number },
+): Promise<Measurement> {
+  const latencies = new Float64Array(options.total)
+  let issued = 0
+  let done = 0
+  let failed = 0
+  const deadline = performance.now() + options.maxMs
+  const started = performance.now()
+  const worker = async () => {
+    while (issued < options.total && performance.now() < deadline) {
+      issued++
+      const t0 = performance.now()
+      try {
+        await call()
+      } catch {
+        failed++
+      }
+      latencies[done++] = performance.now() - t0
+    }
+  }
+  await Promise.all(Array.from({ length: options.concurrency }, worker))
+  const seconds = (performance.now() - started) / 1000
+  const sorted = latencies.slice(0, done).sort()
+  return {
+    name,
+    mode,
+    calls: done,
+    failed,
+    seconds: Math.round(seconds * 1000) / 1000,
+    callsPerSecond: Math.round(done / seconds),
+    p50Ms: Math.round(percentile(sorted, 50) * 1000) / 1000,
+    p99Ms: Math.round(percentile(sorted, 99) * 1000) / 1000,
+    maxMs: Math.round((sorted[sorted.length - 1] ?? Number.NaN) * 1000) / 1000,
+  }
+}
+
+/** The median measurement by calls/s of several rounds of the same variant. */
+export function median(rounds: Measurement[]): Measurement {
+  const sorted = [...rounds].sort((a, b) => a.callsPerSecond - b.callsPerSecond)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+export function machine() {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    date: new Date().toISOString(),
+  }
+}
+
+export function markdownTable(headers: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n')
+}
+
+/** Writes `bench/results/<name>.json` with the machine description beside the figures. */
+export function writeResult(name: string, data: unknown): string {
+  const dir = resolve(import.meta.dirname, 'results')
+  mkdirSync(dir, { recursive: true })
+  const path = resolve(dir, `${name}.json`)
+  writeFileSync(path, `${JSON.stringify({ benchmark: name, machine: machine(), ...(data as object) }, null, 2)}\n`)
+  return path
+}

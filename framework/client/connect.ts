@@ -1,0 +1,62 @@
+import { type Logger, pino } from 'pino'
+import { createEtcdClient } from '../registry/etcd-client.js'
+import { readAppInfo } from '../runtime/app.js'
+import { parseEtcdEndpoints } from '../runtime/config.js'
+import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
+import { assertRole } from '../service/role.js'
+import { Dependencies } from './dependencies.js'
+
+export interface ConnectOptions<TDeps> {
+  /** The roles to call, with their options (`{ cache: true }`). */
+  deps: { [K in keyof TDeps]: DepOptions | true }
+  /** Default: `ETCD_ENDPOINTS`, else http://127.0.0.1:2379. */
+  etcdEndpoints?: string
+  /** Default: `FRAMEWORK_NAMESPACE`, else the package name in the current directory. */
+  namespace?: string
+  log?: Logger
+}
+
+export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> {
+  /** Typed clients, as `ctx.deps` in a service. */
+  deps: DepsClients<TDeps>
+  /** Resolvers, watches and pools behind `deps`. */
+  dependencies: Dependencies
+  close(): Promise<void>
+}
+
+/**
+ * Calls services from outside a service (scripts, CLIs, tests) through the same discovery as
+ * `ctx.deps`: `const { deps } = connect<{ cache: typeof cache }>({ deps: { cache: true } })`.
+ */
+export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
+  options: ConnectOptions<TDeps>,
+): Connection<TDeps> {
+  const etcdEndpoints = parseEtcdEndpoints(
+    options.etcdEndpoints ?? process.env.ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379',
+  )
+  const namespace =
+    options.namespace ?? process.env.FRAMEWORK_NAMESPACE ?? readAppInfo(process.cwd()).namespace
+  const deps: Record<string, DepOptions> = {}
+  for (const [role, depOptions] of Object.entries(
+    options.deps as Record<string, DepOptions | true>,
+  )) {
+    assertRole(role, 'connect({ deps })')
+    deps[role] = depOptions === true ? {} : depOptions
+  }
+  const etcd = createEtcdClient(etcdEndpoints)
+  const dependencies = new Dependencies({
+    etcd,
+    etcdEndpoints,
+    namespace,
+    deps,
+    log: options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
+  })
+  return {
+    deps: dependencies.forRequest(undefined) as DepsClients<TDeps>,
+    dependencies,
+    async close() {
+      await dependencies.close()
+      etcd.close()
+    },
+  }
+}

@@ -1,0 +1,249 @@
+import type { Logger } from 'pino'
+import type { Balancer } from '../discovery/balancer.js'
+import type { Endpoint } from '../discovery/endpoint.js'
+import type { Resolver } from '../discovery/resolver.js'
+import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
+import { type HttpAnswer, type HttpTransport, TransportError } from './http-transport.js'
+import type { RetryBudget } from './retry-budget.js'
+import type { CallOptions } from './router-client.js'
+
+/** Retries of one call at most (so at most three attempts). */
+export const MAX_RETRIES = 2
+export const DEFAULT_TIMEOUT_MS = 10_000
+/** Shortest per-attempt timeout when a call's deadline is split among attempts. */
+const MIN_ATTEMPT_MS = 250
+
+export interface DependencyClientOptions {
+  role: string
+  namespace: string
+  /** etcd endpoints, named in "no instance" messages. */
+  etcdEndpoints: readonly string[]
+  resolver: Resolver
+  transport: HttpTransport
+  balancer: Balancer
+  budget: RetryBudget
+  timeoutMs: number
+  log: Logger
+}
+
+/**
+ * Calls one dependency role: picks a live instance (balancer), sends the call (transport),
+ * and on failure ejects the instance and retries where that is safe (policy):
+ * queries after a connection failure, a 503 or a per-attempt timeout, on another instance;
+ * mutations only when the request provably never reached a server.
+ */
+export class DependencyClient {
+  constructor(private readonly options: DependencyClientOptions) {}
+
+  get role(): string {
+    return this.options.role
+  }
+
+  /** Calls `path` with `input`; `parentDeadline` (epoch ms) caps the deadline, from the caller's own request. */
+  async call(
+    path: string,
+    input: unknown,
+    callOptions?: CallOptions,
+    parentDeadline?: number,
+  ): Promise<unknown> {
+    const { resolver, budget } = this.options
+    const started = Date.now()
+    const timeoutMs = callOptions?.timeoutMs ?? this.options.timeoutMs
+    let deadline = started + timeoutMs
+    if (parentDeadline !== undefined && parentDeadline < deadline) deadline = parentDeadline
+    if (!resolver.listed) await this.#awaitListing(deadline)
+    budget.deposit()
+    const tried = new Set<Endpoint>()
+    for (let retries = 0; ; ) {
+      const endpoint = this.#choose(path, tried)
+      const kind = endpoint.record.procedures[path]!
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) throw this.#timeout(path, timeoutMs)
+      const retriesLeft = kind === 'query' ? MAX_RETRIES - retries : 0
+      const attemptMs =
+        retriesLeft > 0
+          ? Math.min(remaining, Math.max(MIN_ATTEMPT_MS, timeoutMs / (MAX_RETRIES + 1)))
+          : remaining
+      let answer: HttpAnswer
+      try {
+        answer = await this.#attempt(
+          endpoint,
+          kind,
+          path,
+          input,
+          attemptMs,
+          remaining,
+          callOptions?.signal,
+        )
+      } catch (err) {
+        if (!(err instanceof TransportError)) throw err
+        if (err.reason === 'aborted') {
+          throw new DependencyCallError(
+            'aborted',
+            `${this.#where(path)}: call aborted by the caller`,
+            err,
+          )
+        }
+        if (err.reason === 'connect') this.#eject(endpoint, err.message)
+        const deadlineLeft = deadline - Date.now()
+        const retryable = kind === 'query' || (err.reason === 'connect' && !err.sent)
+        if (retryable && retries < MAX_RETRIES && deadlineLeft > 0 && budget.withdraw()) {
+          tried.add(endpoint)
+          retries++
+          continue
+        }
+        if (err.reason === 'timeout') throw this.#timeout(path, timeoutMs, err)
+        throw new DependencyCallError(
+          'unreachable',
+          `${this.#where(path)}: instance ${endpoint.id} at ${endpoint.url} failed (${err.message})` +
+            (retries > 0 ? ` after ${retries} retr${retries === 1 ? 'y' : 'ies'}` : ''),
+          err,
+        )
+      }
+      if (answer.status >= 500) {
+        this.#eject(endpoint, `HTTP ${answer.status}`)
+        if (
+          answer.status === 503 &&
+          kind === 'query' &&
+          retries < MAX_RETRIES &&
+          deadline > Date.now() &&
+          budget.withdraw()
+        ) {
+          tried.add(endpoint)
+          retries++
+          continue
+        }
+      }
+      return this.#unwrap(path, endpoint, answer)
+    }
+  }
+
+  async #attempt(
+    endpoint: Endpoint,
+    kind: 'query' | 'mutation',
+    path: string,
+    input: unknown,
+    attemptMs: number,
+    remainingMs: number,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<HttpAnswer> {
+    const timer = new AbortController()
+    const timeout = setTimeout(() => timer.abort(), attemptMs)
+    const signal = callerSignal ? AbortSignal.any([callerSignal, timer.signal]) : timer.signal
+    endpoint.inflight++
+    const started = performance.now()
+    try {
+      const answer = await this.options.transport.send(
+        endpoint.url,
+        kind,
+        path,
+        input,
+        remainingMs,
+        signal,
+        () => timer.signal.aborted,
+      )
+      if (answer.status < 500) endpoint.succeeded(performance.now() - started)
+      return answer
+    } finally {
+      clearTimeout(timeout)
+      endpoint.inflight--
+    }
+  }
+
+  #unwrap(path: string, endpoint: Endpoint, answer: HttpAnswer): unknown {
+    const body = answer.body as
+      | {
+          result?: { data?: unknown }
+          error?: { message?: string; data?: { code?: string; httpStatus?: number } }
+        }
+      | undefined
+    if (answer.status < 300 && body?.result) return body.result.data
+    const error = body?.error
+    throw new RemoteProcedureError(`${this.#where(path)} (instance ${endpoint.id})`, {
+      message: error?.message ?? `HTTP ${answer.status} without a tRPC error body`,
+      code: error?.data?.code ?? 'INTERNAL_SERVER_ERROR',
+      httpStatus: error?.data?.httpStatus ?? answer.status,
+      data: error?.data,
+    })
+  }
+
+  /** The instance a call would go to now (any procedure), or undefined if none is known. */
+  pick(): Endpoint | undefined {
+    const all = this.options.resolver.endpoints
+    if (all.length === 0) return undefined
+    const now = Date.now()
+    const healthy = all.filter((endpoint) => !endpoint.isEjected(now))
+    return this.options.balancer.pick(healthy.length > 0 ? healthy : all)
+  }
+
+  /** Healthy instances serving `path`, not yet tried by this call; falls back so a call always has one. */
+  #choose(path: string, tried: Set<Endpoint>): Endpoint {
+    const all = this.options.resolver.endpoints
+    if (all.length === 0) throw this.#noInstance()
+    const now = Date.now()
+    const serving = all.filter((endpoint) => endpoint.record.procedures[path] !== undefined)
+    if (serving.length === 0) {
+      const known = Object.keys(all[0]!.record.procedures).join(', ')
+      throw new DependencyCallError(
+        'unknown-procedure',
+        `role '${this.options.role}' has no procedure '${path}' (its instances serve: ${known || 'nothing'}); is the dependency's contract older than yours?`,
+      )
+    }
+    let candidates = serving.filter((endpoint) => !tried.has(endpoint) && !endpoint.isEjected(now))
+    if (candidates.length === 0) candidates = serving.filter((endpoint) => !tried.has(endpoint))
+    if (candidates.length === 0) candidates = serving
+    return this.options.balancer.pick(candidates)
+  }
+
+  /** Passive health: out of rotation for a growing backoff, unless it is the last healthy one. */
+  #eject(endpoint: Endpoint, reason: string): void {
+    const now = Date.now()
+    if (endpoint.isEjected(now)) return
+    const othersHealthy = this.options.resolver.endpoints.some(
+      (other) => other !== endpoint && !other.isEjected(now),
+    )
+    if (!othersHealthy) return
+    const backoffMs = endpoint.eject(now)
+    this.options.log.warn(
+      { role: this.options.role, instance: endpoint.id, url: endpoint.url, reason, backoffMs },
+      'instance ejected',
+    )
+  }
+
+  async #awaitListing(deadline: number): Promise<void> {
+    const { resolver } = this.options
+    // A listing already failed: etcd is down and nothing is known; fail now, not at the deadline.
+    if (resolver.lastError !== undefined) {
+      throw new DependencyCallError(
+        'phone-book-unreachable',
+        `cannot find role '${this.options.role}': etcd at ${this.options.etcdEndpoints.join(',')} is unreachable (${resolver.lastError}) and no instance is known yet`,
+      )
+    }
+    try {
+      await resolver.whenListed(Math.max(1, deadline - Date.now()))
+    } catch (err) {
+      throw new DependencyCallError('phone-book-unreachable', (err as Error).message, err)
+    }
+  }
+
+  #noInstance(): DependencyCallError {
+    const { role, namespace, etcdEndpoints, resolver } = this.options
+    const stale = resolver.stale ? ` (etcd unreachable: ${resolver.lastError})` : ''
+    return new DependencyCallError(
+      'no-instance',
+      `no live instance of role '${role}' (namespace '${namespace}', etcd ${etcdEndpoints.join(',')})${stale}; is it running? try: framework ps`,
+    )
+  }
+
+  #timeout(path: string, timeoutMs: number, cause?: unknown): DependencyCallError {
+    return new DependencyCallError(
+      'timeout',
+      `${this.#where(path)}: no answer within the deadline (${timeoutMs} ms; set timeoutMs per call or per dependency)`,
+      cause,
+    )
+  }
+
+  #where(path: string): string {
+    return `${this.options.role}.${path}`
+  }
+}

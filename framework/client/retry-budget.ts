@@ -1,0 +1,34 @@
+/**
+ * Caps retries at a share of calls (`ratio`, ≈20%) plus a small floor per second, so a failing
+ * dependency is not hit with a retry storm (the idea of Finagle's and gRPC's retry budgets).
+ */
+export class RetryBudget {
+  #tokens: number
+  #refilledAt = Date.now()
+
+  constructor(
+    private readonly ratio = 0.2,
+    private readonly minPerSecond = 10,
+    private readonly capacity = 100,
+  ) {
+    this.#tokens = minPerSecond
+  }
+
+  /** Every call earns `ratio` of a retry. */
+  deposit(): void {
+    this.#tokens = Math.min(this.capacity, this.#tokens + this.ratio)
+  }
+
+  /** Takes one retry if the budget allows. */
+  withdraw(): boolean {
+    const now = Date.now()
+    const elapsed = (now - this.#refilledAt) / 1000
+    if (elapsed > 0) {
+      this.#tokens = Math.min(this.capacity, this.#tokens + elapsed * this.minPerSecond)
+      this.#refilledAt = now
+    }
+    if (this.#tokens < 1) return false
+    this.#tokens--
+    return true
+  }
+}
