@@ -1,0 +1,88 @@
+import { resolve } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { DEADLINE_HEADER } from '../../framework/client/http-transport.js'
+import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import {
+  killAll,
+  REPO_ROOT,
+  type SpawnedInstance,
+  spawnInstance,
+  testEnv,
+} from '../support/instance.js'
+
+const FIXTURE_APP = resolve(REPO_ROOT, 'test/fixtures/app')
+
+let etcd: EtcdServer
+const running: SpawnedInstance[] = []
+let counter = 0
+
+function start(role: string, namespace: string, env: Record<string, string> = {}) {
+  const instance = spawnInstance(role, {
+    appRoot: FIXTURE_APP,
+    env: { ...testEnv(etcd.endpoint, namespace), ...env },
+  })
+  running.push(instance)
+  return instance
+}
+
+beforeAll(async () => {
+  etcd = await EtcdServer.start()
+})
+
+afterEach(async () => {
+  await killAll(running)
+})
+
+afterAll(async () => {
+  await etcd.dispose()
+})
+
+const sleepUrl = (url: string, ms: number) =>
+  `${url}/trpc/sleep?input=${encodeURIComponent(JSON.stringify({ ms }))}`
+
+describe('deadlines', () => {
+  it('the caller’s remaining deadline travels to nested calls; expiry → TIMEOUT', async () => {
+    const ns = `deadline-${++counter}`
+    const slow = start('slow', ns)
+    await slow.waitForLog('registered in etcd')
+    const relay = start('relay', ns)
+    const { url } = await relay.listening()
+    await relay.waitForLog('registered in etcd')
+
+    // Without a deadline header the nested call has the default 10 s and succeeds.
+    const ok = await fetch(sleepUrl(url, 200))
+    expect(ok.status).toBe(200)
+
+    const started = performance.now()
+    const response = await fetch(sleepUrl(url, 3_000), { headers: { [DEADLINE_HEADER]: '400' } })
+    const elapsed = performance.now() - started
+    const body = (await response.json()) as { error: { message: string; data: { code: string } } }
+    expect(response.status).toBe(408)
+    expect(body.error.data.code).toBe('TIMEOUT')
+    expect(body.error.message).toContain('slow.sleep')
+    expect(elapsed).toBeGreaterThanOrEqual(350)
+    expect(elapsed).toBeLessThan(2_500)
+  })
+})
+
+describe('waitForDeps', () => {
+  it('registers (and is ready) only once every dependency has a live instance', async () => {
+    const ns = `wait-${++counter}`
+    const relay = start('relay', ns)
+    const { url } = await relay.listening()
+    await relay.waitForLog('waiting for dependencies')
+    await new Promise((r) => setTimeout(r, 500))
+    expect((await fetch(`${url}/readyz`)).status).toBe(503)
+    expect(relay.count('registered in etcd')).toBe(0)
+    start('slow', ns)
+    await relay.waitForLog('registered in etcd', 15_000)
+    expect((await fetch(`${url}/readyz`)).status).toBe(200)
+  })
+
+  it('times out with a message naming the missing role, exit 1', async () => {
+    const ns = `wait-${++counter}`
+    const relay = start('relay', ns, { RELAY_WAIT_FOR_DEPS_MS: '500' })
+    expect(await relay.exited).toBe(1)
+    expect(relay.stderr).toMatch(/waitForDeps: no live instance of 'slow' after 500 ms/)
+  })
+})
