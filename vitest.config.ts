@@ -8,5 +8,7 @@ export default defineConfig({
     // Integration tests spawn etcd and service processes; two cores run two files at a time.
     maxWorkers: 2,
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'] },
+    // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
+    reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
   },
 })
