@@ -64,7 +64,7 @@ export async function run(): Promise<{ table: string; summary: string[] }> {
       for (let round = 0; round < ROUNDS; round++) {
         for (const [name, call] of Object.entries(variants)) {
           const measured = await measure(name, mode, call, options)
-          ;(rounds[name] ??= []).push(measured)
+          rounds[name] = [...(rounds[name] ?? []), measured]
         }
       }
       for (const name of Object.keys(variants)) results.push(median(rounds[name]!))

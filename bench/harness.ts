@@ -91,6 +91,9 @@ export function writeResult(name: string, data: unknown): string {
   const dir = resolve(import.meta.dirname, 'results')
   mkdirSync(dir, { recursive: true })
   const path = resolve(dir, `${name}.json`)
-  writeFileSync(path, `${JSON.stringify({ benchmark: name, machine: machine(), ...(data as object) }, null, 2)}\n`)
+  writeFileSync(
+    path,
+    `${JSON.stringify({ benchmark: name, machine: machine(), ...(data as object) }, null, 2)}\n`,
+  )
   return path
 }

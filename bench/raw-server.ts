@@ -5,7 +5,10 @@ const body = JSON.stringify({ result: { data: { value: 'v', hit: true, instance:
 const server = createServer((req, res) => {
   // Drain the request, answer the same bytes a cache hit would.
   req.resume()
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  })
   res.end(body)
 })
 server.listen(0, '127.0.0.1', () => {

@@ -1,5 +1,8 @@
 /** `npm run bench` runs every benchmark; `npm run bench -- <name>` runs one. */
-const BENCHMARKS: Record<string, () => Promise<{ run: () => Promise<{ table: string; summary: string[] }> }>> = {
+const BENCHMARKS: Record<
+  string,
+  () => Promise<{ run: () => Promise<{ table: string; summary: string[] }> }>
+> = {
   'call-overhead': () => import('./call-overhead.js'),
 }
 

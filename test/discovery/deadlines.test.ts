@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { DEADLINE_HEADER } from '../../framework/client/http-transport.js'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { DEADLINE_HEADER } from '../../framework/client/http-transport.js'
 import {
   killAll,
   REPO_ROOT,

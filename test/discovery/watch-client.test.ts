@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, it } from 'vitest'
 import { watchRole } from '../../clients/watch.js'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { killAll, type SpawnedInstance, spawnInstance, testEnv } from '../support/instance.js'
@@ -28,13 +28,17 @@ it('clients/watch.ts prints adds, removes and the address it would pick every ti
     write: (line) => lines.push(line),
     signal: stop.signal,
   })
-  await waitFor('an empty tick', () => lines.some((l) => l.includes("no live instance of role 'cache'")))
+  await waitFor('an empty tick', () =>
+    lines.some((l) => l.includes("no live instance of role 'cache'")),
+  )
 
   const cache = spawnInstance('cache', { env: testEnv(etcd.endpoint, namespace) })
   running.push(cache)
   const { url, id } = await cache.listening()
   await waitFor('the add line', () => lines.some((l) => l.includes(`+ cache ${id} ${url}`)))
-  await waitFor('a tick picking it', () => lines.some((l) => l.includes(`→ cache ${id} ${url} (1 live)`)))
+  await waitFor('a tick picking it', () =>
+    lines.some((l) => l.includes(`→ cache ${id} ${url} (1 live)`)),
+  )
 
   await cache.kill('SIGTERM')
   await waitFor('the remove line', () => lines.some((l) => l.includes(`- cache ${id} ${url}`)))
