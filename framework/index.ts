@@ -1,4 +1,5 @@
 export { TRPCError } from '@trpc/server'
+export { z } from 'zod'
 export { DependencyCallError, FAILURE_CODES, RemoteProcedureError } from './client/call-errors.js'
 export { type Connection, type ConnectOptions, connect } from './client/connect.js'
 export type { CallOptions, RouterClient } from './client/router-client.js'
@@ -12,3 +13,4 @@ export {
   initService,
   type ServiceDefinition,
 } from './service/define-service.js'
+export { createTestCaller } from './service/test-caller.js'

@@ -1,23 +1,21 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { type FSWatcher, watch } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { readAppInfo } from '../runtime/app.js'
 import { NAMESPACE_PATTERN, parseEtcdEndpoints } from '../runtime/config.js'
 import { loadServiceDefinition } from '../runtime/service-module.js'
-import { ROLE_PATTERN } from '../service/role.js'
+import { procedureManifest } from '../service/manifest.js'
+import { CliError } from './cli-error.js'
 import { EtcdServer } from './local-etcd.js'
+import { formatTable, styler } from './output.js'
+import { listServiceRoles } from './service-roles.js'
 
 const BIN = join(import.meta.dirname, 'bin.js')
 const COLORS = [36, 33, 35, 32, 34, 91, 96, 93]
-const LEVELS: Record<number, string> = {
-  20: 'debug',
-  30: 'info',
-  40: 'WARN',
-  50: 'ERROR',
-  60: 'FATAL',
-}
+const LEVELS: Record<number, string> = { 20: 'debug', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
 const STOP_TIMEOUT_MS = 15_000
+const RESTART_DEBOUNCE_MS = 300
 
 export interface DevOptions {
   appRoot: string
@@ -26,17 +24,8 @@ export interface DevOptions {
   env: NodeJS.ProcessEnv
   /** Where output goes; colors only when it is a TTY. */
   out: NodeJS.WriteStream
-}
-
-/** Roles under services/: each folder with an index.ts whose name is a valid role. */
-export function listServiceRoles(appRoot: string): string[] {
-  const dir = join(appRoot, 'services')
-  if (!existsSync(dir)) return []
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory() && existsSync(join(dir, entry.name, 'index.ts')))
-    .map((entry) => entry.name)
-    .filter((name) => ROLE_PATTERN.test(name))
-    .sort()
+  /** Restart a role's instances when files under services/<role> change. */
+  watchFiles: boolean
 }
 
 /** Parses `--replicas cache=3,api=2` (or repeated flags). */
@@ -45,8 +34,9 @@ export function parseReplicas(values: string[]): Record<string, number> {
   for (const item of values.flatMap((value) => value.split(','))) {
     const match = /^([a-z][a-z0-9-]{0,62})=(\d{1,3})$/.exec(item.trim())
     if (!match || Number(match[2]) < 1) {
-      throw new Error(
+      throw new CliError(
         `--replicas ${JSON.stringify(item)} is invalid: use role=N with N >= 1, e.g. --replicas cache=3`,
+        2,
       )
     }
     replicas[match[1]!] = Number(match[2])
@@ -54,7 +44,43 @@ export function parseReplicas(values: string[]): Record<string, number> {
   return replicas
 }
 
-interface Child {
+/** What `framework dev` runs: each role with its instance count, from services/ and --replicas. */
+export async function devPlan(
+  appRoot: string,
+  overrides: Record<string, number>,
+): Promise<
+  { role: string; replicas: number; port: number | undefined; procedures: string[]; deps: number }[]
+> {
+  const roles = listServiceRoles(appRoot)
+  if (roles.length === 0) {
+    throw new CliError(
+      `no services in ${join(appRoot, 'services')}; create one: framework generate service <role>`,
+      2,
+    )
+  }
+  for (const role of Object.keys(overrides)) {
+    if (!roles.includes(role)) {
+      throw new CliError(
+        `--replicas names '${role}', which is not in services/ (${roles.join(', ')})`,
+        2,
+      )
+    }
+  }
+  const plan = []
+  for (const role of roles) {
+    const definition = await loadServiceDefinition(appRoot, role)
+    plan.push({
+      role,
+      replicas: overrides[role] ?? definition.replicas,
+      port: definition.port,
+      procedures: Object.keys(procedureManifest(definition.router)),
+      deps: Object.keys(definition.deps).length,
+    })
+  }
+  return plan
+}
+
+interface Instance {
   name: string
   role: string
   process: ChildProcess
@@ -64,33 +90,20 @@ interface Child {
 
 /**
  * `framework dev` as local processes: an etcd (ETCD_ENDPOINTS if set, else one started from the
- * etcd binary), then every service × its replicas via `framework start`, one colored prefixed
- * stream per instance, a readiness table once all are registered. Ctrl-C stops everything
- * gracefully (SIGTERM: leases revoked), then etcd.
+ * etcd binary), then every service × its replicas via `framework start`, one colored, prefixed
+ * stream per instance, and a readiness table once all are registered. A change under
+ * services/<role> restarts that role. Ctrl-C stops everything gracefully (SIGTERM: leases
+ * revoked), then etcd; nothing is left running.
  */
 export async function devLocal(options: DevOptions): Promise<number> {
   const { appRoot, env, out } = options
-  const color = out.isTTY === true
-  const paint = (code: number, text: string) => (color ? `\u001b[${code}m${text}\u001b[0m` : text)
-  const say = (line: string) => out.write(`${paint(1, 'framework')} ${line}\n`)
-
-  const roles = listServiceRoles(appRoot)
-  if (roles.length === 0)
-    throw new Error(
-      `no services in ${join(appRoot, 'services')}; create one: framework generate service <role>`,
-    )
-  for (const role of Object.keys(options.replicas)) {
-    if (!roles.includes(role))
-      throw new Error(`--replicas names '${role}', which is not in services/ (${roles.join(', ')})`)
-  }
-  const plan: { role: string; replicas: number }[] = []
-  for (const role of roles) {
-    const definition = await loadServiceDefinition(appRoot, role)
-    plan.push({ role, replicas: options.replicas[role] ?? definition.replicas })
-  }
+  const style = styler(out)
+  const say = (line: string) => out.write(`${style.bold('framework')} ${line}\n`)
+  const plan = await devPlan(appRoot, options.replicas)
   const namespace = env.FRAMEWORK_NAMESPACE || readAppInfo(appRoot).namespace
-  if (!NAMESPACE_PATTERN.test(namespace))
-    throw new Error(`namespace '${namespace}' is invalid; set FRAMEWORK_NAMESPACE`)
+  if (!NAMESPACE_PATTERN.test(namespace)) {
+    throw new CliError(`namespace '${namespace}' is invalid; set FRAMEWORK_NAMESPACE`, 2)
+  }
 
   let etcd: EtcdServer | undefined
   let endpoints: string
@@ -99,119 +112,181 @@ export async function devLocal(options: DevOptions): Promise<number> {
     say(`using etcd at ${endpoints} (ETCD_ENDPOINTS)`)
   } else {
     say('starting etcd (temp data dir, free port)…')
-    etcd = await EtcdServer.start()
+    try {
+      etcd = await EtcdServer.start()
+    } catch (err) {
+      throw new CliError((err as Error).message.split('\n')[0] ?? 'etcd failed to start')
+    }
     endpoints = etcd.endpoint
     say(`etcd ready at ${endpoints}`)
   }
 
-  const children: Child[] = []
-  let stopping = false
-  let resolveAllDone: (code: number) => void = () => undefined
-  const allDone = new Promise<number>((resolve) => {
-    resolveAllDone = resolve
-  })
+  const total = plan.reduce((sum, entry) => sum + entry.replicas, 0)
   const width = Math.max(...plan.map(({ role, replicas }) => `${role}#${replicas}`.length))
-  let colorIndex = 0
+  const colorOf = new Map(plan.map(({ role }, i) => [role, COLORS[i % COLORS.length]!]))
+  const instances = new Map<string, Instance>()
+  let stopping = false
+  let summaryShown = false
+  let onAllExited: () => void = () => undefined
+
   const printSummary = () => {
     const rows = plan.map(({ role }) => {
-      const mine = children.filter((child) => child.role === role)
-      return `  ${role.padEnd(width)}  ${mine.length} instance(s)  ${mine.map((child) => child.url).join('  ')}`
+      const mine = [...instances.values()].filter((instance) => instance.role === role)
+      return [role, String(mine.length), mine.map((instance) => instance.url).join('  ')]
     })
     say(
-      `all ${children.length} instances registered (namespace '${namespace}'):\n${rows.join('\n')}`,
+      `all ${total} instances registered (namespace '${namespace}', etcd ${endpoints}):\n${formatTable(['role', 'instances', 'urls'], rows)}`,
     )
-    const api = children.find((child) => child.role === 'api')
-    if (api) {
-      say(`try: curl '${api.url}/trpc/get?input=${encodeURIComponent('{"key":"hello"}')}'`)
-    }
+    const first = [...instances.values()][0]
+    if (first)
+      say(`try: framework call ${first.role}.<procedure> '<json>'   (framework routes lists them)`)
     say('Ctrl-C stops everything')
   }
 
-  for (const { role, replicas } of plan) {
-    const code = COLORS[colorIndex++ % COLORS.length]!
-    for (let n = 1; n <= replicas; n++) {
-      const name = `${role}#${n}`
-      const child = spawn(process.execPath, [BIN, 'start', role], {
-        cwd: appRoot,
-        env: {
-          ...env,
-          ETCD_ENDPOINTS: endpoints,
-          FRAMEWORK_NAMESPACE: namespace,
-          HOST: env.HOST || '127.0.0.1',
-          ADVERTISE_HOST: env.ADVERTISE_HOST || '127.0.0.1',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      const entry: Child = { name, role, process: child, registered: false }
-      children.push(entry)
-      const prefix = paint(code, `${name.padEnd(width)} |`)
-      const onLine = (text: string) => {
-        let line: { msg?: string; level?: number; url?: string; [key: string]: unknown } | undefined
-        try {
-          line = JSON.parse(text)
-        } catch {}
-        if (!line || typeof line.msg !== 'string') {
-          out.write(`${prefix} ${text}\n`)
-          return
-        }
-        if (line.msg === 'listening') entry.url = line.url
-        const extras = ['url', 'reason', 'err', 'key']
-          .filter((field) => line[field] !== undefined)
-          .map(
-            (field) =>
-              `${field}=${typeof line[field] === 'string' ? line[field] : JSON.stringify(line[field])}`,
-          )
-        const level = LEVELS[line.level ?? 30] ?? 'info'
-        out.write(
-          `${prefix} ${level === 'info' ? '' : `${level} `}${line.msg}${extras.length ? ` ${extras.join(' ')}` : ''}\n`,
+  const start = (role: string, n: number, port: number | undefined) => {
+    const name = `${role}#${n}`
+    const child = spawn(process.execPath, [BIN, 'start', role], {
+      cwd: appRoot,
+      env: {
+        ...env,
+        ETCD_ENDPOINTS: endpoints,
+        FRAMEWORK_NAMESPACE: namespace,
+        HOST: env.HOST || '127.0.0.1',
+        ADVERTISE_HOST: env.ADVERTISE_HOST || '127.0.0.1',
+        ...(port !== undefined ? { PORT: String(port) } : {}),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const instance: Instance = { name, role, process: child, registered: false }
+    instances.set(name, instance)
+    const prefix = style.color(colorOf.get(role) ?? 0, `${name.padEnd(width)} |`)
+    const onLine = (text: string) => {
+      let line: { msg?: unknown; level?: number; [key: string]: unknown } | undefined
+      try {
+        line = JSON.parse(text)
+      } catch {}
+      if (!line || typeof line.msg !== 'string') {
+        out.write(`${prefix} ${text}\n`)
+        return
+      }
+      if (line.msg === 'listening') instance.url = line.url as string
+      const extras = ['url', 'reason', 'err', 'key']
+        .filter((field) => line[field] !== undefined)
+        .map(
+          (field) =>
+            `${field}=${typeof line[field] === 'string' ? line[field] : JSON.stringify(line[field])}`,
         )
-        if (line.msg === 'registered in etcd' && !entry.registered) {
-          entry.registered = true
-          if (
-            children.length === plan.reduce((sum, p) => sum + p.replicas, 0) &&
-            children.every((c) => c.registered)
-          ) {
-            printSummary()
-          }
+      const level = LEVELS[line.level ?? 30]
+      out.write(
+        `${prefix} ${level ? `${level} ` : ''}${line.msg}${extras.length ? ` ${style.dim(extras.join(' '))}` : ''}\n`,
+      )
+      if (line.msg === 'registered in etcd' && !instance.registered) {
+        instance.registered = true
+        const all = [...instances.values()]
+        if (!summaryShown && all.length === total && all.every((i) => i.registered)) {
+          summaryShown = true
+          printSummary()
         }
       }
-      if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine)
-      if (child.stderr)
-        createInterface({ input: child.stderr }).on('line', (text) =>
-          out.write(`${prefix} ${text}\n`),
+    }
+    if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine)
+    if (child.stderr) {
+      createInterface({ input: child.stderr }).on('line', (text) =>
+        out.write(`${prefix} ${text}\n`),
+      )
+    }
+    child.on('exit', (code, signal) => {
+      if (instances.get(name)?.process === child && !stopping && !restarting.has(role)) {
+        say(
+          `${name} exited (${signal ?? `code ${code}`}); fix and save a file under services/${role} to restart it`,
         )
-      child.on('exit', (exitCode, signal) => {
-        if (!stopping) say(`${name} exited (${signal ?? `code ${exitCode}`}); stop with Ctrl-C`)
-        if (children.every((c) => c.process.exitCode !== null || c.process.signalCode !== null)) {
-          resolveAllDone(0)
-        }
-      })
+      }
+      if (
+        stopping &&
+        [...instances.values()].every(
+          (i) => i.process.exitCode !== null || i.process.signalCode !== null,
+        )
+      ) {
+        onAllExited()
+      }
+    })
+  }
+
+  const isRunning = (instance: Instance) =>
+    instance.process.exitCode === null && instance.process.signalCode === null
+  const restarting = new Set<string>()
+  const restart = async (role: string) => {
+    if (stopping || restarting.has(role)) return
+    restarting.add(role)
+    const entry = plan.find((p) => p.role === role)!
+    say(`files of ${role} changed: restarting ${entry.replicas} instance(s)`)
+    const old = [...instances.values()].filter((instance) => instance.role === role)
+    await Promise.all(
+      old.map(
+        (instance) =>
+          new Promise<void>((resolve) => {
+            if (!isRunning(instance)) return resolve()
+            instance.process.once('exit', () => resolve())
+            instance.process.kill('SIGTERM')
+          }),
+      ),
+    )
+    restarting.delete(role)
+    if (stopping) return
+    for (let n = 1; n <= entry.replicas; n++)
+      start(role, n, entry.replicas === 1 ? entry.port : undefined)
+  }
+
+  for (const { role, replicas, port } of plan) {
+    // A fixed port fits one instance per host; replicas take free ports.
+    for (let n = 1; n <= replicas; n++) start(role, n, replicas === 1 ? port : undefined)
+  }
+
+  const watchers: FSWatcher[] = []
+  if (options.watchFiles) {
+    for (const { role } of plan) {
+      let timer: NodeJS.Timeout | undefined
+      try {
+        watchers.push(
+          watch(join(appRoot, 'services', role), { recursive: true }, () => {
+            clearTimeout(timer)
+            timer = setTimeout(() => void restart(role), RESTART_DEBOUNCE_MS)
+          }),
+        )
+      } catch {
+        say(`cannot watch services/${role} for changes; restart by hand`)
+      }
     }
   }
 
   const stop = async (signal: string) => {
-    if (stopping) return
     stopping = true
-    say(`${signal}: stopping ${children.length} instances (leases revoked)…`)
-    for (const child of children) {
-      if (child.process.exitCode === null && child.process.signalCode === null)
-        child.process.kill('SIGTERM')
-    }
+    for (const watcher of watchers) watcher.close()
+    const running = [...instances.values()].filter(isRunning)
+    say(`${signal}: stopping ${running.length} instance(s) (leases revoked)…`)
+    const allExited = new Promise<void>((resolve) => {
+      onAllExited = resolve
+      if (running.length === 0) resolve()
+    })
+    for (const instance of running) instance.process.kill('SIGTERM')
     const timer = setTimeout(() => {
-      for (const child of children) {
-        if (child.process.exitCode === null && child.process.signalCode === null)
-          child.process.kill('SIGKILL')
+      for (const instance of instances.values()) {
+        if (isRunning(instance)) instance.process.kill('SIGKILL')
       }
     }, STOP_TIMEOUT_MS)
-    await allDone
+    await allExited
     clearTimeout(timer)
     if (etcd) await etcd.dispose()
     say('stopped')
   }
-  const finished = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => void stop(signal).then(() => resolve(0))
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+  return new Promise<number>((resolve) => {
+    let signalled = false
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) return
+      signalled = true
+      void stop(signal).then(() => resolve(0))
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
   })
-  return finished
 }

@@ -8,9 +8,13 @@ import { freePort } from './free-port.js'
 const ETCD_BIN = process.env.ETCD_BIN ?? 'etcd'
 
 /** How to get an etcd binary, for the message when none is found. */
-export const ETCD_INSTALL_HINT =
-  'install etcd (Debian/Ubuntu: apt-get install -y etcd-server; macOS: brew install etcd), ' +
-  'set ETCD_BIN to its path, or point ETCD_ENDPOINTS at a running etcd'
+export const ETCD_INSTALL_HINT = `install etcd (${
+  process.platform === 'darwin'
+    ? 'brew install etcd'
+    : process.platform === 'win32'
+      ? 'download it from the etcd releases page'
+      : 'Debian/Ubuntu: sudo apt-get install -y etcd-server etcd-client'
+}), set ETCD_BIN to its path, or point ETCD_ENDPOINTS at a running etcd`
 
 /**
  * A real single-member etcd from the `etcd` binary, on free loopback ports with a temporary data

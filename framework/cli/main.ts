@@ -1,44 +1,338 @@
 import { resolve } from 'node:path'
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
+import { ConfigError } from '../runtime/config.js'
+import { ServiceModuleError } from '../runtime/service-module.js'
+import { InvalidRoleError } from '../service/role.js'
+import { callThroughDiscovery, parseCallInput, parseCallTarget } from './call.js'
+import { CliError } from './cli-error.js'
+import { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE, writeCompose } from './compose.js'
+import { composeDown, devCompose } from './dev-compose.js'
 import { devLocal, parseReplicas } from './dev-local.js'
+import { composeCommand, dockerEngineAnswers } from './docker.js'
+import { generateService } from './generate-service.js'
+import { newApp } from './new-app.js'
+import { formatTable, styler } from './output.js'
+import { phoneBookTarget } from './phone-book-target.js'
+import { formatAge, readPhoneBook } from './ps.js'
+import { listRoutes } from './routes.js'
 import { startCommand } from './start.js'
+import { watchRole } from './watch.js'
+
+const out = (line: string): void => {
+  process.stdout.write(`${line}\n`)
+}
+const dirOption = () =>
+  new Option('--dir <path>', 'the app root (holds services/ and package.json)').default(
+    process.cwd(),
+    'cwd',
+  )
+const etcdOption = () =>
+  new Option('--etcd <endpoints>', 'etcd client URLs (default: ETCD_ENDPOINTS)')
+const namespaceOption = () =>
+  new Option(
+    '--namespace <name>',
+    'phone book namespace (default: FRAMEWORK_NAMESPACE or package name)',
+  )
+const replicasOption = () =>
+  new Option(
+    '--replicas <role=N...>',
+    'instances per role, overriding the service definitions',
+  ).default([])
+
+interface ComposeFlags {
+  dir: string
+  network: 'bridge' | 'host'
+  baseImage: string
+  etcdImage: string
+  etcdPort: string
+  replicas: string[]
+}
+
+function composeOptions(flags: ComposeFlags) {
+  const etcdPort = Number(flags.etcdPort)
+  if (!Number.isInteger(etcdPort) || etcdPort < 1 || etcdPort > 65534) {
+    throw new CliError(`--etcd-port ${flags.etcdPort} is invalid: use a port number 1-65534`, 2)
+  }
+  return {
+    appRoot: resolve(flags.dir),
+    network: flags.network,
+    baseImage: flags.baseImage,
+    etcdImage: flags.etcdImage,
+    etcdPort,
+    replicas: parseReplicas(flags.replicas),
+  }
+}
+
+const composeFlags = (command: Command) =>
+  command
+    .addOption(
+      new Option(
+        '--network <mode>',
+        'bridge (etcd reached as "etcd") or host (no bridge networking)',
+      )
+        .choices(['bridge', 'host'])
+        .default('bridge'),
+    )
+    .addOption(
+      new Option('--base-image <image>', 'image services are built FROM').default(
+        DEFAULT_BASE_IMAGE,
+      ),
+    )
+    .addOption(
+      new Option('--etcd-image <image>', 'image etcd runs from').default(DEFAULT_ETCD_IMAGE),
+    )
+    .addOption(new Option('--etcd-port <port>', "etcd's client port on the host").default('2379'))
+    .addOption(replicasOption())
 
 const program = new Command('framework')
   .description('TypeScript RPC services that find each other through etcd')
-  .showHelpAfterError(false)
   .exitOverride()
+  .configureOutput({
+    outputError: (text, write) =>
+      write(text.split('\n')[0]!.trim() ? `${text.trim().split('\n')[0]}\n` : text),
+  })
+
+program
+  .command('new')
+  .description('create an app: package.json, tsconfig, services/hello, README')
+  .argument('<dir>', 'a new or empty directory')
+  .option('--skip-install', 'do not run npm install')
+  .action((dir: string, flags: { skipInstall?: boolean }) => {
+    newApp({ dir, install: !flags.skipInstall, log: out })
+  })
+
+const generate = program.command('generate').description('generate code by convention')
+generate
+  .command('service')
+  .description('services/<role>/index.ts with a sample procedure, and its test')
+  .argument('<role>', "the new service's role")
+  .option('--deps <roles>', 'comma-separated roles it calls through ctx.deps', '')
+  .option('--port <n>', 'a fixed port for dev and compose')
+  .addOption(dirOption())
+  .action((role: string, flags: { deps: string; port?: string; dir: string }) => {
+    const appRoot = resolve(flags.dir)
+    const deps = flags.deps
+      .split(',')
+      .map((dep) => dep.trim())
+      .filter(Boolean)
+    if (flags.port !== undefined && !/^\d+$/.test(flags.port)) {
+      throw new CliError(`--port ${flags.port} is invalid: use a port number 1-65535`, 2)
+    }
+    generateService({
+      appRoot,
+      role,
+      deps,
+      port: flags.port === undefined ? undefined : Number(flags.port),
+      log: out,
+    })
+  })
+
+program
+  .command('routes')
+  .description('every role, its procedures (query/mutation, input) and its deps; from the code')
+  .option('--json', 'print JSON')
+  .addOption(dirOption())
+  .action(async (flags: { json?: boolean; dir: string }) => {
+    const routes = await listRoutes(resolve(flags.dir))
+    if (flags.json) return out(JSON.stringify(routes, null, 2))
+    out(
+      formatTable(
+        ['role', 'procedure', 'kind', 'input', 'deps'],
+        routes.map((route) => [
+          route.role,
+          route.path,
+          route.kind,
+          route.input,
+          route.deps.join(',') || '-',
+        ]),
+      ),
+    )
+  })
+
+program
+  .command('ps')
+  .description('the live phone book: every registered instance')
+  .option('--json', 'print JSON')
+  .addOption(etcdOption())
+  .addOption(namespaceOption())
+  .addOption(dirOption())
+  .action(async (flags: { json?: boolean; etcd?: string; namespace?: string; dir: string }) => {
+    const target = phoneBookTarget(flags, process.env)
+    const book = await readPhoneBook(target)
+    if (flags.json) return out(JSON.stringify({ namespace: target.namespace, ...book }, null, 2))
+    const style = styler(process.stdout)
+    if (book.instances.length === 0) {
+      out(
+        `no instances registered in namespace '${target.namespace}' (etcd ${target.etcdEndpoints.join(',')})`,
+      )
+    } else {
+      out(
+        formatTable(
+          [
+            'role',
+            'instance',
+            'url',
+            'age',
+            'inflight',
+            'cpu',
+            'rss',
+            'contract',
+            'lease',
+            'record',
+          ],
+          book.instances.map((row) => [
+            row.role,
+            row.id,
+            row.url,
+            formatAge(row.ageSeconds),
+            String(row.inflight),
+            row.cpu.toFixed(2),
+            `${row.rssMiB}M`,
+            row.contract.slice(0, 8),
+            row.ttlLeft === undefined ? '?' : `${row.ttlLeft}/${row.grantedTtl}s`,
+            row.stale ? style.color(33, 'stale') : 'fresh',
+          ]),
+        ),
+      )
+    }
+    for (const bad of book.malformed) out(`malformed: ${bad.reason}`)
+  })
+
+program
+  .command('watch')
+  .description('stream adds/removes of a role and the instance a client would pick now')
+  .argument('<role>')
+  .addOption(etcdOption())
+  .addOption(namespaceOption())
+  .addOption(dirOption())
+  .action(async (role: string, flags: { etcd?: string; namespace?: string; dir: string }) => {
+    const target = phoneBookTarget(flags, process.env)
+    const stop = new AbortController()
+    process.once('SIGINT', () => stop.abort())
+    process.once('SIGTERM', () => stop.abort())
+    await watchRole({
+      role,
+      etcdEndpoints: target.etcdEndpoints.join(','),
+      namespace: target.namespace,
+      signal: stop.signal,
+    })
+  })
+
+program
+  .command('call')
+  .description(
+    'call <role>.<procedure> through discovery: framework call cache.get \'{"key":"a"}\'',
+  )
+  .argument('<target>', '<role>.<procedure path>')
+  .argument('[input]', 'the input as JSON')
+  .option('--timeout <ms>', 'deadline of the call', '10000')
+  .addOption(etcdOption())
+  .addOption(namespaceOption())
+  .addOption(dirOption())
+  .action(
+    async (
+      targetText: string,
+      inputText: string | undefined,
+      flags: { timeout: string; etcd?: string; namespace?: string; dir: string },
+    ) => {
+      const { role, path } = parseCallTarget(targetText)
+      const input = parseCallInput(inputText)
+      const timeoutMs = Number(flags.timeout)
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+        throw new CliError(
+          `--timeout ${flags.timeout} is invalid: use milliseconds, e.g. --timeout 5000`,
+          2,
+        )
+      }
+      const target = phoneBookTarget(flags, process.env)
+      const result = await callThroughDiscovery(target, role, path, input, timeoutMs)
+      out(JSON.stringify(result, null, 2))
+    },
+  )
+
+composeFlags(
+  program
+    .command('compose')
+    .description(
+      'write docker-compose.yml from services/: etcd + every service, healthchecks, replicas',
+    )
+    .addOption(dirOption()),
+).action(async (flags: ComposeFlags) => {
+  await writeCompose(composeOptions(flags), out)
+})
+
+composeFlags(
+  program
+    .command('dev')
+    .description(
+      'run everything: docker compose if an engine answers, else local processes with an etcd',
+    )
+    .option('--local', 'run local processes even if Docker is available')
+    .option('--detach', 'compose mode: start in the background and return')
+    .option('--no-watch', 'do not restart services when their files change')
+    .addOption(dirOption()),
+).action(async (flags: ComposeFlags & { local?: boolean; detach?: boolean; watch: boolean }) => {
+  const compose = flags.local ? undefined : dockerEngineAnswers() ? composeCommand() : undefined
+  let code: number
+  if (compose) {
+    code = await devCompose({
+      ...composeOptions(flags),
+      compose,
+      detach: flags.detach === true,
+      watchFiles: flags.watch,
+      log: out,
+    })
+  } else {
+    if (flags.detach)
+      throw new CliError(
+        '--detach needs a Docker engine and compose; without them run framework dev in a terminal',
+        2,
+      )
+    if (!flags.local)
+      out('framework no Docker engine answered (docker info): running local processes')
+    code = await devLocal({
+      appRoot: resolve(flags.dir),
+      replicas: parseReplicas(flags.replicas),
+      env: process.env,
+      out: process.stdout,
+      watchFiles: flags.watch,
+    })
+  }
+  process.exit(code)
+})
+
+program
+  .command('down')
+  .description('stop and remove what framework dev --detach started in compose')
+  .addOption(dirOption())
+  .action(async (flags: { dir: string }) => {
+    const compose = composeCommand()
+    if (!compose) throw new CliError('neither docker compose nor docker-compose is installed', 2)
+    process.exit(await composeDown(resolve(flags.dir), compose))
+  })
 
 program
   .command('start')
   .description('run one instance of services/<role> and register it in etcd')
   .argument('<role>', 'the service role (folder name under services/)')
-  .option('--dir <path>', 'the app root (holds services/ and package.json)', process.cwd())
-  .action(async (role: string, options: { dir: string }) => {
-    await startCommand(role, options.dir)
-  })
-
-program
-  .command('dev')
-  .description('run every service in services/ with an etcd, as local processes; Ctrl-C stops all')
-  .option('--dir <path>', 'the app root (holds services/ and package.json)', process.cwd())
-  .option('--replicas <role=N...>', 'instances per role, overriding the service definitions', [])
-  .option('--local', 'run local processes (the only mode until compose support lands)')
-  .action(async (options: { dir: string; replicas: string[] }) => {
-    const code = await devLocal({
-      appRoot: resolve(options.dir),
-      replicas: parseReplicas(options.replicas),
-      env: process.env,
-      out: process.stdout,
-    })
-    process.exit(code)
+  .addOption(dirOption())
+  .action(async (role: string, flags: { dir: string }) => {
+    await startCommand(role, flags.dir)
   })
 
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
-  if (err instanceof CommanderError) {
-    process.exit(err.exitCode)
-  }
-  process.stderr.write(`framework: ${err instanceof Error ? err.message : String(err)}\n`)
-  process.exit(1)
+  if (err instanceof CommanderError) process.exit(err.exitCode)
+  const exitCode =
+    err instanceof CliError
+      ? err.exitCode
+      : err instanceof ConfigError ||
+          err instanceof ServiceModuleError ||
+          err instanceof InvalidRoleError
+        ? 2
+        : 1
+  const message = err instanceof Error ? err.message : String(err)
+  process.stderr.write(`framework: ${message.split('\n')[0]}\n`)
+  process.exit(exitCode)
 }

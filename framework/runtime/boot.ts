@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
@@ -94,6 +95,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const server = createServer(httpApp)
   const address = await listen(server, config.port, config.host)
   instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`
+  if (config.portFile) writeFileSync(config.portFile, String(address.port))
   log.info({ url: instance.url, port: address.port }, 'listening')
 
   const key = instanceKey(config.namespace, definition.role, id)

@@ -24,6 +24,8 @@ export interface RuntimeConfig {
   maxBodyBytes: number
   /** pino level (`LOG_LEVEL`). */
   logLevel: string
+  /** If set, the listening port is written to this file (container healthchecks read it). */
+  portFile: string | undefined
 }
 
 /** A bad environment value: names the variable, what was given and the accepted form. */
@@ -185,5 +187,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       'the largest request body in bytes, at least 1024, e.g. FRAMEWORK_MAX_BODY_BYTES=1048576',
     ),
     logLevel,
+    portFile: env.FRAMEWORK_PORT_FILE || undefined,
   }
 }

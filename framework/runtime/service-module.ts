@@ -26,7 +26,18 @@ export async function loadServiceDefinition(
       `no service '${role}': ${path} does not exist (create it with: framework generate service ${role})`,
     )
   }
-  const module = (await import(pathToFileURL(path).href)) as { default?: unknown }
+  let module: { default?: unknown }
+  try {
+    module = (await import(pathToFileURL(path).href)) as { default?: unknown }
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (code === 'ERR_MODULE_NOT_FOUND') {
+      throw new ServiceModuleError(
+        `cannot load ${path}: ${(err as Error).message.split('\n')[0]}; run npm install in the app`,
+      )
+    }
+    throw err
+  }
   if (!isServiceDefinition(module.default)) {
     throw new ServiceModuleError(
       `${path} must default-export defineService({ role: '${role}', router }) (export default defineService(...))`,

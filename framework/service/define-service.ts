@@ -32,6 +32,8 @@ export interface ServiceDefinition<
   readonly version: string | undefined
   /** How many instances `framework dev` / compose start; default 1. */
   readonly replicas: number
+  /** Fixed port for `framework dev` / compose (one replica per port on a host); default any free port. */
+  readonly port: number | undefined
   /** Register (and so be ready) only once every dependency has a live instance; fail after the timeout. */
   readonly waitForDeps: WaitForDeps | undefined
 }
@@ -79,6 +81,7 @@ export type ServiceSpec<TRole extends string, TRouter extends AnyRouter> = {
   router: TRouter
   version?: string
   replicas?: number
+  port?: number
   waitForDeps?: boolean | Partial<WaitForDeps>
 } & DepsField<TRouter>
 
@@ -103,6 +106,14 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
       `invalid replicas ${JSON.stringify(spec.replicas)} for service '${spec.role}': use a whole number >= 1`,
     )
   }
+  if (
+    spec.port !== undefined &&
+    (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535)
+  ) {
+    throw new Error(
+      `invalid port ${JSON.stringify(spec.port)} for service '${spec.role}': use a whole number 1-65535`,
+    )
+  }
   return Object.freeze({
     kind: 'framework.service' as const,
     role: spec.role,
@@ -110,6 +121,7 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
     deps: Object.freeze(deps),
     version: spec.version,
     replicas,
+    port: spec.port,
     waitForDeps: spec.waitForDeps
       ? {
           timeoutMs: (spec.waitForDeps === true ? undefined : spec.waitForDeps.timeoutMs) ?? 30_000,

@@ -12,6 +12,16 @@ export type ServiceErrorShape = TRPCDefaultErrorShape & {
   data: TRPCDefaultErrorShape['data'] & { issues?: InputIssue[] }
 }
 
+/** By shape, not `instanceof`: an app may validate with its own copy of zod. */
+function isZodError(value: unknown): value is ZodError {
+  return (
+    value instanceof ZodError ||
+    (value instanceof Error &&
+      value.name === 'ZodError' &&
+      Array.isArray((value as ZodError).issues))
+  )
+}
+
 /**
  * Error formatter shared by every service. A validation failure names each bad field and carries
  * the zod issues with their paths in `error.data.issues`; a body that is not JSON or too large
@@ -24,7 +34,7 @@ export function formatServiceError({
   shape: TRPCDefaultErrorShape
   error: { code: string; cause?: unknown }
 }): ServiceErrorShape {
-  if (error.cause instanceof ZodError) {
+  if (isZodError(error.cause)) {
     const issues = error.cause.issues.map((issue) => ({
       path: issue.path.map((segment) => (typeof segment === 'symbol' ? String(segment) : segment)),
       message: issue.message,

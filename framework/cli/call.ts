@@ -1,0 +1,56 @@
+import { TRPCError } from '@trpc/server'
+import { pino } from 'pino'
+import { connect } from '../client/connect.js'
+import { ROLE_PATTERN } from '../service/role.js'
+import { CliError } from './cli-error.js'
+import type { PhoneBookTarget } from './phone-book-target.js'
+
+/** Splits `cache.admin.flush` into role `cache` and path `admin.flush`. */
+export function parseCallTarget(target: string): { role: string; path: string } {
+  const dot = target.indexOf('.')
+  const role = dot > 0 ? target.slice(0, dot) : ''
+  const path = dot > 0 ? target.slice(dot + 1) : ''
+  if (!ROLE_PATTERN.test(role) || !/^[A-Za-z0-9_$]+(\.[A-Za-z0-9_$]+)*$/.test(path)) {
+    throw new CliError(
+      `'${target}' is not <role>.<procedure>: e.g. framework call cache.get '{"key":"a"}'`,
+      2,
+    )
+  }
+  return { role, path }
+}
+
+export function parseCallInput(json: string | undefined): unknown {
+  if (json === undefined) return undefined
+  try {
+    return JSON.parse(json)
+  } catch (err) {
+    throw new CliError(
+      `input is not valid JSON (${(err as Error).message}); quote it for the shell: framework call cache.get '{"key":"a"}'`,
+      2,
+    )
+  }
+}
+
+/** Calls one procedure through discovery, exactly as `ctx.deps` would. */
+export async function callThroughDiscovery(
+  target: PhoneBookTarget,
+  role: string,
+  path: string,
+  input: unknown,
+  timeoutMs: number,
+): Promise<unknown> {
+  const connection = connect({
+    deps: { [role]: { timeoutMs } },
+    etcdEndpoints: target.etcdEndpoints.join(','),
+    namespace: target.namespace,
+    log: pino({ level: 'silent' }),
+  })
+  try {
+    return await connection.dependencies.clients.get(role)!.call(path, input)
+  } catch (err) {
+    if (err instanceof TRPCError) throw new CliError(`${err.code}: ${err.message}`)
+    throw err
+  } finally {
+    await connection.close()
+  }
+}

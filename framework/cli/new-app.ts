@@ -1,0 +1,64 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
+import { CliError } from './cli-error.js'
+import { generateService } from './generate-service.js'
+import { renderTemplate } from './template.js'
+
+/** Where the framework package lives, for the new app's dependency on it. */
+export const FRAMEWORK_ROOT = resolve(import.meta.dirname, '../..')
+
+export interface NewAppOptions {
+  dir: string
+  /** Skip `npm install` (tests and offline use). */
+  install: boolean
+  /** How the app depends on the framework; default `file:` this installation. */
+  frameworkSpec?: string
+  log: (line: string) => void
+}
+
+/** `framework new <dir>`: an app that runs as created, with one example service. */
+export function newApp(options: NewAppOptions): string {
+  const dir = resolve(options.dir)
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new CliError(`${dir} is not empty; pick a new directory (framework new my-app)`, 2)
+  }
+  const name = basename(dir)
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]/g, '-')
+    .replace(/^[._-]+/, '')
+  if (name === '')
+    throw new CliError(`cannot name an app after '${basename(dir)}'; use letters and digits`, 2)
+  mkdirSync(join(dir, 'services'), { recursive: true })
+  const files: [string, string][] = [
+    [
+      'package.json',
+      renderTemplate('app/package.json.tmpl', {
+        name,
+        frameworkSpec: options.frameworkSpec ?? `file:${FRAMEWORK_ROOT}`,
+      }),
+    ],
+    ['tsconfig.json', renderTemplate('app/tsconfig.json.tmpl', {})],
+    ['README.md', renderTemplate('app/README.md.tmpl', { name })],
+    ['.gitignore', renderTemplate('app/gitignore.tmpl', {})],
+  ]
+  for (const [file, text] of files) {
+    writeFileSync(join(dir, file), text)
+    options.log(`create ${file}`)
+  }
+  generateService({ appRoot: dir, role: 'hello', deps: [], port: undefined, log: options.log })
+  if (options.install) {
+    options.log('npm install …')
+    const result = spawnSync('npm', ['install', '--no-audit', '--no-fund'], {
+      cwd: dir,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
+    if (result.status !== 0) {
+      throw new CliError(
+        `npm install failed in ${dir}; fix the error above and run npm install there`,
+      )
+    }
+  }
+  options.log(`done: cd ${options.dir} && ${options.install ? '' : 'npm install && '}npm run dev`)
+  return dir
+}
