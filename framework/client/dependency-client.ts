@@ -51,6 +51,7 @@ export class DependencyClient {
     const timeoutMs = callOptions?.timeoutMs ?? this.options.timeoutMs
     let deadline = started + timeoutMs
     if (parentDeadline !== undefined && parentDeadline < deadline) deadline = parentDeadline
+    const allowedMs = deadline - started
     if (!resolver.listed) await this.#awaitListing(deadline)
     budget.deposit()
     const tried = new Set<Endpoint>()
@@ -58,12 +59,17 @@ export class DependencyClient {
       const endpoint = this.#choose(path, tried)
       const kind = endpoint.record.procedures[path]!
       const remaining = deadline - Date.now()
-      if (remaining <= 0) throw this.#timeout(path, timeoutMs)
-      const retriesLeft = kind === 'query' ? MAX_RETRIES - retries : 0
-      const attemptMs =
-        retriesLeft > 0
-          ? Math.min(remaining, Math.max(MIN_ATTEMPT_MS, timeoutMs / (MAX_RETRIES + 1)))
-          : remaining
+      if (remaining <= 0) throw this.#timeout(path, allowedMs)
+      // The deadline is split among attempts only when a retry could follow: a query, retries
+      // left, another healthy instance to try, and budget. Otherwise one attempt gets it all.
+      const canRetryElsewhere =
+        kind === 'query' &&
+        retries < MAX_RETRIES &&
+        budget.canWithdraw() &&
+        this.#hasAlternative(path, endpoint, tried)
+      const attemptMs = canRetryElsewhere
+        ? Math.min(remaining, Math.max(MIN_ATTEMPT_MS, allowedMs / (MAX_RETRIES + 1)))
+        : remaining
       let answer: HttpAnswer
       try {
         answer = await this.#attempt(
@@ -72,7 +78,7 @@ export class DependencyClient {
           path,
           input,
           attemptMs,
-          remaining,
+          attemptMs,
           callOptions?.signal,
         )
       } catch (err) {
@@ -92,7 +98,7 @@ export class DependencyClient {
           retries++
           continue
         }
-        if (err.reason === 'timeout') throw this.#timeout(path, timeoutMs, err)
+        if (err.reason === 'timeout') throw this.#timeout(path, allowedMs, err)
         throw new DependencyCallError(
           'unreachable',
           `${this.#where(path)}: instance ${endpoint.id} at ${endpoint.url} failed (${err.message})` +
@@ -195,6 +201,18 @@ export class DependencyClient {
     return this.options.balancer.pick(candidates)
   }
 
+  /** Another healthy instance serving `path` that this call has not tried yet. */
+  #hasAlternative(path: string, current: Endpoint, tried: Set<Endpoint>): boolean {
+    const now = Date.now()
+    return this.options.resolver.endpoints.some(
+      (other) =>
+        other !== current &&
+        !tried.has(other) &&
+        !other.isEjected(now) &&
+        other.record.procedures[path] !== undefined,
+    )
+  }
+
   /** Passive health: out of rotation for a growing backoff, unless it is the last healthy one. */
   #eject(endpoint: Endpoint, reason: string): void {
     const now = Date.now()
@@ -235,10 +253,10 @@ export class DependencyClient {
     )
   }
 
-  #timeout(path: string, timeoutMs: number, cause?: unknown): DependencyCallError {
+  #timeout(path: string, allowedMs: number, cause?: unknown): DependencyCallError {
     return new DependencyCallError(
       'timeout',
-      `${this.#where(path)}: no answer within the deadline (${timeoutMs} ms; set timeoutMs per call or per dependency)`,
+      `${this.#where(path)}: no answer within the deadline (${allowedMs} ms; set timeoutMs per call or per dependency, or give the caller more time)`,
       cause,
     )
   }

@@ -19,16 +19,26 @@ export class RetryBudget {
     this.#tokens = Math.min(this.capacity, this.#tokens + this.ratio)
   }
 
+  /** True if a retry would be allowed now (takes nothing). */
+  canWithdraw(): boolean {
+    this.#refill()
+    return this.#tokens >= 1
+  }
+
   /** Takes one retry if the budget allows. */
   withdraw(): boolean {
+    this.#refill()
+    if (this.#tokens < 1) return false
+    this.#tokens--
+    return true
+  }
+
+  #refill(): void {
     const now = Date.now()
     const elapsed = (now - this.#refilledAt) / 1000
     if (elapsed > 0) {
       this.#tokens = Math.min(this.capacity, this.#tokens + elapsed * this.minPerSecond)
       this.#refilledAt = now
     }
-    if (this.#tokens < 1) return false
-    this.#tokens--
-    return true
   }
 }

@@ -114,20 +114,28 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
 
   it('etcd stopped: calls keep succeeding on known instances; etcd back: adds and removes tracked again', async () => {
     const { namespace, caches, api } = await startApp()
-    const linesBefore = caches.map((cache) => cache.instance.lines.length)
     await etcd.stop()
+    const stoppedAt = Date.now()
     const during = new CallLoop(api.url, 300, { concurrency: 4 })
     await during.done
     expect(during.failures).toEqual([])
     expect(Object.keys(countBy(during.samples)).sort()).toEqual(caches.map((c) => c.id).sort())
+    // Longer than the TTL: the leases lapse, so the caches must register again.
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, stoppedAt + TTL * 1000 + 500 - Date.now())),
+    )
 
     await etcd.start()
-    // Every cache re-registers on a new lease; then a new one joins and an old one leaves.
-    await Promise.all(
-      caches.map((cache, i) =>
-        cache.instance.waitForLog('registered in etcd', 15_000, linesBefore[i]),
-      ),
-    )
+    const prefix = rolePrefix(namespace, 'cache')
+    await waitFor('every cache registered again', async () => {
+      const keys = await probe.client
+        .getAll()
+        .prefix(prefix)
+        .keys()
+        .catch(() => [])
+      return caches.every((cache) => keys.includes(`${prefix}${cache.id}`))
+    })
+    // Then a new one joins and an old one leaves.
     const fresh = await start('cache', namespace)
     await caches[2]!.instance.kill('SIGTERM')
     const after = new CallLoop(api.url, 300, { concurrency: 4 })
