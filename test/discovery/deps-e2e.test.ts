@@ -132,7 +132,7 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
         .getAll()
         .prefix(prefix)
         .keys()
-        .catch(() => [])
+        .catch((): string[] => [])
       return caches.every((cache) => keys.includes(`${prefix}${cache.id}`))
     })
     // Then a new one joins and an old one leaves.
