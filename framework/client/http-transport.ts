@@ -3,6 +3,11 @@ import type { ProcedureKind } from '../service/manifest.js'
 
 /** Header carrying the caller's remaining deadline (ms) to the callee, for its own nested calls. */
 export const DEADLINE_HEADER = 'x-deadline-ms'
+/** The services' lean endpoint (see runtime/fast-path.ts); `/trpc` stays tRPC's standard adapter. */
+const FAST_PATH = '/_rpc/'
+const BATCH_PATH = `${FAST_PATH}_batch`
+/** Calls sent in one batch request at most (services accept 128 by default). */
+export const MAX_CLIENT_BATCH = 64
 
 /** Connection errors raised before any byte of the request could have reached a server. */
 const NOT_SENT_CODES = new Set([
@@ -43,14 +48,58 @@ function errorCode(err: unknown): string | undefined {
   return undefined
 }
 
+function connectionError(url: string, err: unknown): TransportError {
+  const code = errorCode(err)
+  const message = err instanceof Error ? err.message : String(err)
+  return new TransportError(
+    `cannot reach ${url}: ${code ?? message}`,
+    'connect',
+    !NOT_SENT_CODES.has(code ?? ''),
+    { cause: err },
+  )
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** A call waiting for its answer. */
+interface PendingCall {
+  kind: ProcedureKind
+  path: string
+  input: unknown
+  deadlineMs: number
+  settled: boolean
+  /** Called when the caller gives up (timeout, abort) before the answer. */
+  abandoned: (() => void) | undefined
+  resolve(answer: HttpAnswer): void
+  reject(err: TransportError): void
+}
+
+/** The pool and the not-yet-sent calls of one instance. */
+interface Channel {
+  url: string
+  pool: Pool
+  basePath: string
+  queue: PendingCall[]
+  flushScheduled: boolean
+}
+
 /**
- * tRPC's HTTP protocol (no transformer) over undici: a keep-alive pool per instance URL.
- * Query: `GET <url>/trpc/<path>?input=<json>`; mutation: `POST <url>/trpc/<path>` with a JSON body.
+ * The framework's client transport: undici on a keep-alive pool per instance, no WHATWG
+ * `Request`/`Response`. Calls to the same instance queued in the same tick go out as one batch
+ * request (at most `MAX_CLIENT_BATCH` each), whose answers stream back one line per call as
+ * each completes; a lone call is a plain tRPC-protocol request
+ * (`GET <url>/_rpc/<path>?input=<json>` or `POST <url>/_rpc/<path>`).
  */
 export class HttpTransport {
-  readonly #pools = new Map<string, { pool: Pool; basePath: string }>()
+  readonly #channels = new Map<string, Channel>()
 
-  async send(
+  send(
     url: string,
     kind: ProcedureKind,
     path: string,
@@ -59,77 +108,173 @@ export class HttpTransport {
     signal: AbortSignal,
     timedOut: () => boolean,
   ): Promise<HttpAnswer> {
-    const { pool, basePath } = this.#pool(url)
-    const json = input === undefined ? undefined : JSON.stringify(input)
-    const headers: Record<string, string> = {
-      [DEADLINE_HEADER]: String(Math.max(0, Math.floor(deadlineMs))),
-    }
-    let requestPath = `${basePath}/trpc/${path}`
-    if (kind === 'query') {
-      if (json !== undefined) requestPath += `?input=${encodeURIComponent(json)}`
-    } else {
-      headers['content-type'] = 'application/json'
-    }
-    try {
-      const response = await pool.request({
-        method: kind === 'query' ? 'GET' : 'POST',
-        path: requestPath,
-        headers,
-        body: kind === 'mutation' ? (json ?? '') : undefined,
-        signal,
-      })
-      const text = await response.body.text()
-      let body: unknown
-      try {
-        body = JSON.parse(text)
-      } catch {
-        body = undefined
-      }
-      return { status: response.statusCode, body }
-    } catch (err) {
-      if (signal.aborted) {
+    const channel = this.#channel(url)
+    return new Promise<HttpAnswer>((resolve, reject) => {
+      const onAbort = () => {
         const reason = timedOut() ? 'timeout' : 'aborted'
-        throw new TransportError(`${reason} calling ${url}`, reason, true, { cause: err })
+        call.reject(new TransportError(`${reason} calling ${url}`, reason, true))
+        call.abandoned?.()
       }
-      const code = errorCode(err)
-      const message = err instanceof Error ? err.message : String(err)
-      throw new TransportError(
-        `cannot reach ${url}: ${code ?? message}`,
-        'connect',
-        !NOT_SENT_CODES.has(code ?? ''),
-        { cause: err },
-      )
-    }
+      const call: PendingCall = {
+        kind,
+        path,
+        input,
+        deadlineMs: Math.max(0, Math.floor(deadlineMs)),
+        settled: false,
+        abandoned: undefined,
+        resolve: (answer) => {
+          if (call.settled) return
+          call.settled = true
+          signal.removeEventListener('abort', onAbort)
+          resolve(answer)
+        },
+        reject: (err) => {
+          if (call.settled) return
+          call.settled = true
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      }
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      channel.queue.push(call)
+      if (!channel.flushScheduled) {
+        channel.flushScheduled = true
+        process.nextTick(() => this.#flush(channel))
+      }
+    })
   }
 
   /** Closes the pool of an instance that left the phone book. */
   release(url: string): void {
-    const entry = this.#pools.get(url)
-    if (!entry) return
-    this.#pools.delete(url)
-    void entry.pool.close().catch(() => undefined)
+    const channel = this.#channels.get(url)
+    if (!channel) return
+    this.#channels.delete(url)
+    void channel.pool.close().catch(() => undefined)
   }
 
   async close(): Promise<void> {
-    const pools = [...this.#pools.values()]
-    this.#pools.clear()
-    await Promise.all(pools.map(({ pool }) => pool.destroy().catch(() => undefined)))
+    const channels = [...this.#channels.values()]
+    this.#channels.clear()
+    await Promise.all(channels.map(({ pool }) => pool.destroy().catch(() => undefined)))
   }
 
-  #pool(url: string): { pool: Pool; basePath: string } {
-    let entry = this.#pools.get(url)
-    if (!entry) {
+  #channel(url: string): Channel {
+    let channel = this.#channels.get(url)
+    if (!channel) {
       const parsed = new URL(url)
-      entry = {
+      channel = {
+        url,
         pool: new Pool(parsed.origin, {
           connections: 64,
           keepAliveTimeout: 10_000,
           connect: { timeout: 2_000 },
         }),
         basePath: parsed.pathname.replace(/\/$/, ''),
+        queue: [],
+        flushScheduled: false,
       }
-      this.#pools.set(url, entry)
+      this.#channels.set(url, channel)
     }
-    return entry
+    return channel
+  }
+
+  #flush(channel: Channel): void {
+    channel.flushScheduled = false
+    const calls = channel.queue.filter((call) => !call.settled)
+    channel.queue = []
+    for (let start = 0; start < calls.length; start += MAX_CLIENT_BATCH) {
+      const group = calls.slice(start, start + MAX_CLIENT_BATCH)
+      if (group.length === 1) void this.#single(channel, group[0]!)
+      else void this.#batch(channel, group)
+    }
+  }
+
+  async #single(channel: Channel, call: PendingCall): Promise<void> {
+    const json = call.input === undefined ? undefined : JSON.stringify(call.input)
+    const headers: Record<string, string> = { [DEADLINE_HEADER]: String(call.deadlineMs) }
+    let path = `${channel.basePath}${FAST_PATH}${call.path}`
+    if (call.kind === 'query') {
+      if (json !== undefined) path += `?input=${encodeURIComponent(json)}`
+    } else {
+      headers['content-type'] = 'application/json'
+    }
+    const abort = new AbortController()
+    call.abandoned = () => abort.abort()
+    try {
+      const response = await channel.pool.request({
+        method: call.kind === 'query' ? 'GET' : 'POST',
+        path,
+        headers,
+        body: call.kind === 'mutation' ? (json ?? '') : undefined,
+        signal: abort.signal,
+      })
+      const text = await response.body.text()
+      call.resolve({ status: response.statusCode, body: parseJson(text) })
+    } catch (err) {
+      call.reject(connectionError(channel.url, err))
+    }
+  }
+
+  async #batch(channel: Channel, calls: PendingCall[]): Promise<void> {
+    const body = JSON.stringify(
+      calls.map((call) => [call.path, call.kind, call.input, call.deadlineMs]),
+    )
+    const abort = new AbortController()
+    // Every caller gave up (timeouts): stop reading the answer.
+    let open = calls.length
+    for (const call of calls) {
+      call.abandoned = () => {
+        if (--open === 0) abort.abort()
+      }
+    }
+    try {
+      const response = await channel.pool.request({
+        method: 'POST',
+        path: `${channel.basePath}${BATCH_PATH}`,
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: abort.signal,
+      })
+      if (response.statusCode === 413 && calls.length > 1) {
+        // Over the service's maxBatchSize (or body limit): nothing ran, so halves are safe to send.
+        await response.body.dump()
+        const half = Math.ceil(calls.length / 2)
+        for (const part of [calls.slice(0, half), calls.slice(half)]) {
+          if (part.length === 1) void this.#single(channel, part[0]!)
+          else void this.#batch(channel, part)
+        }
+        return
+      }
+      if (response.statusCode !== 200) {
+        // The batch as a whole was refused (malformed): every call gets that answer.
+        const answer = { status: response.statusCode, body: parseJson(await response.body.text()) }
+        for (const call of calls) call.resolve(answer)
+        return
+      }
+      let buffered = ''
+      for await (const chunk of response.body) {
+        buffered += chunk.toString()
+        let newline = buffered.indexOf('\n')
+        while (newline !== -1) {
+          const line = parseJson(buffered.slice(0, newline)) as
+            | [number, number, unknown]
+            | undefined
+          buffered = buffered.slice(newline + 1)
+          newline = buffered.indexOf('\n')
+          const call = line ? calls[line[0]] : undefined
+          call?.resolve({ status: line![1], body: line![2] })
+        }
+      }
+      const missing = new TransportError(
+        `${channel.url} ended a batch answer early`,
+        'connect',
+        true,
+      )
+      for (const call of calls) call.reject(missing)
+    } catch (err) {
+      const error = connectionError(channel.url, err)
+      for (const call of calls) call.reject(error)
+    }
   }
 }

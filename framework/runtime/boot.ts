@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
 import type { Etcd3 } from 'etcd3'
 import { type Logger, pino } from 'pino'
 import { Dependencies } from '../client/dependencies.js'
-import { DEADLINE_HEADER } from '../client/http-transport.js'
 import { sleep } from '../registry/backoff.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { instanceKey, type PhoneBookRecord, RECORD_VERSION } from '../registry/record.js'
@@ -16,6 +15,7 @@ import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
 import type { AppInfo } from './app.js'
 import type { RuntimeConfig } from './config.js'
+import { createFastPathHandler, deadlineFrom, FAST_PATH_PREFIX } from './fast-path.js'
 import { createHttpApp } from './http-server.js'
 import { LoadSampler } from './load.js'
 
@@ -84,15 +84,34 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       : undefined
   const noDeps = {}
 
+  const contextFor = (deadlineMs: number | undefined) => ({
+    instance,
+    log,
+    deps: deps
+      ? deps.forRequest(deadlineMs === undefined ? undefined : Date.now() + deadlineMs)
+      : noDeps,
+  })
   const httpApp = createHttpApp({
     router: definition.router,
-    context: (req) => ({ instance, log, deps: deps ? deps.forRequest(deadlineOf(req)) : noDeps }),
+    context: (req) => contextFor(deadlineFrom(req)),
     log,
     load,
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
   })
-  const server = createServer(httpApp)
+  const fastPath = createFastPathHandler({
+    router: definition.router,
+    context: (_req, deadlineMs) => contextFor(deadlineMs),
+    load,
+    log,
+    maxBodyBytes: config.maxBodyBytes,
+    maxBatchSize: config.maxBatchSize,
+  })
+  // The framework's own clients take the lean path; everyone else gets express + tRPC's adapter.
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith(FAST_PATH_PREFIX)) fastPath(req, res)
+    else httpApp(req, res)
+  })
   const address = await listen(server, config.port, config.host)
   instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`
   if (config.portFile) writeFileSync(config.portFile, String(address.port))
@@ -163,14 +182,6 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     return stopping
   }
   return { instance, key, server, registration, etcd, log, deps, stop }
-}
-
-/** The caller's remaining deadline, from its header, as epoch ms. */
-function deadlineOf(req: IncomingMessage): number | undefined {
-  const header = req.headers[DEADLINE_HEADER]
-  if (typeof header !== 'string') return undefined
-  const remainingMs = Number(header)
-  return Number.isFinite(remainingMs) && remainingMs >= 0 ? Date.now() + remainingMs : undefined
 }
 
 function formatHost(host: string): string {

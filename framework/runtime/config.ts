@@ -24,6 +24,8 @@ export interface RuntimeConfig {
   maxBodyBytes: number
   /** pino level (`LOG_LEVEL`). */
   logLevel: string
+  /** Most calls one fast-path batch may carry (`FRAMEWORK_MAX_BATCH`). */
+  maxBatchSize: number
   /** If set, the listening port is written to this file (container healthchecks read it). */
   portFile: string | undefined
 }
@@ -187,6 +189,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       'the largest request body in bytes, at least 1024, e.g. FRAMEWORK_MAX_BODY_BYTES=1048576',
     ),
     logLevel,
+    maxBatchSize: integer(
+      env,
+      'FRAMEWORK_MAX_BATCH',
+      128,
+      1,
+      100_000,
+      'the most calls one batch may carry, at least 1, e.g. FRAMEWORK_MAX_BATCH=128',
+    ),
     portFile: env.FRAMEWORK_PORT_FILE || undefined,
   }
 }

@@ -32,7 +32,7 @@ export function formatServiceError({
   error,
 }: {
   shape: TRPCDefaultErrorShape
-  error: { code: string; cause?: unknown }
+  error: { code: string; message: string; cause?: unknown }
 }): ServiceErrorShape {
   if (isZodError(error.cause)) {
     const issues = error.cause.issues.map((issue) => ({
@@ -51,7 +51,8 @@ export function formatServiceError({
       message: `request input is not valid JSON (${error.cause.message}); send a JSON body or ?input=<url-encoded JSON>`,
     }
   }
-  if (error.code === 'PAYLOAD_TOO_LARGE') {
+  // tRPC's adapter says only "PAYLOAD_TOO_LARGE"; our own 413s already say what to do.
+  if (error.code === 'PAYLOAD_TOO_LARGE' && error.message === 'PAYLOAD_TOO_LARGE') {
     return {
       ...shape,
       message:

@@ -125,7 +125,7 @@ async function serve(name: string, behaviour: Behaviour = 'ok'): Promise<TestSer
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1')
-      const path = url.pathname.replace(/^\/trpc\//, '')
+      const path = url.pathname.replace(/^\/_rpc\//, '')
       const raw =
         req.method === 'GET' ? url.searchParams.get('input') : Buffer.concat(chunks).toString()
       const input = raw ? (JSON.parse(raw) as unknown) : undefined

@@ -1,0 +1,214 @@
+import { createTRPCClient, httpBatchLink, httpLink } from '@trpc/client'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { Dependencies } from '../../framework/client/dependencies.js'
+import { createEtcdClient } from '../../framework/registry/etcd-client.js'
+import { type RunningInstance, startInstance } from '../../framework/runtime/boot.js'
+import { loadConfig } from '../../framework/runtime/config.js'
+import kitchen from '../fixtures/app/services/kitchen/index.js'
+import { testEnv } from '../support/instance.js'
+
+const NAMESPACE = 'fast-path'
+let etcd: EtcdServer
+let running: RunningInstance
+let url: string
+let requests = 0
+
+beforeAll(async () => {
+  etcd = await EtcdServer.start()
+  const config = loadConfig(
+    {
+      ...testEnv(etcd.endpoint, NAMESPACE),
+      FRAMEWORK_MAX_BATCH: '8',
+      FRAMEWORK_MAX_BODY_BYTES: '4096',
+    },
+    { namespace: 'unused' },
+  )
+  running = await startInstance({
+    definition: kitchen,
+    config,
+    app: { namespace: NAMESPACE, version: '0.0.0' },
+    log: pino({ level: 'silent' }),
+  })
+  running.server.on('request', () => {
+    requests++
+  })
+  url = running.instance.url
+})
+
+afterAll(async () => {
+  await running?.stop()
+  await etcd?.dispose()
+})
+
+type Line = [
+  number,
+  number,
+  { result?: { data: unknown }; error?: { message: string; data: { code: string } } },
+]
+
+async function batch(
+  items: unknown,
+): Promise<{ status: number; lines: Line[]; arrivals: number[]; text: string }> {
+  const started = performance.now()
+  const response = await fetch(`${url}/_rpc/_batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(items),
+  })
+  const lines: Line[] = []
+  const arrivals: number[] = []
+  let text = ''
+  const decoder = new TextDecoder()
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true })
+    let newline = text.indexOf('\n')
+    while (newline !== -1 && response.status === 200) {
+      lines.push(JSON.parse(text.slice(0, newline)) as Line)
+      arrivals.push(performance.now() - started)
+      text = text.slice(newline + 1)
+      newline = text.indexOf('\n')
+    }
+  }
+  return { status: response.status, lines, arrivals, text }
+}
+
+describe('fast path: single calls speak tRPC', () => {
+  it('answers like the standard adapter, same bodies and statuses', async () => {
+    const input = encodeURIComponent(JSON.stringify({ text: 'hi' }))
+    for (const prefix of ['/_rpc', '/trpc']) {
+      const ok = await fetch(`${url}${prefix}/echo?input=${input}`)
+      expect(ok.status).toBe(200)
+      expect(await ok.json()).toEqual({ result: { data: 'hi' } })
+      const bad = await fetch(`${url}${prefix}/echo?input=${encodeURIComponent('{"text":1}')}`)
+      expect(bad.status).toBe(400)
+      const badBody = (await bad.json()) as {
+        error: { data: { code: string; issues: { path: string[] }[] } }
+      }
+      expect(badBody.error.data.code).toBe('BAD_REQUEST')
+      expect(badBody.error.data.issues[0]?.path).toEqual(['text'])
+      const forbidden = await fetch(`${url}${prefix}/forbidden`)
+      expect(forbidden.status).toBe(403)
+      const missing = await fetch(`${url}${prefix}/nope`)
+      expect(missing.status).toBe(404)
+      const nested = await fetch(`${url}${prefix}/nested.ping`)
+      expect(await nested.json()).toEqual({ result: { data: 'pong' } })
+    }
+  })
+
+  it('maps bad requests: malformed JSON 400, oversized 413, wrong method 405', async () => {
+    expect((await fetch(`${url}/_rpc/echo?input=%7Bnot`)).status).toBe(400)
+    const big = await fetch(`${url}/_rpc/add`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ n: 1, pad: 'x'.repeat(5000) }),
+    })
+    expect(big.status).toBe(413)
+    expect(((await big.json()) as { error: { message: string } }).error.message).toContain(
+      'FRAMEWORK_MAX_BODY_BYTES',
+    )
+    expect((await fetch(`${url}/_rpc/add`)).status).toBe(405)
+    const malformed = await fetch(`${url}/_rpc/add`, { method: 'POST', body: '{"n":' })
+    expect(malformed.status).toBe(400)
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+  })
+})
+
+describe('fast path: batches', () => {
+  it('answers every item, successes and errors mixed, each with its own status', async () => {
+    const { status, lines } = await batch([
+      ['echo', 'query', { text: 'a' }, 1000],
+      ['fail', 'query', undefined, 1000],
+      ['echo', 'query', { text: 7 }, 1000],
+      ['add', 'mutation', { n: 2 }, 1000],
+      ['add', 'query', { n: 2 }, 1000],
+      ['nope', 'query', {}, 1000],
+    ])
+    expect(status).toBe(200)
+    const byIndex = new Map(lines.map(([index, code, body]) => [index, { code, body }]))
+    expect(byIndex.size).toBe(6)
+    expect(byIndex.get(0)).toEqual({ code: 200, body: { result: { data: 'a' } } })
+    expect(byIndex.get(1)?.code).toBe(500)
+    expect(byIndex.get(1)?.body.error?.data.code).toBe('INTERNAL_SERVER_ERROR')
+    expect(byIndex.get(2)?.code).toBe(400)
+    expect(byIndex.get(3)?.code).toBe(200)
+    expect(byIndex.get(4)?.code).toBe(405)
+    expect(byIndex.get(5)?.code).toBe(404)
+  })
+
+  it('streams answers as they complete: a slow item does not hold back the others', async () => {
+    const { lines, arrivals } = await batch([
+      ['sleep', 'query', { ms: 800 }, 5000],
+      ['sleep', 'query', { ms: 0 }, 5000],
+      ['echo', 'query', { text: 'quick' }, 5000],
+    ])
+    expect(lines).toHaveLength(3)
+    expect(lines[lines.length - 1]?.[0]).toBe(0)
+    expect(arrivals[0]).toBeLessThan(400)
+    expect(arrivals[2]).toBeGreaterThanOrEqual(750)
+  })
+
+  it('refuses a batch over maxBatchSize with 413, and a malformed batch with 400', async () => {
+    const tooMany = await batch(
+      Array.from({ length: 9 }, () => ['echo', 'query', { text: 'x' }, 1000]),
+    )
+    expect(tooMany.status).toBe(413)
+    expect(tooMany.text).toContain('maxBatchSize 8')
+    for (const body of [[], [['echo']], { a: 1 }, [['echo', 'subscription', {}, 1]]]) {
+      expect((await batch(body)).status).toBe(400)
+    }
+  })
+})
+
+describe('framework client on the fast path', () => {
+  it('micro-batches calls made in the same tick into one request, splitting at the batch size', async () => {
+    const etcdClient = createEtcdClient([etcd.endpoint])
+    const deps = new Dependencies({
+      etcd: etcdClient,
+      etcdEndpoints: [etcd.endpoint],
+      namespace: NAMESPACE,
+      deps: { kitchen: {} },
+      log: pino({ level: 'silent' }),
+    })
+    try {
+      const client = deps.clients.get('kitchen')!
+      await client.call('echo', { text: 'warm' })
+      let before = requests
+      const eight = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => client.call('echo', { text: `t${i}` })),
+      )
+      expect(eight).toEqual(Array.from({ length: 8 }, (_, i) => `t${i}`))
+      expect(requests - before).toBe(1)
+
+      // Over the service's maxBatchSize (8): refused with 413 before anything ran, so the
+      // client halves the batch until it fits; every call still gets its own answer.
+      before = requests
+      const twenty = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => client.call('echo', { text: `u${i}` })),
+      )
+      expect(twenty).toEqual(Array.from({ length: 20 }, (_, i) => `u${i}`))
+      expect(requests - before).toBe(7)
+    } finally {
+      await deps.close()
+      etcdClient.close()
+    }
+  })
+})
+
+describe('tRPC interop', () => {
+  it('a stock @trpc/client (httpLink and httpBatchLink) calls the standard adapter at /trpc', async () => {
+    type Router = (typeof kitchen)['router']
+    const plain = createTRPCClient<Router>({ links: [httpLink({ url: `${url}/trpc` })] })
+    expect(await plain.echo.query({ text: 'plain' })).toBe('plain')
+    expect(await plain.nested.ping.query()).toBe('pong')
+    expect(typeof (await plain.add.mutate({ n: 1 }))).toBe('number')
+    await expect(plain.forbidden.query()).rejects.toMatchObject({ data: { code: 'FORBIDDEN' } })
+    const batched = createTRPCClient<Router>({ links: [httpBatchLink({ url: `${url}/trpc` })] })
+    const [a, b] = await Promise.all([
+      batched.echo.query({ text: 'x' }),
+      batched.nested.ping.query(),
+    ])
+    expect([a, b]).toEqual(['x', 'pong'])
+  })
+})
