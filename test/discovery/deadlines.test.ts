@@ -1,48 +1,23 @@
 import { resolve } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { describe, expect, it } from 'vitest'
 import { DEADLINE_HEADER } from '../../framework/client/http-transport.js'
-import {
-  killAll,
-  REPO_ROOT,
-  type SpawnedInstance,
-  spawnInstance,
-  testEnv,
-} from '../support/instance.js'
+import { useEtcd } from '../support/etcd-fixture.js'
+import { REPO_ROOT } from '../support/instance.js'
 
 const FIXTURE_APP = resolve(REPO_ROOT, 'test/fixtures/app')
 
-let etcd: EtcdServer
-const running: SpawnedInstance[] = []
-let counter = 0
+const cluster = useEtcd('deadlines')
 
 function start(role: string, namespace: string, env: Record<string, string> = {}) {
-  const instance = spawnInstance(role, {
-    appRoot: FIXTURE_APP,
-    env: { ...testEnv(etcd.endpoint, namespace), ...env },
-  })
-  running.push(instance)
-  return instance
+  return cluster.spawn(role, namespace, { env, appRoot: FIXTURE_APP })
 }
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start()
-})
-
-afterEach(async () => {
-  await killAll(running)
-})
-
-afterAll(async () => {
-  await etcd.dispose()
-})
 
 const sleepUrl = (url: string, ms: number) =>
   `${url}/trpc/sleep?input=${encodeURIComponent(JSON.stringify({ ms }))}`
 
 describe('deadlines', () => {
   it('the caller’s remaining deadline travels to nested calls; expiry → TIMEOUT', async () => {
-    const ns = `deadline-${++counter}`
+    const ns = cluster.namespace()
     const slow = start('slow', ns)
     await slow.waitForLog('registered in etcd')
     const relay = start('relay', ns)
@@ -67,7 +42,7 @@ describe('deadlines', () => {
 
 describe('waitForDeps', () => {
   it('registers (and is ready) only once every dependency has a live instance', async () => {
-    const ns = `wait-${++counter}`
+    const ns = cluster.namespace()
     const relay = start('relay', ns)
     const { url } = await relay.listening()
     await relay.waitForLog('waiting for dependencies')
@@ -80,7 +55,7 @@ describe('waitForDeps', () => {
   })
 
   it('times out with a message naming the missing role, exit 1', async () => {
-    const ns = `wait-${++counter}`
+    const ns = cluster.namespace()
     const relay = start('relay', ns, { RELAY_WAIT_FOR_DEPS_MS: '500' })
     expect(await relay.exited).toBe(1)
     expect(relay.stderr).toMatch(/waitForDeps: no live instance of 'slow' after 500 ms/)

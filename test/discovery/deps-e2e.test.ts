@@ -1,17 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { describe, expect, it } from 'vitest'
 import { rolePrefix } from '../../framework/registry/record.js'
 import { CallLoop } from '../support/call-loop.js'
-import { killAll, type SpawnedInstance, spawnInstance, testEnv } from '../support/instance.js'
-import { PhoneBookProbe } from '../support/phone-book.js'
+import { useEtcd } from '../support/etcd-fixture.js'
+import type { SpawnedInstance } from '../support/instance.js'
 import { waitFor } from '../support/wait.js'
 
 const TTL = 2
 
-let etcd: EtcdServer
-let probe: PhoneBookProbe
-const running: SpawnedInstance[] = []
-let namespaceCounter = 0
+const cluster = useEtcd('deps', TTL)
 
 interface Started {
   instance: SpawnedInstance
@@ -21,10 +17,7 @@ interface Started {
 }
 
 async function start(role: string, namespace: string): Promise<Started> {
-  const instance = spawnInstance(role, {
-    env: { ...testEnv(etcd.endpoint, namespace), FRAMEWORK_TTL: String(TTL) },
-  })
-  running.push(instance)
+  const instance = cluster.spawn(role, namespace)
   const { url, id } = await instance.listening()
   const registered = await instance.waitForLog('registered in etcd')
   return { instance, url, id, registeredAt: registered.time as number }
@@ -32,8 +25,7 @@ async function start(role: string, namespace: string): Promise<Started> {
 
 /** Three cache instances and one api depending on cache, in a fresh namespace. */
 async function startApp() {
-  namespaceCounter++
-  const namespace = `deps-${namespaceCounter}`
+  const namespace = cluster.namespace()
   const caches = await Promise.all([1, 2, 3].map(() => start('cache', namespace)))
   const api = await start('api', namespace)
   return { namespace, caches, api }
@@ -52,21 +44,6 @@ function countBy(samples: { servedBy?: string }[]): Record<string, number> {
   }
   return counts
 }
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start()
-  probe = new PhoneBookProbe(etcd.endpoint, 'unused')
-})
-
-afterEach(async () => {
-  await killAll(running)
-  if (!etcd.running) await etcd.start()
-})
-
-afterAll(async () => {
-  probe.close()
-  await etcd.dispose()
-})
 
 describe('ctx.deps through discovery (real etcd, real processes)', () => {
   it('spreads calls across all three cache instances', async () => {
@@ -114,7 +91,7 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
 
   it('etcd stopped: calls keep succeeding on known instances; etcd back: adds and removes tracked again', async () => {
     const { namespace, caches, api } = await startApp()
-    await etcd.stop()
+    await cluster.etcd.stop()
     const stoppedAt = Date.now()
     const during = new CallLoop(api.url, 300, { concurrency: 4 })
     await during.done
@@ -125,10 +102,10 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
       setTimeout(resolve, Math.max(0, stoppedAt + TTL * 1000 + 500 - Date.now())),
     )
 
-    await etcd.start()
+    await cluster.etcd.start()
     const prefix = rolePrefix(namespace, 'cache')
     await waitFor('every cache registered again', async () => {
-      const keys = await probe.client
+      const keys = await cluster.probe.client
         .getAll()
         .prefix(prefix)
         .keys()
@@ -150,7 +127,10 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
     const { namespace, caches, api } = await startApp()
     await Promise.all(caches.map((cache) => cache.instance.kill('SIGTERM')))
     await waitFor('cache keys gone', async () => {
-      const entries = await probe.client.getAll().prefix(rolePrefix(namespace, 'cache')).keys()
+      const entries = await cluster.probe.client
+        .getAll()
+        .prefix(rolePrefix(namespace, 'cache'))
+        .keys()
       return entries.length === 0
     })
     await new Promise((resolve) => setTimeout(resolve, 100)) // the api's watch has seen the deletes
@@ -164,18 +144,18 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
     expect(body.error.data.code).toBe('SERVICE_UNAVAILABLE')
     expect(body.error.message).toContain("no live instance of role 'cache'")
     expect(body.error.message).toContain(`namespace '${namespace}'`)
-    expect(body.error.message).toContain(etcd.endpoint)
+    expect(body.error.message).toContain(cluster.etcd.endpoint)
     expect(elapsed).toBeLessThan(100)
   })
 
   it('junk records put by hand are skipped with one warning each; calls unaffected', async () => {
     const { namespace, api } = await startApp()
     const prefix = rolePrefix(namespace, 'cache')
-    await probe.client.put(`${prefix}junk-not-json`).value('{not json')
-    await probe.client
+    await cluster.probe.client.put(`${prefix}junk-not-json`).value('{not json')
+    await cluster.probe.client
       .put(`${prefix}junk-v2`)
       .value(JSON.stringify({ v: 2, role: 'cache', id: 'junk-v2', url: 'http://127.0.0.1:1' }))
-    await probe.client
+    await cluster.probe.client
       .put(`${prefix}junk-no-url`)
       .value(JSON.stringify({ v: 1, role: 'cache', id: 'junk-no-url' }))
     const loop = new CallLoop(api.url, 300, { concurrency: 4 })

@@ -1,0 +1,63 @@
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { killAll, type SpawnedInstance, spawnInstance, testEnv } from './instance.js'
+import { PhoneBookProbe } from './phone-book.js'
+
+export interface EtcdFixture {
+  readonly etcd: EtcdServer
+  readonly probe: PhoneBookProbe
+  /** A fresh namespace per test: `<prefix>-<n>`. */
+  namespace(): string
+  /** `framework start <role>` against this etcd; killed after each test. */
+  spawn(
+    role: string,
+    namespace: string,
+    options?: { env?: Record<string, string>; appRoot?: string },
+  ): SpawnedInstance
+}
+
+/**
+ * One real etcd for a test file, a probe client on it, and instances that are killed after each
+ * test (etcd is started again if a test stopped it).
+ */
+export function useEtcd(prefix: string, ttlSeconds = 2): EtcdFixture {
+  let etcd: EtcdServer | undefined
+  let probe: PhoneBookProbe | undefined
+  const running: SpawnedInstance[] = []
+  let counter = 0
+  beforeAll(async () => {
+    etcd = await EtcdServer.start()
+    probe = new PhoneBookProbe(etcd.endpoint, prefix)
+  })
+  afterEach(async () => {
+    await killAll(running)
+    if (etcd && !etcd.running) await etcd.start()
+  })
+  afterAll(async () => {
+    probe?.close()
+    await etcd?.dispose()
+  })
+  return {
+    get etcd() {
+      if (!etcd) throw new Error('etcd is started in beforeAll')
+      return etcd
+    },
+    get probe() {
+      if (!probe) throw new Error('the probe is made in beforeAll')
+      return probe
+    },
+    namespace: () => `${prefix}-${++counter}`,
+    spawn(role, namespace, options = {}) {
+      const instance = spawnInstance(role, {
+        appRoot: options.appRoot,
+        env: {
+          ...testEnv(this.etcd.endpoint, namespace),
+          FRAMEWORK_TTL: String(ttlSeconds),
+          ...options.env,
+        },
+      })
+      running.push(instance)
+      return instance
+    },
+  }
+}
