@@ -77,7 +77,7 @@ export class EtcdResolver implements Resolver {
   async close(): Promise<void> {
     this.#closed = true
     this.#closing.abort()
-    await this.#watcher?.cancel().catch(() => undefined)
+    await this.#cancelWatcher()
     this.#watcher = undefined
   }
 
@@ -110,7 +110,7 @@ export class EtcdResolver implements Resolver {
   }
 
   async #listAndWatch(): Promise<void> {
-    await this.#watcher?.cancel().catch(() => undefined)
+    await this.#cancelWatcher()
     this.#watcher = undefined
     const prefix = rolePrefix(this.namespace, this.role)
     const response = await this.client.getAll().prefix(prefix).exec()
@@ -140,6 +140,8 @@ export class EtcdResolver implements Resolver {
       if (watcher !== this.#watcher || this.#closed) return
       this.log.warn({ role: this.role, err: err.message }, 'watch failed; listing again')
       this.#markStale(`watch failed: ${err.message}`)
+      // etcd cancelled it and etcd3 already dropped it: cancelling again would never settle.
+      this.#watcher = undefined
       void this.#resync('watch error')
     })
     await withTimeout(
@@ -248,6 +250,17 @@ export class EtcdResolver implements Resolver {
       } catch (err) {
         this.log.error({ err }, 'resolver listener failed')
       }
+    }
+  }
+
+  /** Cancels the current watch, bounded: etcd3's cancel of a dropped watcher never settles. */
+  async #cancelWatcher(): Promise<void> {
+    const watcher = this.#watcher
+    this.#watcher = undefined
+    if (watcher) {
+      await withTimeout(watcher.cancel(), ETCD_CALL_TIMEOUT_MS, 'watch cancel timed out').catch(
+        () => undefined,
+      )
     }
   }
 

@@ -200,6 +200,9 @@ export class Registration extends EventEmitter {
   async #refreshLoad(): Promise<void> {
     const lease = this.#lease
     if (this.#state !== 'registered' || !lease) return
+    // Keepalives are late: a put now could land after a re-registration and pin the key to a
+    // lease about to be abandoned. Skip until etcd answers again.
+    if (Date.now() - this.#lastAck > (this.options.ttlSeconds * 1000) / 2) return
     const record = this.options.record()
     const load = JSON.stringify(record.load)
     if (load === this.#lastLoad) return
