@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
-import { Agent, request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { instanceKey } from '../../framework/registry/record.js'
 import { contractHash } from '../../framework/service/manifest.js'
+import { CallLoop, type CallSample, type LoopTarget } from '../support/call-loop.js'
 import { killAll, REPO_ROOT, SpawnedInstance, spawnInstance, testEnv } from '../support/instance.js'
 import { PhoneBookProbe } from '../support/phone-book.js'
 import { waitFor } from '../support/wait.js'
@@ -72,76 +72,20 @@ function queryUrl(base: string, path: string, input: unknown): string {
 }
 
 /** One answered call through greet-relay: when, which greeter instance served it, or the failure. */
-interface Sample {
-  at: number
-  instance?: string
-  error?: string
+/** `greet-relay.hello`, answered with the Python instance that greeted. */
+const RELAY_HELLO: LoopTarget = {
+  path: 'hello',
+  input: (n) => ({ name: `w${n}` }),
+  servedBy: (data, n) => {
+    const answer = data as { message?: string; instance?: string } | undefined
+    return answer?.message === `hello, w${n}` ? answer.instance : undefined
+  },
 }
 
-/**
- * A bounded loop of `greet-relay.hello` calls: `total` calls by `concurrency` workers, each
- * pausing `pauseMs` between calls, stopping early after `maxMs`. Every failure is kept.
- */
-class RelayLoop {
-  readonly samples: Sample[] = []
-  readonly done: Promise<void>
-  readonly #agent = new Agent({ keepAliveTimeout: 10_000, connections: 16 })
-
-  constructor(
-    relayUrl: string,
-    readonly total: number,
-    options: { concurrency?: number; maxMs?: number; pauseMs?: number } = {},
-  ) {
-    const { concurrency = 4, maxMs = 30_000, pauseMs = 0 } = options
-    const deadline = Date.now() + maxMs
-    let issued = 0
-    const worker = async () => {
-      while (issued < total && Date.now() < deadline) {
-        const name = `w${issued++}`
-        try {
-          const response = await request(queryUrl(relayUrl, 'hello', { name }), {
-            dispatcher: this.#agent,
-            headersTimeout: 15_000,
-            bodyTimeout: 15_000,
-          })
-          const body = (await response.body.json()) as {
-            result?: { data: { message: string; instance: string } }
-            error?: { message: string }
-          }
-          const data = body.result?.data
-          this.samples.push(
-            response.statusCode === 200 && data?.message === `hello, ${name}`
-              ? { at: Date.now(), instance: data.instance }
-              : {
-                  at: Date.now(),
-                  error: `${response.statusCode} ${body.error?.message ?? JSON.stringify(body)}`,
-                },
-          )
-        } catch (err) {
-          this.samples.push({ at: Date.now(), error: String(err) })
-        }
-        if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs))
-      }
-    }
-    this.done = Promise.all(Array.from({ length: concurrency }, worker)).then(() =>
-      this.#agent.close(),
-    )
-  }
-
-  get failures(): Sample[] {
-    return this.samples.filter((sample) => sample.error !== undefined)
-  }
-
-  /** Resolves once at least `count` calls have been answered. */
-  async reached(count: number, timeoutMs = 30_000): Promise<void> {
-    await waitFor(`${count} calls answered`, () => this.samples.length >= count, timeoutMs, 10)
-  }
-}
-
-function countBy(samples: Sample[]): Record<string, number> {
+function countBy(samples: CallSample[]): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const sample of samples) {
-    if (sample.instance) counts[sample.instance] = (counts[sample.instance] ?? 0) + 1
+    if (sample.servedBy) counts[sample.servedBy] = (counts[sample.servedBy] ?? 0) + 1
   }
   return counts
 }
@@ -188,7 +132,7 @@ describe('a Python peer in the phone book (real etcd, real processes)', () => {
     const namespace = `py-${++namespaceCounter}`
     const peers = await Promise.all([startPeer(namespace), startPeer(namespace)])
     const relay = await startRelay(namespace)
-    const loop = new RelayLoop(relay.url, 40, { concurrency: 1 })
+    const loop = new CallLoop(relay.url, 40, { target: RELAY_HELLO, concurrency: 1 })
     await loop.done
     expect(loop.failures).toEqual([])
     expect(loop.samples).toHaveLength(40)
@@ -196,7 +140,7 @@ describe('a Python peer in the phone book (real etcd, real processes)', () => {
     expect(Object.keys(served).sort()).toEqual(peers.map((peer) => peer.id).sort())
     for (const peer of peers) expect(served[peer.id]).toBeGreaterThanOrEqual(10)
     // Concurrent calls to one instance travel as one /_rpc/_batch request: the peer answers those too.
-    const burst = new RelayLoop(relay.url, 200, { concurrency: 16 })
+    const burst = new CallLoop(relay.url, 200, { target: RELAY_HELLO, concurrency: 16 })
     await burst.done
     expect(burst.failures).toEqual([])
     expect(Object.keys(countBy(burst.samples)).sort()).toEqual(peers.map((p) => p.id).sort())
@@ -207,7 +151,12 @@ describe('a Python peer in the phone book (real etcd, real processes)', () => {
     const [victim, survivor] = await Promise.all([startPeer(namespace), startPeer(namespace)])
     const relay = await startRelay(namespace)
     // Paced (4 workers, 15 ms apart): the loop outlives the record's expiry by a few seconds.
-    const loop = new RelayLoop(relay.url, 1_200, { concurrency: 4, pauseMs: 15, maxMs: 45_000 })
+    const loop = new CallLoop(relay.url, 1_200, {
+      target: RELAY_HELLO,
+      concurrency: 4,
+      pauseMs: 15,
+      maxMs: 45_000,
+    })
     await loop.reached(300)
     expect(Object.keys(countBy(loop.samples)).sort()).toEqual([victim!.id, survivor!.id].sort())
     await victim!.instance.kill('SIGKILL')
@@ -226,7 +175,7 @@ describe('a Python peer in the phone book (real etcd, real processes)', () => {
     const afterKill = loop.samples.filter((sample) => sample.at > killedAt + 100)
     const afterGone = loop.samples.filter((sample) => sample.at > goneAt)
     expect(afterGone.length).toBeGreaterThan(100)
-    expect(afterKill.filter((sample) => sample.instance !== survivor!.id)).toEqual([])
+    expect(afterKill.filter((sample) => sample.servedBy !== survivor!.id)).toEqual([])
     console.info(
       `python-peer kill -9: record gone ${goneAfterMs} ms after the kill; ` +
         `${afterKill.length} calls after the kill, ${afterGone.length} after the record went, all on the survivor`,

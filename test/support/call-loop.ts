@@ -7,8 +7,22 @@ export interface CallSample {
   error?: string
 }
 
+/** What a loop calls: a query path, its input for call `n`, and who served answer `n` (undefined = a wrong answer). */
+export interface LoopTarget {
+  path: string
+  input: (n: number) => unknown
+  servedBy: (data: unknown, n: number) => string | undefined
+}
+
+/** The example app's `api.get`, answered with the cache instance that served it. */
+export const API_GET: LoopTarget = {
+  path: 'get',
+  input: (n) => ({ key: `k${n % 50}` }),
+  servedBy: (data) => (data as { servedBy?: string } | undefined)?.servedBy,
+}
+
 /**
- * A bounded load loop against `api.get` over HTTP: `total` calls by `concurrency` workers, stopping
+ * A bounded load loop of one query over HTTP (default `api.get`): `total` calls by `concurrency` workers, stopping
  * early after `maxMs`. Every failure is kept with its message.
  */
 export class CallLoop {
@@ -20,29 +34,34 @@ export class CallLoop {
   constructor(
     apiUrl: string,
     readonly total: number,
-    options: { concurrency?: number; maxMs?: number; pauseMs?: number } = {},
+    options: { concurrency?: number; maxMs?: number; pauseMs?: number; target?: LoopTarget } = {},
   ) {
-    const { concurrency = 4, maxMs = 60_000, pauseMs = 0 } = options
+    const { concurrency = 4, maxMs = 60_000, pauseMs = 0, target = API_GET } = options
     const deadline = Date.now() + maxMs
     let issued = 0
     const worker = async () => {
       while (!this.#stopped && issued < total && Date.now() < deadline) {
         const n = issued++
-        const input = encodeURIComponent(JSON.stringify({ key: `k${n % 50}` }))
+        const input = encodeURIComponent(JSON.stringify(target.input(n)))
         try {
-          const response = await request(`${apiUrl}/trpc/get?input=${input}`, {
+          const response = await request(`${apiUrl}/trpc/${target.path}?input=${input}`, {
             dispatcher: this.#agent,
             headersTimeout: 15_000,
             bodyTimeout: 15_000,
           })
           const body = (await response.body.json()) as {
-            result?: { data: { servedBy: string } }
+            result?: { data: unknown }
             error?: { message: string }
           }
+          const servedBy =
+            response.statusCode === 200 ? target.servedBy(body.result?.data, n) : undefined
           this.samples.push(
-            response.statusCode === 200 && body.result
-              ? { at: Date.now(), servedBy: body.result.data.servedBy }
-              : { at: Date.now(), error: `${response.statusCode} ${body.error?.message}` },
+            servedBy !== undefined
+              ? { at: Date.now(), servedBy }
+              : {
+                  at: Date.now(),
+                  error: `${response.statusCode} ${body.error?.message ?? JSON.stringify(body)}`,
+                },
           )
         } catch (err) {
           this.samples.push({ at: Date.now(), error: String(err) })
