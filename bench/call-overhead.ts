@@ -1,9 +1,13 @@
 /**
- * call-overhead: what discovery costs per call. Same payload (cache.get of a hit), same loopback:
- *   raw      — node:http server + undici.request (the floor)
- *   trpc     — a plain @trpc/client httpLink at the cache instance's fixed URL
- *   ctx.deps — the framework's client through etcd discovery to the same instance
- * Sequential and 64 concurrent, three interleaved rounds each, median by calls/s.
+ * call-overhead: what a service-to-service call costs. Same payload (cache.get of a hit, input
+ * validated), two processes on 127.0.0.1:
+ *   raw       — node:http server + undici.request (the floor: no validation, no framework)
+ *   trpc      — a plain @trpc/client httpLink to the cache instance's standard adapter (/trpc)
+ *   ctx.deps  — the framework's client through etcd discovery to the same instance, over the RPC
+ *               stream (default)
+ *   ctx.deps (requests) — the same client with the stream off: single and micro-batched requests
+ *   moleculer — Moleculer 0.14, TCP transporter between two brokers (fastest-validator on)
+ * Sequential and 100 concurrent, three interleaved rounds each, median by calls/s.
  */
 import { spawn } from 'node:child_process'
 import { createTRPCClient, httpLink } from '@trpc/client'
@@ -13,10 +17,11 @@ import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
 import { SpawnedInstance, spawnInstance, testEnv } from '../test/support/instance.js'
 import { type Measurement, markdownTable, measure, median, writeResult } from './harness.js'
+import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
 
 const MODES = [
-  { mode: 'sequential', concurrency: 1, total: 3_000, maxMs: 6_000 },
-  { mode: '64 concurrent', concurrency: 64, total: 12_000, maxMs: 10_000 },
+  { mode: 'sequential', concurrency: 1, total: 4_000, maxMs: 6_000 },
+  { mode: '100 concurrent', concurrency: 100, total: 40_000, maxMs: 8_000 },
 ] as const
 const ROUNDS = 3
 
@@ -31,13 +36,21 @@ export async function run(): Promise<{ table: string; summary: string[] }> {
   const cacheInstance = spawnInstance('cache', {
     env: { ...testEnv(etcd.endpoint, 'bench-overhead'), FRAMEWORK_TTL: '5' },
   })
-  const agent = new Agent({ connections: 64, keepAliveTimeout: 10_000 })
+  const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
+  let moleculer: MoleculerBaseline | undefined
   const connection = connect<{ cache: typeof cache }>({
     deps: { cache: true },
     etcdEndpoints: etcd.endpoint,
     namespace: 'bench-overhead',
   })
+  const requestsOnly = connect<{ cache: typeof cache }>({
+    deps: { cache: true },
+    etcdEndpoints: etcd.endpoint,
+    namespace: 'bench-overhead',
+    transport: { stream: false },
+  })
   try {
+    moleculer = await startMoleculer()
     const rawUrl = (await raw.waitForLog('listening')).url as string
     const { url: cacheUrl } = await cacheInstance.listening()
     await cacheInstance.waitForLog('registered in etcd')
@@ -53,6 +66,8 @@ export async function run(): Promise<{ table: string; summary: string[] }> {
       },
       trpc: () => trpc.get.query({ key: 'k' }),
       'ctx.deps': () => connection.deps.cache.get({ key: 'k' }),
+      'ctx.deps (requests)': () => requestsOnly.deps.cache.get({ key: 'k' }),
+      moleculer: moleculer.call,
     }
     // Warm up every path (connections, JIT).
     for (const call of Object.values(variants)) {
@@ -72,8 +87,8 @@ export async function run(): Promise<{ table: string; summary: string[] }> {
     const find = (name: string, mode: string) =>
       results.find((result) => result.name === name && result.mode === mode)!
     const rows = results.map((result) => {
-      const rawResult = find('raw', result.mode)
-      const trpcResult = find('trpc', result.mode)
+      const ratio = (baseline: string) =>
+        (result.callsPerSecond / find(baseline, result.mode).callsPerSecond).toFixed(2)
       return [
         result.name,
         result.mode,
@@ -81,25 +96,39 @@ export async function run(): Promise<{ table: string; summary: string[] }> {
         result.p50Ms,
         result.p99Ms,
         result.failed,
-        (result.callsPerSecond / rawResult.callsPerSecond).toFixed(2),
-        (result.callsPerSecond / trpcResult.callsPerSecond).toFixed(2),
+        ratio('raw'),
+        ratio('trpc'),
+        ratio('moleculer'),
       ]
     })
     const table = markdownTable(
-      ['path', 'mode', 'calls/s', 'p50 ms', 'p99 ms', 'failed', '× raw', '× trpc'],
+      ['path', 'mode', 'calls/s', 'p50 ms', 'p99 ms', 'failed', '× raw', '× trpc', '× moleculer'],
       rows,
     )
-    const summary = MODES.map(({ mode }) => {
-      const deps = find('ctx.deps', mode)
-      const plain = find('trpc', mode)
-      const cost = 1 - deps.callsPerSecond / plain.callsPerSecond
-      return `call-overhead ${mode}: ctx.deps ${deps.callsPerSecond}/s vs plain tRPC ${plain.callsPerSecond}/s → discovery costs ${(cost * 100).toFixed(1)}% (goal ≤ 10%: ${cost <= 0.1 ? 'met' : 'missed'})`
-    })
+    const [sequential, concurrent] = MODES.map(({ mode }) => ({
+      deps: find('ctx.deps', mode),
+      plain: find('trpc', mode),
+      moleculer: find('moleculer', mode),
+      raw: find('raw', mode),
+    }))
+    const met = (ok: boolean) => (ok ? 'met' : 'missed')
+    const summary = [
+      `call-overhead 100 concurrent: ctx.deps ${concurrent!.deps.callsPerSecond}/s = ` +
+        `${(concurrent!.deps.callsPerSecond / concurrent!.moleculer.callsPerSecond).toFixed(2)}× Moleculer ` +
+        `(${concurrent!.moleculer.callsPerSecond}/s), ${(concurrent!.deps.callsPerSecond / concurrent!.raw.callsPerSecond).toFixed(2)}× raw, ` +
+        `${(concurrent!.deps.callsPerSecond / concurrent!.plain.callsPerSecond).toFixed(1)}× plain tRPC ` +
+        `(goal ≥ 1.0× Moleculer: ${met(concurrent!.deps.callsPerSecond >= concurrent!.moleculer.callsPerSecond)})`,
+      `call-overhead sequential: ctx.deps p50 ${sequential!.deps.p50Ms} ms vs Moleculer ${sequential!.moleculer.p50Ms} ms ` +
+        `(${sequential!.deps.callsPerSecond}/s vs ${sequential!.moleculer.callsPerSecond}/s; raw ${sequential!.raw.p50Ms} ms) ` +
+        `(goal p50 ≤ Moleculer: ${met(sequential!.deps.p50Ms <= sequential!.moleculer.p50Ms)})`,
+    ]
     writeResult('call-overhead', { rounds: ROUNDS, results, summary })
     return { table, summary }
   } finally {
     await connection.close()
+    await requestsOnly.close()
     await agent.close()
+    await moleculer?.close()
     await cacheInstance.kill('SIGTERM')
     await raw.kill('SIGTERM')
     await etcd.dispose()

@@ -5,6 +5,7 @@ import { parseEtcdEndpoints } from '../runtime/config.js'
 import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
 import { assertRole } from '../service/role.js'
 import { Dependencies } from './dependencies.js'
+import type { TransportOptions } from './http-transport.js'
 
 export interface ConnectOptions<TDeps> {
   /** The roles to call, with their options (`{ cache: true }`). */
@@ -14,6 +15,8 @@ export interface ConnectOptions<TDeps> {
   /** Default: `FRAMEWORK_NAMESPACE`, else the package name in the current directory. */
   namespace?: string
   log?: Logger
+  /** How calls travel (default: the RPC stream where the service speaks it). */
+  transport?: TransportOptions
 }
 
 export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> {
@@ -50,6 +53,7 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
     namespace,
     deps,
     log: options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
+    transport: options.transport,
   })
   return {
     deps: dependencies.forRequest(undefined) as DepsClients<TDeps>,

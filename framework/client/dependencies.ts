@@ -5,7 +5,7 @@ import { EtcdResolver } from '../discovery/etcd-resolver.js'
 import { sleep } from '../registry/backoff.js'
 import type { DepOptions } from '../service/define-service.js'
 import { DEFAULT_TIMEOUT_MS, DependencyClient } from './dependency-client.js'
-import { HttpTransport } from './http-transport.js'
+import { HttpTransport, type TransportOptions } from './http-transport.js'
 import { RetryBudget } from './retry-budget.js'
 import { routerProxy } from './router-proxy.js'
 
@@ -16,18 +16,21 @@ export interface DependenciesOptions {
   /** Declared dependency roles and their options; only these are watched. */
   deps: Readonly<Record<string, DepOptions>>
   log: Logger
+  /** How calls travel (default: the RPC stream where the service speaks it). */
+  transport?: TransportOptions
 }
 
 /** The clients of a service's declared dependencies: one resolver, balancer and retry budget per role. */
 export class Dependencies {
   readonly clients = new Map<string, DependencyClient>()
   readonly resolvers = new Map<string, EtcdResolver>()
-  readonly #transport = new HttpTransport()
+  readonly #transport: HttpTransport
   readonly #unsubscribe: (() => void)[] = []
   readonly #shared: Record<string, unknown>
 
   constructor(options: DependenciesOptions) {
     const { etcd, etcdEndpoints, namespace, deps, log } = options
+    this.#transport = new HttpTransport(options.transport)
     for (const [role, depOptions] of Object.entries(deps)) {
       const resolver = new EtcdResolver(etcd, role, namespace, log)
       this.#unsubscribe.push(

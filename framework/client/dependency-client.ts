@@ -133,9 +133,6 @@ export class DependencyClient {
     remainingMs: number,
     callerSignal: AbortSignal | undefined,
   ): Promise<HttpAnswer> {
-    const timer = new AbortController()
-    const timeout = setTimeout(() => timer.abort(), attemptMs)
-    const signal = callerSignal ? AbortSignal.any([callerSignal, timer.signal]) : timer.signal
     endpoint.inflight++
     const started = performance.now()
     try {
@@ -145,13 +142,12 @@ export class DependencyClient {
         path,
         input,
         remainingMs,
-        signal,
-        () => timer.signal.aborted,
+        attemptMs,
+        callerSignal,
       )
       if (answer.status < 500) endpoint.succeeded(performance.now() - started)
       return answer
     } finally {
-      clearTimeout(timeout)
       endpoint.inflight--
     }
   }

@@ -1,5 +1,6 @@
 import { Pool } from 'undici'
 import type { ProcedureKind } from '../service/manifest.js'
+import { RpcStreamClient, type StreamCall } from './rpc-stream-client.js'
 
 /** Header carrying the caller's remaining deadline (ms) to the callee, for its own nested calls. */
 export const DEADLINE_HEADER = 'x-deadline-ms'
@@ -80,40 +81,71 @@ interface PendingCall {
   reject(err: TransportError): void
 }
 
-/** The pool and the not-yet-sent calls of one instance. */
+/** The connections and the not-yet-sent calls of one instance. */
 interface Channel {
   url: string
   pool: Pool
   basePath: string
   queue: PendingCall[]
   flushScheduled: boolean
+  /** The RPC stream to the instance, while one is open or opening. */
+  stream: RpcStreamClient | undefined
+  /** The instance answered the upgrade with something else: requests only from now on. */
+  noStream: boolean
+}
+
+export interface TransportOptions {
+  /**
+   * Use the RPC stream (one upgraded connection per instance, frames multiplexed) where the
+   * service speaks it; otherwise requests (single and micro-batched). Default true.
+   */
+  stream?: boolean
 }
 
 /**
- * The framework's client transport: undici on a keep-alive pool per instance, no WHATWG
- * `Request`/`Response`. Calls to the same instance queued in the same tick go out as one batch
- * request (at most `MAX_CLIENT_BATCH` each), whose answers stream back one line per call as
+ * The framework's client transport. By default each instance gets one RPC stream (an upgraded
+ * connection carrying newline-delimited JSON frames, many calls in flight; runtime/rpc-stream.ts).
+ * Services that do not speak it get requests: undici on a keep-alive pool per instance, no
+ * WHATWG `Request`/`Response`; calls to the same instance queued in the same tick go out as one
+ * batch request (at most `MAX_CLIENT_BATCH` each), whose answers stream back one line per call as
  * each completes; a lone call is a plain tRPC-protocol request
  * (`GET <url>/_rpc/<path>?input=<json>` or `POST <url>/_rpc/<path>`).
  */
 export class HttpTransport {
   readonly #channels = new Map<string, Channel>()
+  readonly #useStream: boolean
 
+  constructor(options: TransportOptions = {}) {
+    this.#useStream = options.stream ?? true
+  }
+
+  /**
+   * Sends one call. `deadlineMs` travels to the service (its own nested calls get no longer);
+   * after `timeoutMs` the call is given up (a `timeout` TransportError, counted as sent), and
+   * when `signal` aborts, an `aborted` one.
+   */
   send(
     url: string,
     kind: ProcedureKind,
     path: string,
     input: unknown,
     deadlineMs: number,
-    signal: AbortSignal,
-    timedOut: () => boolean,
+    timeoutMs: number,
+    signal?: AbortSignal,
   ): Promise<HttpAnswer> {
     const channel = this.#channel(url)
     return new Promise<HttpAnswer>((resolve, reject) => {
-      const onAbort = () => {
-        const reason = timedOut() ? 'timeout' : 'aborted'
+      const giveUp = (reason: 'timeout' | 'aborted') => {
         call.reject(new TransportError(`${reason} calling ${url}`, reason, true))
         call.abandoned?.()
+      }
+      const onAbort = () => giveUp('aborted')
+      // A timer per call, no AbortController: this is the hot path.
+      const timer = setTimeout(giveUp, timeoutMs, 'timeout')
+      const done = () => {
+        call.settled = true
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
       }
       const call: PendingCall = {
         kind,
@@ -124,19 +156,22 @@ export class HttpTransport {
         abandoned: undefined,
         resolve: (answer) => {
           if (call.settled) return
-          call.settled = true
-          signal.removeEventListener('abort', onAbort)
+          done()
           resolve(answer)
         },
         reject: (err) => {
           if (call.settled) return
-          call.settled = true
-          signal.removeEventListener('abort', onAbort)
+          done()
           reject(err)
         },
       }
-      if (signal.aborted) return onAbort()
-      signal.addEventListener('abort', onAbort, { once: true })
+      if (signal) {
+        if (signal.aborted) return onAbort()
+        signal.addEventListener('abort', onAbort, { once: true })
+      }
+      if (this.#useStream && !channel.noStream && channel.basePath === '') {
+        return this.#stream(channel).send(streamCall(call))
+      }
       channel.queue.push(call)
       if (!channel.flushScheduled) {
         channel.flushScheduled = true
@@ -145,18 +180,38 @@ export class HttpTransport {
     })
   }
 
-  /** Closes the pool of an instance that left the phone book. */
+  /** Closes the connections of an instance that left the phone book (after their calls). */
   release(url: string): void {
     const channel = this.#channels.get(url)
     if (!channel) return
     this.#channels.delete(url)
+    channel.stream?.closeWhenIdle()
     void channel.pool.close().catch(() => undefined)
   }
 
   async close(): Promise<void> {
     const channels = [...this.#channels.values()]
     this.#channels.clear()
+    for (const channel of channels) channel.stream?.destroy()
     await Promise.all(channels.map(({ pool }) => pool.destroy().catch(() => undefined)))
+  }
+
+  /** The open (or opening) stream to the channel's instance; a new one if it closed or drains. */
+  #stream(channel: Channel): RpcStreamClient {
+    const current = channel.stream
+    if (current && (current.state === 'open' || current.state === 'connecting')) return current
+    const stream = new RpcStreamClient(new URL(channel.url), (unsent) => {
+      // The service does not speak the stream: requests from now on, starting with these.
+      channel.noStream = true
+      if (channel.stream === stream) channel.stream = undefined
+      for (const call of unsent) channel.queue.push((call as StreamCallOf).owner)
+      if (unsent.length > 0 && !channel.flushScheduled) {
+        channel.flushScheduled = true
+        process.nextTick(() => this.#flush(channel))
+      }
+    })
+    channel.stream = stream
+    return stream
   }
 
   #channel(url: string): Channel {
@@ -173,6 +228,8 @@ export class HttpTransport {
         basePath: parsed.pathname.replace(/\/$/, ''),
         queue: [],
         flushScheduled: false,
+        stream: undefined,
+        noStream: false,
       }
       this.#channels.set(url, channel)
     }
@@ -276,5 +333,30 @@ export class HttpTransport {
       const error = connectionError(channel.url, err)
       for (const call of calls) call.reject(error)
     }
+  }
+}
+
+type StreamCallOf = StreamCall & { owner: PendingCall }
+
+/** The stream's view of a pending call; settling it settles the call. */
+function streamCall(call: PendingCall): StreamCallOf {
+  return {
+    owner: call,
+    kind: call.kind,
+    path: call.path,
+    input: call.input,
+    deadlineMs: call.deadlineMs,
+    get settled() {
+      return call.settled
+    },
+    get abandoned() {
+      return call.abandoned
+    },
+    set abandoned(value) {
+      call.abandoned = value
+    },
+    resolve: (answer) => call.resolve(answer),
+    fail: (message, sent, cause) =>
+      call.reject(new TransportError(message, 'connect', sent, { cause })),
   }
 }

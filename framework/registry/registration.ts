@@ -36,6 +36,8 @@ export class Registration extends EventEmitter {
   #generation = 0
   #lastAck = 0
   #lastLoad = ''
+  /** The current lease's id as etcd's API writes it (decimal), while registered. */
+  #leaseDecimal: string | undefined
   #loopRunning = false
   #outageLogged = false
   readonly #stopping = new AbortController()
@@ -148,6 +150,7 @@ export class Registration extends EventEmitter {
       if (lease.revoked() || this.#state !== 'registering')
         throw new Error('lease ended while registering')
       this.leaseId = BigInt(id).toString(16)
+      this.#leaseDecimal = BigInt(id).toString(10)
     } catch (err) {
       lease.release()
       await this.#closeSelfWatch()
@@ -182,6 +185,7 @@ export class Registration extends EventEmitter {
     if (generation !== this.#generation || this.#state !== 'registered') return
     this.#state = 'registering'
     this.leaseId = undefined
+    this.#leaseDecimal = undefined
     this.#lease?.release()
     this.options.log.warn({ key: this.options.key, reason }, 'registration lost; registering again')
     this.emit('unregistered', reason)
@@ -196,19 +200,34 @@ export class Registration extends EventEmitter {
     }
   }
 
-  /** Rewrites the record on the same lease when the load figures changed; bounded by the timer. */
+  /**
+   * Rewrites the record on the same lease when the load figures changed; bounded by the timer.
+   *
+   * The put is a transaction guarded by "the key is still on this lease": a refresh sent on a
+   * lease that is then given up (keepalives unanswered through an etcd leader election) can be
+   * applied after the re-registration's put. Unguarded, it would move the key back to the
+   * abandoned lease, which expires a TTL later and takes the record with it.
+   */
   async #refreshLoad(): Promise<void> {
     const lease = this.#lease
-    if (this.#state !== 'registered' || !lease) return
-    // Keepalives are late: a put now could land after a re-registration and pin the key to a
-    // lease about to be abandoned. Skip until etcd answers again.
+    const leaseId = this.#leaseDecimal
+    if (this.#state !== 'registered' || !lease || !leaseId) return
+    // Keepalives are late: etcd is in trouble; the liveness check decides, refresh later.
     if (Date.now() - this.#lastAck > (this.options.ttlSeconds * 1000) / 2) return
     const record = this.options.record()
     const load = JSON.stringify(record.load)
     if (load === this.#lastLoad) return
+    const { client, key } = this.options
     try {
-      await lease.put(this.options.key).value(JSON.stringify(record)).exec()
-      this.#lastLoad = load
+      const result = await withTimeout(
+        client
+          .if(key, 'Lease', '==', leaseId)
+          .then(client.put(key).value(JSON.stringify(record)).lease(leaseId))
+          .commit(),
+        ETCD_CALL_TIMEOUT_MS,
+        'load refresh timed out',
+      )
+      if (result.succeeded) this.#lastLoad = load
     } catch (err) {
       this.options.log.debug({ err }, 'load refresh failed; keepalive decides about the lease')
     }

@@ -15,9 +15,15 @@ import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
 import type { AppInfo } from './app.js'
 import type { RuntimeConfig } from './config.js'
-import { createFastPathHandler, deadlineFrom, FAST_PATH_PREFIX } from './fast-path.js'
+import {
+  createFastPathHandler,
+  createInvoker,
+  deadlineFrom,
+  FAST_PATH_PREFIX,
+} from './fast-path.js'
 import { createHttpApp } from './http-server.js'
 import { LoadSampler } from './load.js'
+import { createStreamServer } from './rpc-stream.js'
 
 /** A booted instance: serving, and registered (or registering) in the phone book. */
 export interface RunningInstance {
@@ -99,19 +105,21 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
   })
+  const invoker = createInvoker({ router: definition.router, context: contextFor, load, log })
   const fastPath = createFastPathHandler({
-    router: definition.router,
-    context: (_req, deadlineMs) => contextFor(deadlineMs),
-    load,
+    invoker,
     log,
     maxBodyBytes: config.maxBodyBytes,
     maxBatchSize: config.maxBatchSize,
   })
-  // The framework's own clients take the lean path; everyone else gets express + tRPC's adapter.
+  const streams = createStreamServer({ invoker, log, maxFrameBytes: config.maxBodyBytes })
+  // The framework's own clients take the lean path (an upgraded RPC stream, or single and batch
+  // requests under /_rpc/); everyone else gets express + tRPC's adapter.
   const server = createServer((req, res) => {
     if (req.url?.startsWith(FAST_PATH_PREFIX)) fastPath(req, res)
     else httpApp(req, res)
   })
+  server.on('upgrade', (req, socket, head) => streams.upgrade(req, socket, head))
   const address = await listen(server, config.port, config.host)
   instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`
   if (config.portFile) writeFileSync(config.portFile, String(address.port))
@@ -162,17 +170,23 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       log.info('shutting down: revoking lease')
       await registration.stop()
       server.close()
+      // Stream clients stop sending on this connection and close it once answered.
+      streams.drain()
       const deadline = Date.now() + config.drainTimeoutMs
       // The lease is gone, so no new caller finds us; let requests already here finish.
-      while (load.inflight > 0 && Date.now() < deadline) {
+      while ((load.inflight > 0 || streams.open > 0) && Date.now() < deadline) {
         server.closeIdleConnections()
         await sleep(10)
       }
-      if (load.inflight > 0) {
-        log.warn({ inflight: load.inflight }, 'drain timeout; closing remaining connections')
+      if (load.inflight > 0 || streams.open > 0) {
+        log.warn(
+          { inflight: load.inflight, streams: streams.open },
+          'drain timeout; closing remaining connections',
+        )
       } else {
         log.info('drained in-flight requests')
       }
+      streams.destroyAll()
       server.closeAllConnections()
       await deps?.close()
       load.close()

@@ -29,31 +29,45 @@ type Procedure = ((opts: {
   batchIndex: number
 }) => Promise<unknown>) & { _def: { type: string } }
 
-export interface FastPathOptions {
+export interface InvokerOptions {
   router: AnyRouter
   /** Builds each call's `ctx`; `deadlineMs` is the caller's remaining time, if it sent one. */
-  context: (req: IncomingMessage, deadlineMs: number | undefined) => ServiceContext<unknown>
+  context: (deadlineMs: number | undefined) => ServiceContext<unknown>
   load: LoadSampler
   log: Logger
-  maxBodyBytes: number
-  maxBatchSize: number
 }
 
-interface Outcome {
+/** What a call came to: an HTTP status and a tRPC response body (`{ result }` or `{ error }`). */
+export interface Outcome {
   status: number
   body: unknown
 }
 
+/** Runs procedures by path the way tRPC's adapters do, for the framework's lean transports. */
+export interface Invoker {
+  call(
+    path: string,
+    kind: 'query' | 'mutation',
+    input: unknown,
+    deadlineMs: number | undefined,
+    batchIndex: number,
+  ): Promise<Outcome>
+  /** A tRPC error body (shape, status) for a request refused before any procedure ran. */
+  refuse(
+    code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE' | 'METHOD_NOT_SUPPORTED' | 'SERVICE_UNAVAILABLE',
+    message: string,
+    path?: string,
+  ): Outcome
+  /** An unexpected failure as a tRPC error body (logged). */
+  fail(cause: unknown, path: string | undefined): Outcome
+}
+
 /**
- * The lean handler for the framework's own clients: plain `node:http`, no fetch `Request`/
- * `Response`, no express. It speaks tRPC's protocol for single calls (`GET /_rpc/<path>?input=`,
- * `POST /_rpc/<path>`; same bodies, error shapes and statuses as tRPC) and a batch form
- * (`POST /_rpc/_batch`) whose answers stream back as newline-delimited JSON `[index, status, body]`
- * in completion order, so a slow procedure does not hold back the rest of its batch.
- * Procedures run through tRPC's own procedure call: same validation, middleware and `ctx`.
+ * Procedures run through tRPC's own procedure call: same validation, middleware and `ctx`, same
+ * error shapes and statuses as tRPC's adapters.
  */
-export function createFastPathHandler(options: FastPathOptions) {
-  const { router, context, load, log, maxBodyBytes, maxBatchSize } = options
+export function createInvoker(options: InvokerOptions): Invoker {
+  const { router, context, load, log } = options
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
   const config = router._def._config
 
@@ -74,43 +88,59 @@ export function createFastPathHandler(options: FastPathOptions) {
     }
   }
 
-  async function call(
-    req: IncomingMessage,
-    path: string,
-    kind: 'query' | 'mutation',
-    input: unknown,
-    deadlineMs: number | undefined,
-    batchIndex: number,
-  ): Promise<Outcome> {
-    const procedure = procedures[path]
-    let ctx: unknown
-    load.inflight++
-    try {
-      if (!procedure || procedure._def.type !== kind) {
-        const exists = procedure !== undefined
-        throw new TRPCError({
-          code: exists ? 'METHOD_NOT_SUPPORTED' : 'NOT_FOUND',
-          message: exists
-            ? `'${path}' is a ${procedure._def.type}, not a ${kind}`
-            : `No procedure found on path "${path}"`,
+  return {
+    async call(path, kind, input, deadlineMs, batchIndex) {
+      const procedure = procedures[path]
+      let ctx: unknown
+      load.inflight++
+      try {
+        if (!procedure || procedure._def.type !== kind) {
+          const exists = procedure !== undefined
+          throw new TRPCError({
+            code: exists ? 'METHOD_NOT_SUPPORTED' : 'NOT_FOUND',
+            message: exists
+              ? `'${path}' is a ${procedure._def.type}, not a ${kind}`
+              : `No procedure found on path "${path}"`,
+          })
+        }
+        ctx = context(deadlineMs)
+        const data = await procedure({
+          ctx,
+          path,
+          type: kind,
+          getRawInput: async () => input,
+          signal: undefined,
+          batchIndex,
         })
+        return { status: 200, body: { result: { data } } }
+      } catch (cause) {
+        return errorOutcome(cause, path, kind, input, ctx)
+      } finally {
+        load.inflight--
       }
-      ctx = context(req, deadlineMs)
-      const data = await procedure({
-        ctx,
-        path,
-        type: kind,
-        getRawInput: async () => input,
-        signal: undefined,
-        batchIndex,
-      })
-      return { status: 200, body: { result: { data } } }
-    } catch (cause) {
-      return errorOutcome(cause, path, kind, input, ctx)
-    } finally {
-      load.inflight--
-    }
+    },
+    refuse: (code, message, path) =>
+      errorOutcome(new TRPCError({ code, message }), path, 'unknown', undefined, undefined),
+    fail: (cause, path) => errorOutcome(cause, path, 'unknown', undefined, undefined),
   }
+}
+
+export interface FastPathOptions {
+  invoker: Invoker
+  log: Logger
+  maxBodyBytes: number
+  maxBatchSize: number
+}
+
+/**
+ * The lean handler for the framework's own clients: plain `node:http`, no fetch `Request`/
+ * `Response`, no express. It speaks tRPC's protocol for single calls (`GET /_rpc/<path>?input=`,
+ * `POST /_rpc/<path>`; same bodies, error shapes and statuses as tRPC) and a batch form
+ * (`POST /_rpc/_batch`) whose answers stream back as newline-delimited JSON `[index, status, body]`
+ * in completion order, so a slow procedure does not hold back the rest of its batch.
+ */
+export function createFastPathHandler(options: FastPathOptions) {
+  const { invoker, log, maxBodyBytes, maxBatchSize } = options
 
   function send(res: ServerResponse, outcome: Outcome): void {
     const text = JSON.stringify(outcome.body)
@@ -127,7 +157,7 @@ export function createFastPathHandler(options: FastPathOptions) {
     message: string,
     path?: string,
   ) {
-    send(res, errorOutcome(new TRPCError({ code, message }), path, 'unknown', undefined, undefined))
+    send(res, invoker.refuse(code, message, path))
   }
 
   /** Reads the body up to the limit; undefined (and a 413 sent) when it is larger. */
@@ -189,7 +219,7 @@ export function createFastPathHandler(options: FastPathOptions) {
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     let pending = items.length
     items.forEach(([path, kind, input, deadlineMs], index) => {
-      void call(req, path, kind, input, deadlineMs, index).then((outcome) => {
+      void invoker.call(path, kind, input, deadlineMs ?? undefined, index).then((outcome) => {
         res.write(`${JSON.stringify([index, outcome.status, outcome.body])}\n`)
         if (--pending === 0) res.end()
       })
@@ -213,7 +243,7 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await call(req, path, 'query', input, deadlineMs, 0))
+      return send(res, await invoker.call(path, 'query', input, deadlineMs, 0))
     }
     if (req.method === 'POST') {
       const text = await readBody(req, res)
@@ -226,20 +256,11 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await call(req, path, 'mutation', input, deadlineMs, 0))
+      return send(res, await invoker.call(path, 'mutation', input, deadlineMs, 0))
     }
     send(
       res,
-      errorOutcome(
-        new TRPCError({
-          code: 'METHOD_NOT_SUPPORTED',
-          message: 'use GET for queries and POST for mutations',
-        }),
-        path,
-        'unknown',
-        undefined,
-        undefined,
-      ),
+      invoker.refuse('METHOD_NOT_SUPPORTED', 'use GET for queries and POST for mutations', path),
     )
   }
 
@@ -256,7 +277,7 @@ export function createFastPathHandler(options: FastPathOptions) {
         : handleSingle(req, res, path, query)
     work.catch((err: unknown) => {
       log.error({ err }, 'fast path failed')
-      if (!res.headersSent) send(res, errorOutcome(err, path, 'unknown', undefined, undefined))
+      if (!res.headersSent) send(res, invoker.fail(err, path))
       else res.destroy()
     })
   }

@@ -127,4 +127,4 @@ it('new → generate service ×2 → dev --local → call across services → ps
   for (const { pid } of book.instances) expect(alive(pid), `pid ${pid}`).toBe(false)
   const keys = await probe.client.getAll().prefix(servicesPrefix('shop')).keys()
   expect(keys).toEqual([])
-})
+}, 150_000)

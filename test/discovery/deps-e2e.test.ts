@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { rolePrefix } from '../../framework/registry/record.js'
 import { CallLoop } from '../support/call-loop.js'
 import { useEtcd } from '../support/etcd-fixture.js'
+import { recordFault } from '../support/fault-summary.js'
 import type { SpawnedInstance } from '../support/instance.js'
 import { waitFor } from '../support/wait.js'
 
@@ -68,9 +69,17 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
     await caches[0]!.instance.kill('SIGKILL')
     const killedAt = Date.now()
     await loop.done
+    const after = loop.samples.filter((sample) => sample.at > killedAt + 100)
+    recordFault({
+      fault: 'kill -9 of one of 3 caches during calls',
+      calls: loop.samples.length,
+      failed: loop.failures.length,
+      lost: 1,
+      instances: 3,
+      note: `${after.length} calls after the kill, none to the killed cache`,
+    })
     expect(loop.samples).toHaveLength(2_000)
     expect(loop.failures).toEqual([])
-    const after = loop.samples.filter((sample) => sample.at > killedAt + 100)
     expect(after.length).toBeGreaterThan(100)
     expect(after.every((sample) => sample.servedBy !== caches[0]!.id)).toBe(true)
   })
@@ -83,8 +92,17 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
     expect(await caches[1]!.instance.exited).toBe(0)
     const fresh = await start('cache', namespace)
     await loop.done
-    expect(loop.failures).toEqual([])
     const first = loop.samples.find((sample) => sample.servedBy === fresh.id)
+    recordFault({
+      fault: 'SIGTERM of one of 3 caches during calls, a new one started',
+      calls: loop.samples.length,
+      failed: loop.failures.length,
+      lost: 1,
+      instances: 3,
+      recoverMs: first ? first.at - fresh.registeredAt : undefined,
+      note: 'time to recover = the new cache registered → its first call',
+    })
+    expect(loop.failures).toEqual([])
     expect(first, 'the new instance got no call').toBeDefined()
     expect(first!.at - fresh.registeredAt).toBeLessThanOrEqual(1_000)
   })
@@ -104,7 +122,7 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
 
     await cluster.etcd.start()
     const prefix = rolePrefix(namespace, 'cache')
-    await waitFor('every cache registered again', async () => {
+    const recoverMs = await waitFor('every cache registered again', async () => {
       const keys = await cluster.probe.client
         .getAll()
         .prefix(prefix)
@@ -119,6 +137,16 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
     await after.done
     expect(after.failures).toEqual([])
     const served = countBy(after.samples)
+    recordFault({
+      fault: 'single etcd stopped for longer than the TTL during calls',
+      calls: during.samples.length + after.samples.length,
+      failed: during.failures.length + after.failures.length,
+      lost: caches.length,
+      recovered: caches.length,
+      instances: caches.length,
+      recoverMs,
+      note: 'calls went to the last known caches; after restart a new cache got calls and a stopped one none',
+    })
     expect(served[fresh.id]).toBeGreaterThan(0)
     expect(served[caches[2]!.id]).toBeUndefined()
   })

@@ -5,6 +5,7 @@ import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { instanceKey } from '../../framework/registry/record.js'
 import { contractHash } from '../../framework/service/manifest.js'
 import { CallLoop, type CallSample, type LoopTarget } from '../support/call-loop.js'
+import { recordFault } from '../support/fault-summary.js'
 import { killAll, REPO_ROOT, SpawnedInstance, spawnInstance, testEnv } from '../support/instance.js'
 import { PhoneBookProbe } from '../support/phone-book.js'
 import { waitFor } from '../support/wait.js'
@@ -176,6 +177,15 @@ describe('a Python peer in the phone book (real etcd, real processes)', () => {
     const afterGone = loop.samples.filter((sample) => sample.at > goneAt)
     expect(afterGone.length).toBeGreaterThan(100)
     expect(afterKill.filter((sample) => sample.servedBy !== survivor!.id)).toEqual([])
+    recordFault({
+      fault: 'kill -9 of one of 2 Python peers during calls (via ctx.deps)',
+      calls: loop.samples.length,
+      failed: loop.failures.length,
+      lost: 1,
+      instances: 2,
+      recoverMs: goneAfterMs,
+      note: 'time to recover = until the dead peer record expired; every later call on the survivor',
+    })
     console.info(
       `python-peer kill -9: record gone ${goneAfterMs} ms after the kill; ` +
         `${afterKill.length} calls after the kill, ${afterGone.length} after the record went, all on the survivor`,

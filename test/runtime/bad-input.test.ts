@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { resolve } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -5,6 +7,7 @@ import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { type RunningInstance, startInstance } from '../../framework/runtime/boot.js'
 import { loadConfig } from '../../framework/runtime/config.js'
 import cache from '../../services/cache/index.js'
+import { recordFault } from '../support/fault-summary.js'
 import { REPO_ROOT, spawnInstance, testEnv } from '../support/instance.js'
 
 let etcd: EtcdServer
@@ -105,6 +108,145 @@ describe('bad procedure input', () => {
     const response = await query('get', { key: 'k' })
     expect(await response.json()).toEqual({
       result: { data: { value: 'v', hit: true, instance: running.instance.id } },
+    })
+  })
+})
+
+/** A small seeded generator (mulberry32): the fuzz inputs are the same on every run. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** A random JSON value: wrong types, nesting up to `depth`, long strings, odd numbers. */
+function randomValue(random: () => number, depth: number): unknown {
+  const pick = Math.floor(random() * (depth > 0 ? 9 : 6))
+  switch (pick) {
+    case 0:
+      return null
+    case 1:
+      return random() < 0.5
+    case 2:
+      return [0, -1, 1e308, -0, 2 ** 53 + 1, 3.14][Math.floor(random() * 6)]
+    case 3:
+      return 'x'.repeat(Math.floor(random() * 300))
+    case 4:
+      return '\u0000\ud800<script>'.slice(0, Math.floor(random() * 14))
+    case 5:
+      return ''
+    case 6:
+      return Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth - 1))
+    default: {
+      const keys = ['key', 'value', '__proto__', 'constructor', 'k'.repeat(40)]
+      return Object.fromEntries(
+        keys
+          .filter(() => random() < 0.5)
+          .map((key) => [key, randomValue(random, depth - 1)] as const),
+      )
+    }
+  }
+}
+
+describe('fuzzed and garbage input', () => {
+  it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body', async () => {
+    const random = seeded(20261126)
+    const statuses = new Map<number, number>()
+    const unexpected: string[] = []
+    const check = async (label: string, response: Response) => {
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
+      const text = await response.text()
+      if (response.status >= 500 || (response.status !== 200 && !text.includes('message'))) {
+        unexpected.push(`${label} → ${response.status} ${text.slice(0, 200)}`)
+      }
+    }
+    for (let i = 0; i < 100; i++) {
+      const input = randomValue(random, 6)
+      const body = JSON.stringify(input) ?? 'null'
+      await check(`/trpc/set ${body.slice(0, 80)}`, await mutate('set', body))
+      await check(`/trpc/get ${body.slice(0, 80)}`, await query('get', input))
+      await check(
+        `/_rpc/set ${body.slice(0, 80)}`,
+        await fetch(`${url}/_rpc/set`, { method: 'POST', body }),
+      )
+      // A batch whose items are themselves random: a wrong shape anywhere → 400 for the batch,
+      // well-formed items with bad input → each item its own 400.
+      const items = Array.from({ length: 1 + Math.floor(random() * 3) }, () =>
+        random() < 0.5
+          ? ['set', 'mutation', randomValue(random, 3), 1_000]
+          : randomValue(random, 2),
+      )
+      await check(
+        `/_rpc/_batch ${JSON.stringify(items).slice(0, 80)}`,
+        await fetch(`${url}/_rpc/_batch`, { method: 'POST', body: JSON.stringify(items) }),
+      )
+    }
+    // Bytes that are not JSON at all.
+    const bytes = Buffer.from(Array.from({ length: 2048 }, () => Math.floor(random() * 256)))
+    for (const path of ['/trpc/set', '/_rpc/set', '/_rpc/_batch']) {
+      await check(
+        `${path} random bytes`,
+        await fetch(`${url}${path}`, { method: 'POST', body: bytes }),
+      )
+    }
+    recordFault({
+      fault: 'bad input: 403 fuzzed requests (tRPC adapter, fast path, batches)',
+      calls: [...statuses.values()].reduce((a, b) => a + b, 0),
+      failed: unexpected.length,
+      lost: 0,
+      instances: 1,
+      note: `statuses ${[...statuses].map(([status, n]) => `${status}×${n}`).join(', ')}; server alive`,
+    })
+    expect(unexpected).toEqual([])
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+  })
+
+  it('garbage bytes on the raw port: the connection is closed, the service is unaffected', async () => {
+    const { port } = new URL(url)
+    const random = seeded(7)
+    const payloads = [
+      Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256))),
+      Buffer.from('GARBAGE / NONSENSE\r\n\r\n'),
+      Buffer.from(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: ${'a'.repeat(128 * 1024)}\r\n\r\n`),
+      Buffer.from('POST /_rpc/set HTTP/1.1\r\nContent-Length: -5\r\n\r\n'),
+      Buffer.from('POST /_rpc/_batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'),
+    ]
+    const answers: string[] = []
+    for (const payload of payloads) {
+      const socket = connect(Number(port), '127.0.0.1')
+      let received = ''
+      socket.on('data', (chunk) => {
+        received += chunk.toString('latin1')
+      })
+      socket.on('error', () => undefined)
+      socket.write(payload)
+      const closed = await Promise.race([
+        once(socket, 'close').then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+      ])
+      socket.destroy()
+      answers.push(received.split('\r\n')[0] ?? '')
+      expect(
+        closed,
+        `connection left open after ${payload.subarray(0, 40).toString('latin1')}`,
+      ).toBe(true)
+      expect(received).not.toMatch(/^HTTP\/1\.1 (200|5\d\d)/)
+    }
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+    const response = await query('get', { key: 'after-garbage' })
+    expect(response.status).toBe(200)
+    recordFault({
+      fault: 'garbage bytes on a service port (5 connections)',
+      calls: payloads.length,
+      failed: 0,
+      lost: 0,
+      instances: 1,
+      note: `answers: ${answers.map((line) => line || '(closed)').join('; ')}; service healthy`,
     })
   })
 })

@@ -170,6 +170,8 @@ describe('framework client on the fast path', () => {
       namespace: NAMESPACE,
       deps: { kitchen: {} },
       log: pino({ level: 'silent' }),
+      // Requests, not the RPC stream: this is about batching them.
+      transport: { stream: false },
     })
     try {
       const client = deps.clients.get('kitchen')!

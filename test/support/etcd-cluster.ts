@@ -4,8 +4,10 @@ import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll } from 'vitest'
 import { freePort } from '../../framework/cli/free-port.js'
 import { ETCD_INSTALL_HINT } from '../../framework/cli/local-etcd.js'
+import { killAll, type SpawnedInstance, spawnInstance, testEnv } from './instance.js'
 
 const ETCD_BIN = process.env.ETCD_BIN ?? 'etcd'
 /** Bytes of each member's own output kept for error messages. */
@@ -238,7 +240,9 @@ export class EtcdCluster {
    * The leader if every running member (or those in `among`) answers healthy and names the same
    * leader, and that leader is one of them; otherwise undefined. One round, no waiting.
    */
-  async agreedLeader(among: EtcdMember[] = this.running()): Promise<EtcdMember | undefined> {
+  async agreedLeader(
+    among: readonly EtcdMember[] = this.running(),
+  ): Promise<EtcdMember | undefined> {
     if (among.length === 0) return undefined
     try {
       const answers = await Promise.all(
@@ -335,6 +339,28 @@ export class EtcdCluster {
         throw new Error(
           `etcd member ${member.name} did not rejoin within ${timeoutMs} ms\n${this.#outputs()}`,
         )
+      }
+      await sleep(POLL_MS)
+    }
+  }
+
+  /**
+   * Starts every stopped member again from its data dir (after a full outage no single member has
+   * a quorum, so they come back together) and waits until all agree on a leader. Resolves with the
+   * time that took.
+   */
+  async restartAll(timeoutMs = 20_000): Promise<number> {
+    const started = Date.now()
+    const stopped = this.members.filter((member) => !member.running)
+    await Promise.all(stopped.map((member) => this.#spawn(member, 'existing')))
+    for (;;) {
+      const exited = stopped.filter((member) => !member.running)
+      if (exited.length > 0) {
+        throw new Error(`etcd members exited after restart\n${this.#outputs(exited)}`)
+      }
+      if (await this.agreedLeader(this.members)) return Date.now() - started
+      if (Date.now() - started > timeoutMs) {
+        throw new Error(`etcd cluster did not come back within ${timeoutMs} ms\n${this.#outputs()}`)
       }
       await sleep(POLL_MS)
     }
@@ -472,4 +498,53 @@ function prefixEnd(prefix: string): Buffer {
     }
   }
   return Buffer.from([0])
+}
+
+export interface EtcdClusterFixture {
+  readonly cluster: EtcdCluster
+  /** A fresh namespace per call: `<prefix>-<pid>-<n>`. */
+  namespace(): string
+  /** `framework start <role>` with every member in ETCD_ENDPOINTS; killed after each test. */
+  spawn(role: string, namespace: string, env?: Record<string, string>): SpawnedInstance
+}
+
+/**
+ * A 3-member etcd cluster for a test file, and instances that are killed after each test (members
+ * a test left down are started again, so every test begins with three).
+ */
+export function useEtcdCluster(prefix: string, ttlSeconds = 2): EtcdClusterFixture {
+  let cluster: EtcdCluster | undefined
+  const running: SpawnedInstance[] = []
+  let counter = 0
+  beforeAll(async () => {
+    cluster = await EtcdCluster.start()
+  })
+  afterEach(async () => {
+    await killAll(running)
+    if (!cluster) return
+    const down = cluster.members.filter((member) => !member.running)
+    if (down.length === cluster.members.length) await cluster.restartAll()
+    else for (const member of down) await cluster.restart(member)
+  })
+  afterAll(async () => {
+    await cluster?.dispose()
+  })
+  return {
+    get cluster() {
+      if (!cluster) throw new Error('the etcd cluster is started in beforeAll')
+      return cluster
+    },
+    namespace: () => `${prefix}-${process.pid}-${++counter}`,
+    spawn(role, namespace, env = {}) {
+      const instance = spawnInstance(role, {
+        env: {
+          ...testEnv(this.cluster.endpointList, namespace),
+          FRAMEWORK_TTL: String(ttlSeconds),
+          ...env,
+        },
+      })
+      running.push(instance)
+      return instance
+    },
+  }
 }

@@ -68,7 +68,8 @@ let servers: Server[] = []
 let transport: HttpTransport
 
 beforeEach(() => {
-  transport = new HttpTransport()
+  // These servers speak requests only; the RPC stream has its own tests (test/runtime/rpc-stream.test.ts).
+  transport = new HttpTransport({ stream: false })
 })
 
 afterEach(async () => {

@@ -1,0 +1,233 @@
+import { connect, type Socket } from 'node:net'
+
+/** See runtime/rpc-stream.ts for the protocol. */
+const STREAM_PATH = '/_rpc/_stream'
+const STREAM_PROTOCOL = 'framework-rpc/1'
+/** Longest upgrade answer read before giving up on it (headers only). */
+const MAX_HANDSHAKE_BYTES = 16 * 1024
+const CONNECT_TIMEOUT_MS = 2_000
+
+/** What a stream call needs from the transport's pending call. */
+export interface StreamCall {
+  kind: 'query' | 'mutation'
+  path: string
+  input: unknown
+  deadlineMs: number
+  settled: boolean
+  abandoned: (() => void) | undefined
+  resolve(answer: { status: number; body: unknown }): void
+  /** `sent`: the frame may have reached the service. `code`: the connection error, if any. */
+  fail(message: string, sent: boolean, cause?: unknown): void
+}
+
+export type StreamState = 'connecting' | 'open' | 'draining' | 'closed'
+
+/**
+ * One upgraded connection to one instance, many calls in flight on it. Calls made before the
+ * upgrade is answered wait for it; if the service does not speak the stream (a peer in another
+ * language, an older version) they are handed back unsent through `onUnsupported`.
+ */
+export class RpcStreamClient {
+  state: StreamState = 'connecting'
+  readonly #socket: Socket
+  readonly #pending = new Map<number, StreamCall>()
+  #waiting: StreamCall[] = []
+  #nextId = 1
+  #out: string[] = []
+  #flushScheduled = false
+  #buffer = ''
+  #closeWhenIdle = false
+
+  constructor(
+    readonly url: URL,
+    private readonly onUnsupported: (calls: StreamCall[]) => void,
+  ) {
+    const socket = connect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 80),
+      noDelay: true,
+      timeout: CONNECT_TIMEOUT_MS,
+    })
+    this.#socket = socket
+    socket.setEncoding('utf8')
+    socket.on('timeout', () => {
+      if (this.state === 'connecting')
+        socket.destroy(
+          Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }),
+        )
+    })
+    socket.once('connect', () => {
+      socket.write(
+        `GET ${STREAM_PATH} HTTP/1.1\r\nhost: ${url.host}\r\nconnection: upgrade\r\nupgrade: ${STREAM_PROTOCOL}\r\n\r\n`,
+      )
+    })
+    socket.on('data', (chunk: string) => this.#onData(chunk))
+    socket.on('error', (err) => this.#onClose(err))
+    socket.on('close', () => this.#onClose(undefined))
+  }
+
+  /** Calls in flight or waiting on this connection. */
+  get busy(): number {
+    return this.#pending.size + this.#waiting.length
+  }
+
+  send(call: StreamCall): void {
+    if (this.state === 'connecting') {
+      this.#waiting.push(call)
+      call.abandoned = () => {
+        this.#waiting = this.#waiting.filter((waiting) => waiting !== call)
+      }
+      return
+    }
+    if (this.state !== 'open') {
+      call.fail(`connection to ${this.url.origin} is closing`, false)
+      return
+    }
+    const id = this.#nextId++
+    this.#pending.set(id, call)
+    call.abandoned = () => {
+      this.#pending.delete(id)
+      this.#maybeEnd()
+    }
+    const input = call.input === undefined ? 'null' : JSON.stringify(call.input)
+    this.#out.push(
+      `[${id},${JSON.stringify(call.path)},"${call.kind}",${input},${call.deadlineMs}]\n`,
+    )
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      // Every frame of this tick goes out in one write.
+      process.nextTick(() => this.#flush())
+    }
+  }
+
+  /** Ends the connection once nothing is in flight (the instance left the phone book). */
+  closeWhenIdle(): void {
+    this.#closeWhenIdle = true
+    if (this.state === 'open') this.state = 'draining'
+    this.#maybeEnd()
+  }
+
+  destroy(): void {
+    this.#socket.destroy()
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    if (this.#out.length === 0) return
+    const text = this.#out.length === 1 ? this.#out[0]! : this.#out.join('')
+    this.#out = []
+    this.#socket.write(text)
+  }
+
+  #onData(chunk: string): void {
+    this.#buffer += chunk
+    if (this.state === 'connecting' && !this.#handshake()) return
+    let newline = this.#buffer.indexOf('\n')
+    while (newline !== -1) {
+      const line = this.#buffer.slice(0, newline)
+      this.#buffer = this.#buffer.slice(newline + 1)
+      if (line.length > 0) this.#answer(line)
+      newline = this.#buffer.indexOf('\n')
+    }
+  }
+
+  /** Reads the upgrade answer; true once the stream is open and the buffer holds frames only. */
+  #handshake(): boolean {
+    const end = this.#buffer.indexOf('\r\n\r\n')
+    if (end === -1) {
+      if (this.#buffer.length > MAX_HANDSHAKE_BYTES) this.#unsupported()
+      return false
+    }
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(this.#buffer)?.[1]
+    if (status !== '101') {
+      // 503: the instance is draining (try elsewhere); anything else: no stream spoken here.
+      if (status === '503') this.#failWaiting(`${this.url.origin} is shutting down`, false)
+      else this.#unsupported()
+      this.state = 'closed'
+      this.#socket.destroy()
+      return false
+    }
+    this.#buffer = this.#buffer.slice(end + 4)
+    this.state = 'open'
+    this.#socket.setTimeout(0)
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const call of waiting) if (!call.settled) this.send(call)
+    if (this.#closeWhenIdle) this.closeWhenIdle()
+    return true
+  }
+
+  #unsupported(): void {
+    const waiting = this.#waiting
+    this.#waiting = []
+    this.state = 'closed'
+    this.#socket.destroy()
+    this.onUnsupported(waiting.filter((call) => !call.settled))
+  }
+
+  #answer(line: string): void {
+    let frame: unknown
+    try {
+      frame = JSON.parse(line)
+    } catch {
+      this.#protocolError(`${this.url.origin} sent a frame that is not JSON`)
+      return
+    }
+    if (!Array.isArray(frame) || typeof frame[0] !== 'number' || typeof frame[1] !== 'number') {
+      this.#protocolError(`${this.url.origin} sent a malformed frame`)
+      return
+    }
+    const [id, status, body] = frame as [number, number, unknown]
+    if (id === 0) {
+      if (body === 'goaway') {
+        this.state = 'draining'
+        this.#maybeEnd()
+        return
+      }
+      const message = (body as { error?: { message?: string } })?.error?.message
+      this.#protocolError(`${this.url.origin} refused the RPC stream: ${status} ${message ?? ''}`)
+      return
+    }
+    const call = this.#pending.get(id)
+    if (!call) return
+    this.#pending.delete(id)
+    call.resolve({ status, body })
+    this.#maybeEnd()
+  }
+
+  #protocolError(message: string): void {
+    for (const call of this.#pending.values()) call.fail(message, true)
+    this.#pending.clear()
+    this.state = 'closed'
+    this.#socket.destroy()
+  }
+
+  #maybeEnd(): void {
+    if (this.state === 'draining' && this.#pending.size === 0) {
+      this.state = 'closed'
+      this.#flush()
+      this.#socket.end()
+    }
+  }
+
+  #failWaiting(message: string, sent: boolean, cause?: unknown): void {
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const call of waiting) call.fail(message, sent, cause)
+  }
+
+  #onClose(err: Error | undefined): void {
+    const wasConnecting = this.state === 'connecting'
+    this.state = 'closed'
+    const reason = err ? ((err as { code?: string }).code ?? err.message) : 'connection closed'
+    // Calls not written yet never reached the service; written ones may have.
+    this.#failWaiting(`cannot reach ${this.url.origin}: ${reason}`, false, err)
+    if (this.#pending.size > 0) {
+      const pending = [...this.#pending.values()]
+      this.#pending.clear()
+      for (const call of pending) {
+        call.fail(`connection to ${this.url.origin} lost: ${reason}`, !wasConnecting, err)
+      }
+    }
+  }
+}
