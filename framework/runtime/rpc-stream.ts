@@ -21,8 +21,8 @@ export const STREAM_PATH = '/_rpc/_stream'
 export const STREAM_PROTOCOL = 'framework-rpc/1'
 /** Frames answered on one connection while more are running make the service stop reading. */
 const MAX_INFLIGHT_PER_CONNECTION = 1_024
-/** Frames started before the answers ready so far are written (see #runFrames). */
-const SLICE = Number(process.env.XSLICE ?? 32)
+/** Frames started before the answers ready so far are written and other connections get a turn. */
+const SLICE = 256
 
 export interface StreamServerOptions {
   invoker: Invoker

@@ -1,13 +1,12 @@
 import { once } from 'node:events'
 import { connect } from 'node:net'
 import { resolve } from 'node:path'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
-import { type RunningInstance, startInstance } from '../../framework/runtime/boot.js'
-import { loadConfig } from '../../framework/runtime/config.js'
+import type { RunningInstance } from '../../framework/runtime/boot.js'
 import cache from '../../services/cache/index.js'
 import { recordFault } from '../support/fault-summary.js'
+import { startInProcess } from '../support/in-process.js'
 import { REPO_ROOT, spawnInstance, testEnv } from '../support/instance.js'
 
 let etcd: EtcdServer
@@ -16,13 +15,7 @@ let url: string
 
 beforeAll(async () => {
   etcd = await EtcdServer.start()
-  const config = loadConfig(testEnv(etcd.endpoint, 'bad-input'), { namespace: 'unused' })
-  running = await startInstance({
-    definition: cache,
-    config,
-    app: { namespace: 'bad-input', version: '0.0.0' },
-    log: pino({ level: 'silent' }),
-  })
+  running = await startInProcess(cache, etcd.endpoint, 'bad-input')
   url = running.instance.url
 })
 

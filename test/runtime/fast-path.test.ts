@@ -1,13 +1,9 @@
 import { createTRPCClient, httpBatchLink, httpLink } from '@trpc/client'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
-import { Dependencies } from '../../framework/client/dependencies.js'
-import { createEtcdClient } from '../../framework/registry/etcd-client.js'
-import { type RunningInstance, startInstance } from '../../framework/runtime/boot.js'
-import { loadConfig } from '../../framework/runtime/config.js'
+import type { RunningInstance } from '../../framework/runtime/boot.js'
 import kitchen from '../fixtures/app/services/kitchen/index.js'
-import { testEnv } from '../support/instance.js'
+import { startInProcess, withDependencies } from '../support/in-process.js'
 
 const NAMESPACE = 'fast-path'
 let etcd: EtcdServer
@@ -17,19 +13,9 @@ let requests = 0
 
 beforeAll(async () => {
   etcd = await EtcdServer.start()
-  const config = loadConfig(
-    {
-      ...testEnv(etcd.endpoint, NAMESPACE),
-      FRAMEWORK_MAX_BATCH: '8',
-      FRAMEWORK_MAX_BODY_BYTES: '4096',
-    },
-    { namespace: 'unused' },
-  )
-  running = await startInstance({
-    definition: kitchen,
-    config,
-    app: { namespace: NAMESPACE, version: '0.0.0' },
-    log: pino({ level: 'silent' }),
+  running = await startInProcess(kitchen, etcd.endpoint, NAMESPACE, {
+    FRAMEWORK_MAX_BATCH: '8',
+    FRAMEWORK_MAX_BODY_BYTES: '4096',
   })
   running.server.on('request', () => {
     requests++
@@ -163,38 +149,32 @@ describe('fast path: batches', () => {
 
 describe('framework client on the fast path', () => {
   it('micro-batches calls made in the same tick into one request, splitting at the batch size', async () => {
-    const etcdClient = createEtcdClient([etcd.endpoint])
-    const deps = new Dependencies({
-      etcd: etcdClient,
-      etcdEndpoints: [etcd.endpoint],
-      namespace: NAMESPACE,
-      deps: { kitchen: {} },
-      log: pino({ level: 'silent' }),
-      // Requests, not the RPC stream: this is about batching them.
-      transport: { stream: false },
-    })
-    try {
-      const client = deps.clients.get('kitchen')!
-      await client.call('echo', { text: 'warm' })
-      let before = requests
-      const eight = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => client.call('echo', { text: `t${i}` })),
-      )
-      expect(eight).toEqual(Array.from({ length: 8 }, (_, i) => `t${i}`))
-      expect(requests - before).toBe(1)
+    await withDependencies(
+      etcd.endpoint,
+      NAMESPACE,
+      ['kitchen'],
+      async (deps) => {
+        const client = deps.clients.get('kitchen')!
+        await client.call('echo', { text: 'warm' })
+        let before = requests
+        const eight = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => client.call('echo', { text: `t${i}` })),
+        )
+        expect(eight).toEqual(Array.from({ length: 8 }, (_, i) => `t${i}`))
+        expect(requests - before).toBe(1)
 
-      // Over the service's maxBatchSize (8): refused with 413 before anything ran, so the
-      // client halves the batch until it fits; every call still gets its own answer.
-      before = requests
-      const twenty = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => client.call('echo', { text: `u${i}` })),
-      )
-      expect(twenty).toEqual(Array.from({ length: 20 }, (_, i) => `u${i}`))
-      expect(requests - before).toBe(7)
-    } finally {
-      await deps.close()
-      etcdClient.close()
-    }
+        // Over the service's maxBatchSize (8): refused with 413 before anything ran, so the
+        // client halves the batch until it fits; every call still gets its own answer.
+        before = requests
+        const twenty = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => client.call('echo', { text: `u${i}` })),
+        )
+        expect(twenty).toEqual(Array.from({ length: 20 }, (_, i) => `u${i}`))
+        expect(requests - before).toBe(7)
+      },
+      // Requests, not the RPC stream: this is about batching them.
+      { stream: false },
+    )
   })
 })
 

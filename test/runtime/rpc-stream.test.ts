@@ -1,16 +1,13 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
-import { Dependencies } from '../../framework/client/dependencies.js'
 import { createEtcdClient } from '../../framework/registry/etcd-client.js'
 import { instanceKey, RECORD_VERSION } from '../../framework/registry/record.js'
-import { type RunningInstance, startInstance } from '../../framework/runtime/boot.js'
-import { loadConfig } from '../../framework/runtime/config.js'
+import type { RunningInstance } from '../../framework/runtime/boot.js'
 import kitchen from '../fixtures/app/services/kitchen/index.js'
-import { testEnv } from '../support/instance.js'
+import { startInProcess, withDependencies } from '../support/in-process.js'
 
 // The RPC stream (runtime/rpc-stream.ts, client/rpc-stream-client.ts) against a real instance:
 // the raw protocol, its refusals, the client's use of it, draining, and the fall-back to requests.
@@ -22,17 +19,8 @@ let url: string
 let requests = 0
 let upgrades = 0
 
-async function startKitchen(): Promise<RunningInstance> {
-  const config = loadConfig(
-    { ...testEnv(etcd.endpoint, NAMESPACE), FRAMEWORK_MAX_BODY_BYTES: '4096' },
-    { namespace: 'unused' },
-  )
-  return startInstance({
-    definition: kitchen,
-    config,
-    app: { namespace: NAMESPACE, version: '0.0.0' },
-    log: pino({ level: 'silent' }),
-  })
+function startKitchen(): Promise<RunningInstance> {
+  return startInProcess(kitchen, etcd.endpoint, NAMESPACE, { FRAMEWORK_MAX_BODY_BYTES: '4096' })
 }
 
 beforeAll(async () => {
@@ -194,15 +182,7 @@ describe('the RPC stream protocol', () => {
 
 describe('ctx.deps over the RPC stream', () => {
   it('calls go over one upgraded connection, not requests; 500 concurrent calls all answered correctly', async () => {
-    const etcdClient = createEtcdClient([etcd.endpoint])
-    const deps = new Dependencies({
-      etcd: etcdClient,
-      etcdEndpoints: [etcd.endpoint],
-      namespace: NAMESPACE,
-      deps: { kitchen: {} },
-      log: pino({ level: 'silent' }),
-    })
-    try {
+    await withDependencies(etcd.endpoint, NAMESPACE, ['kitchen'], async (deps) => {
       const client = deps.clients.get('kitchen')!
       await client.call('echo', { text: 'warm' })
       const requestsBefore = requests
@@ -214,45 +194,34 @@ describe('ctx.deps over the RPC stream', () => {
       await expect(client.call('echo', { text: 42 })).rejects.toThrow(/BAD_REQUEST|invalid input/i)
       expect(requests - requestsBefore).toBe(0)
       expect(upgrades - upgradesBefore).toBe(0)
-    } finally {
-      await deps.close()
-      etcdClient.close()
-    }
+    })
   })
 
   it('SIGTERM-style stop while 300 mutations are in flight: goaway, every mutation answered exactly once, none failed', async () => {
     const draining = await startKitchen()
-    const etcdClient = createEtcdClient([etcd.endpoint])
-    const deps = new Dependencies({
-      etcd: etcdClient,
-      etcdEndpoints: [etcd.endpoint],
-      namespace: NAMESPACE,
-      deps: { kitchen: {} },
-      log: pino({ level: 'silent' }),
-    })
     try {
-      const client = deps.clients.get('kitchen')!
-      await client.call('echo', { text: 'warm' })
-      // Both instances run in this process and share the kitchen's running total.
-      const before = (await client.call('add', { n: 0 })) as number
-      // Slow queries keep the stream busy while the instance drains; mutations go to whichever
-      // instance the balancer picks: both are fine as long as none fails.
-      const slow = Array.from({ length: 20 }, () => client.call('sleep', { ms: 300 }))
-      const mutations = Array.from({ length: 300 }, () => client.call('add', { n: 1 }))
-      const stopping = draining.stop()
-      const results = await Promise.allSettled([...slow, ...mutations])
-      await stopping
-      const failed = results.filter((result) => result.status === 'rejected')
-      expect(failed.map((result) => String((result as PromiseRejectedResult).reason))).toEqual([])
-      const totals = results
-        .slice(slow.length)
-        .map((result) => (result as PromiseFulfilledResult<number>).value)
-      // Exactly once: 300 distinct running totals, and the total grew by exactly 300.
-      expect(new Set(totals).size).toBe(300)
-      expect(await client.call('add', { n: 0 })).toBe(before + 300)
+      await withDependencies(etcd.endpoint, NAMESPACE, ['kitchen'], async (deps) => {
+        const client = deps.clients.get('kitchen')!
+        await client.call('echo', { text: 'warm' })
+        // Both instances run in this process and share the kitchen's running total.
+        const before = (await client.call('add', { n: 0 })) as number
+        // Slow queries keep the stream busy while the instance drains; mutations go to whichever
+        // instance the balancer picks: both are fine as long as none fails.
+        const slow = Array.from({ length: 20 }, () => client.call('sleep', { ms: 300 }))
+        const mutations = Array.from({ length: 300 }, () => client.call('add', { n: 1 }))
+        const stopping = draining.stop()
+        const results = await Promise.allSettled([...slow, ...mutations])
+        await stopping
+        const failed = results.filter((result) => result.status === 'rejected')
+        expect(failed.map((result) => String((result as PromiseRejectedResult).reason))).toEqual([])
+        const totals = results
+          .slice(slow.length)
+          .map((result) => (result as PromiseFulfilledResult<number>).value)
+        // Exactly once: 300 distinct running totals, and the total grew by exactly 300.
+        expect(new Set(totals).size).toBe(300)
+        expect(await client.call('add', { n: 0 })).toBe(before + 300)
+      })
     } finally {
-      await deps.close()
-      etcdClient.close()
       await draining.stop()
     }
   })
@@ -323,15 +292,7 @@ describe('a service that does not speak the stream', () => {
   })
 
   it('is called with requests after one refused upgrade; no call is lost on the way', async () => {
-    const etcdClient = createEtcdClient([etcd.endpoint])
-    const deps = new Dependencies({
-      etcd: etcdClient,
-      etcdEndpoints: [etcd.endpoint],
-      namespace: NAMESPACE,
-      deps: { plain: {} },
-      log: pino({ level: 'silent' }),
-    })
-    try {
+    await withDependencies(etcd.endpoint, NAMESPACE, ['plain'], async (deps) => {
       const client = deps.clients.get('plain')!
       await deps.waitForInstances(5_000)
       // Made before the upgrade is answered: they wait for it, then go as requests.
@@ -343,9 +304,6 @@ describe('a service that does not speak the stream', () => {
       expect(second).toBe('plain:b')
       expect(upgradeRequests).toBe(1)
       expect(calls).toBe(6)
-    } finally {
-      await deps.close()
-      etcdClient.close()
-    }
+    })
   })
 })
