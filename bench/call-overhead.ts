@@ -16,7 +16,14 @@ import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
 import { SpawnedInstance, spawnInstance, testEnv } from '../test/support/instance.js'
-import { type Measurement, markdownTable, measure, median, writeResult } from './harness.js'
+import {
+  type Measurement,
+  markdownTable,
+  measure,
+  median,
+  type SummaryRow,
+  writeResult,
+} from './harness.js'
 import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
 
 const MODES = [
@@ -25,7 +32,7 @@ const MODES = [
 ] as const
 const ROUNDS = 3
 
-export async function run(): Promise<{ table: string; summary: string[] }> {
+export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const etcd = await EtcdServer.start()
   const raw = new SpawnedInstance(
     spawn(process.execPath, ['--import', 'tsx', 'bench/raw-server.ts'], {
@@ -112,15 +119,25 @@ export async function run(): Promise<{ table: string; summary: string[] }> {
       raw: find('raw', mode),
     }))
     const met = (ok: boolean) => (ok ? 'met' : 'missed')
-    const summary = [
-      `call-overhead 100 concurrent: ctx.deps ${concurrent!.deps.callsPerSecond}/s = ` +
-        `${(concurrent!.deps.callsPerSecond / concurrent!.moleculer.callsPerSecond).toFixed(2)}× Moleculer ` +
-        `(${concurrent!.moleculer.callsPerSecond}/s), ${(concurrent!.deps.callsPerSecond / concurrent!.raw.callsPerSecond).toFixed(2)}× raw, ` +
-        `${(concurrent!.deps.callsPerSecond / concurrent!.plain.callsPerSecond).toFixed(1)}× plain tRPC ` +
-        `(goal ≥ 1.0× Moleculer: ${met(concurrent!.deps.callsPerSecond >= concurrent!.moleculer.callsPerSecond)})`,
-      `call-overhead sequential: ctx.deps p50 ${sequential!.deps.p50Ms} ms vs Moleculer ${sequential!.moleculer.p50Ms} ms ` +
-        `(${sequential!.deps.callsPerSecond}/s vs ${sequential!.moleculer.callsPerSecond}/s; raw ${sequential!.raw.p50Ms} ms) ` +
-        `(goal p50 ≤ Moleculer: ${met(sequential!.deps.p50Ms <= sequential!.moleculer.p50Ms)})`,
+    const c = concurrent!
+    const q = sequential!
+    const summary: SummaryRow[] = [
+      {
+        benchmark: 'call-overhead',
+        figure: '100 concurrent, calls/s',
+        framework: `ctx.deps ${c.deps.callsPerSecond}`,
+        baseline: `Moleculer ${c.moleculer.callsPerSecond}; raw ${c.raw.callsPerSecond}; plain tRPC ${c.plain.callsPerSecond}`,
+        ratio: `${(c.deps.callsPerSecond / c.moleculer.callsPerSecond).toFixed(2)}× Moleculer; ${(c.deps.callsPerSecond / c.raw.callsPerSecond).toFixed(2)}× raw; ${(c.deps.callsPerSecond / c.plain.callsPerSecond).toFixed(1)}× tRPC`,
+        goal: `≥ 1.0× Moleculer: ${met(c.deps.callsPerSecond >= c.moleculer.callsPerSecond)}`,
+      },
+      {
+        benchmark: 'call-overhead',
+        figure: 'sequential, p50 latency',
+        framework: `ctx.deps ${q.deps.p50Ms} ms (${q.deps.callsPerSecond}/s)`,
+        baseline: `Moleculer ${q.moleculer.p50Ms} ms (${q.moleculer.callsPerSecond}/s); raw ${q.raw.p50Ms} ms`,
+        ratio: `${(q.deps.p50Ms / q.moleculer.p50Ms).toFixed(2)}× Moleculer`,
+        goal: `p50 ≤ Moleculer: ${met(q.deps.p50Ms <= q.moleculer.p50Ms)}`,
+      },
     ]
     writeResult('call-overhead', { rounds: ROUNDS, results, summary })
     return { table, summary }

@@ -81,6 +81,32 @@ export function machine() {
   }
 }
 
+/** One line of the summary `npm run bench` ends with: a figure, its baseline, their ratio, the goal. */
+export interface SummaryRow {
+  benchmark: string
+  figure: string
+  framework: string
+  baseline: string
+  /** framework ÷ baseline, or '–' where there is no baseline. */
+  ratio: string
+  /** The goal and whether it was met, or 'no goal'. */
+  goal: string
+}
+
+export function summaryTable(rows: readonly SummaryRow[]): string {
+  return markdownTable(
+    ['benchmark', 'figure', 'framework', 'baseline (same run)', 'ratio', 'goal'],
+    rows.map((row) => [
+      row.benchmark,
+      row.figure,
+      row.framework,
+      row.baseline,
+      row.ratio,
+      row.goal,
+    ]),
+  )
+}
+
 export function markdownTable(headers: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`
   return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n')

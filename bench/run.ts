@@ -1,9 +1,15 @@
+import { type SummaryRow, summaryTable } from './harness.js'
+
 /** `npm run bench` runs every benchmark; `npm run bench -- <name>` runs one. */
 const BENCHMARKS: Record<
   string,
-  () => Promise<{ run: () => Promise<{ table: string; summary: string[] }> }>
+  () => Promise<{ run: () => Promise<{ table: string; summary: SummaryRow[] }> }>
 > = {
   'call-overhead': () => import('./call-overhead.js'),
+  propagation: () => import('./propagation.js'),
+  failover: () => import('./failover.js'),
+  scale: () => import('./scale.js'),
+  boot: () => import('./boot.js'),
 }
 
 const wanted = process.argv.slice(2)
@@ -15,7 +21,7 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 const started = Date.now()
-const summaries: string[] = []
+const summaries: SummaryRow[] = []
 for (const name of wanted.length > 0 ? wanted : Object.keys(BENCHMARKS)) {
   process.stdout.write(`\n## ${name}\n\n`)
   const benchmark = await BENCHMARKS[name]!()
@@ -23,6 +29,6 @@ for (const name of wanted.length > 0 ? wanted : Object.keys(BENCHMARKS)) {
   process.stdout.write(`${table}\n`)
   summaries.push(...summary)
 }
-process.stdout.write(`\n## summary\n\n${summaries.map((line) => `- ${line}`).join('\n')}\n`)
+process.stdout.write(`\n## summary\n\n${summaryTable(summaries)}\n`)
 process.stdout.write(`\n(${Math.round((Date.now() - started) / 1000)} s; JSON in bench/results/)\n`)
 process.exit(0)

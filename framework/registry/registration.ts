@@ -74,20 +74,23 @@ export class Registration extends EventEmitter {
     this.#state = 'stopped'
     this.#stopping.abort()
     for (const timer of this.#timers) clearInterval(timer)
-    await this.#closeSelfWatch()
     const lease = this.#lease
     this.#lease = undefined
-    if (!lease) return
-    try {
-      await withTimeout(lease.revoke(), ETCD_CALL_TIMEOUT_MS, 'lease revoke timed out')
-      this.options.log.info({ key: this.options.key }, 'lease revoked, record removed')
-    } catch (err) {
-      lease.release()
-      this.options.log.warn(
-        { err, key: this.options.key },
-        'could not revoke the lease; the record expires with its TTL',
-      )
+    // Revoke first: callers see the delete one round trip sooner. The own-key watch's delete
+    // event is ignored now that the state is 'stopped'; it is closed afterwards.
+    if (lease) {
+      try {
+        await withTimeout(lease.revoke(), ETCD_CALL_TIMEOUT_MS, 'lease revoke timed out')
+        this.options.log.info({ key: this.options.key }, 'lease revoked, record removed')
+      } catch (err) {
+        lease.release()
+        this.options.log.warn(
+          { err, key: this.options.key },
+          'could not revoke the lease; the record expires with its TTL',
+        )
+      }
     }
+    await this.#closeSelfWatch()
   }
 
   async #registerLoop(): Promise<void> {

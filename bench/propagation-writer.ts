@@ -1,0 +1,113 @@
+/**
+ * propagation's writer process: produces timed phone book events, interleaved in chunks so the
+ * three variants share the machine's noise:
+ *   raw        — etcd3 `put` of a key, then `delete` (the floor: one write each)
+ *   raw-lease  — etcd3 lease grant + put on it, then lease revoke (what a registration needs)
+ *   framework  — the framework's `Registration` (start → 'registered', stop), on its etcd client
+ * Each event is reported with `t0` (our `now()` just before the operation) and `ack` (after it
+ * returned); the parent, which watches, subtracts. Driven over IPC: waits for `go`, ends with `events`.
+ */
+import { Etcd3 } from 'etcd3'
+import { createEtcdClient } from '../framework/registry/etcd-client.js'
+import { instanceKey } from '../framework/registry/record.js'
+import { Registration } from '../framework/registry/registration.js'
+import { answerPings, benchLog, type ChildMessage, now, sampleRecord, sleep } from './support.js'
+
+export interface WriterConfig {
+  endpoint: string
+  namespace: string
+  /** Raw keys go under `<rawPrefix>put/` and `<rawPrefix>lease/`. */
+  rawPrefix: string
+  role: string
+  chunks: number
+  perChunk: number
+  gapMs: number
+  ttlSeconds: number
+}
+
+export interface WrittenEvent {
+  variant: 'raw' | 'raw-lease' | 'framework'
+  op: 'add' | 'remove'
+  key: string
+  t0: number
+  ack: number
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as WriterConfig
+answerPings()
+const go = new Promise<void>((resolve) =>
+  process.on('message', (message: ChildMessage) => {
+    if (message.type === 'go') resolve()
+  }),
+)
+const raw = new Etcd3({ hosts: [config.endpoint] })
+const framework = createEtcdClient([config.endpoint])
+const log = benchLog()
+// Connections up before the first timed event.
+await raw.get('/warmup').string()
+await framework.get('/warmup').string()
+process.send?.({ type: 'ready' })
+await go
+
+const events: WrittenEvent[] = []
+let serial = 0
+const variants = {
+  raw: async () => {
+    const key = `${config.rawPrefix}put/${serial++}`
+    const value = JSON.stringify(sampleRecord(config.role, `raw-${serial}`))
+    let t0 = now()
+    await raw.put(key).value(value).exec()
+    events.push({ variant: 'raw', op: 'add', key, t0, ack: now() })
+    await sleep(config.gapMs)
+    t0 = now()
+    await raw.delete().key(key).exec()
+    events.push({ variant: 'raw', op: 'remove', key, t0, ack: now() })
+  },
+  'raw-lease': async () => {
+    const key = `${config.rawPrefix}lease/${serial++}`
+    const value = JSON.stringify(sampleRecord(config.role, `lease-${serial}`))
+    let t0 = now()
+    const lease = raw.lease(config.ttlSeconds, { autoKeepAlive: false })
+    await lease.grant()
+    await lease.put(key).value(value).exec()
+    events.push({ variant: 'raw-lease', op: 'add', key, t0, ack: now() })
+    await sleep(config.gapMs)
+    t0 = now()
+    await lease.revoke()
+    events.push({ variant: 'raw-lease', op: 'remove', key, t0, ack: now() })
+  },
+  framework: async () => {
+    const id = `prop-${(serial++).toString(36).padStart(6, '0')}`
+    const key = instanceKey(config.namespace, config.role, id)
+    const registration = new Registration({
+      client: framework,
+      endpoints: [config.endpoint],
+      key,
+      ttlSeconds: config.ttlSeconds,
+      loadRefreshMs: 5_000,
+      record: () => sampleRecord(config.role, id),
+      log,
+    })
+    const registered = new Promise<void>((resolve) => registration.once('registered', resolve))
+    let t0 = now()
+    registration.start()
+    await registered
+    events.push({ variant: 'framework', op: 'add', key, t0, ack: now() })
+    await sleep(config.gapMs)
+    t0 = now()
+    await registration.stop()
+    events.push({ variant: 'framework', op: 'remove', key, t0, ack: now() })
+  },
+}
+for (let chunk = 0; chunk < config.chunks; chunk++) {
+  for (const produce of Object.values(variants)) {
+    for (let i = 0; i < config.perChunk; i++) {
+      await produce()
+      await sleep(config.gapMs)
+    }
+  }
+}
+process.send?.({ type: 'events', events })
+raw.close()
+framework.close()
+process.disconnect?.()
