@@ -1,8 +1,16 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { type FSWatcher, watch } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CliError } from './cli-error.js'
-import { type ComposeOptions, writeCompose } from './compose.js'
+import { type ComposeOptions, type ComposePlan, writeCompose } from './compose.js'
+import { type ContainerState, inspectContainers } from './docker.js'
+import { formatTable } from './output.js'
+import { readPhoneBook } from './ps.js'
+
+/** How long `dev --detach` waits for every container to be healthy once compose has started them. */
+const HEALTHY_TIMEOUT_MS = 180_000
+const HEALTH_POLL_MS = 1_000
 
 export interface DevComposeOptions extends ComposeOptions {
   compose: string[]
@@ -21,9 +29,10 @@ function run(command: string[], args: string[], cwd: string): Promise<number> {
 
 /**
  * `framework dev` with a Docker engine: writes docker-compose.yml, then `up --build` with each
- * role scaled (compose v1 ignores deploy.replicas). In the foreground, a change under
- * services/<role> rebuilds and restarts that role; Ctrl-C stops the containers (SIGTERM to each
- * instance: leases revoked).
+ * role scaled (compose v1 ignores deploy.replicas). `--detach` returns once every container is
+ * healthy and prints the phone book (for scripts: the app answers when it returns). In the
+ * foreground, a change under services/<role> rebuilds and restarts that role; Ctrl-C stops the
+ * containers (SIGTERM to each instance: leases revoked).
  */
 export async function devCompose(options: DevComposeOptions): Promise<number> {
   const { appRoot, compose, log } = options
@@ -34,7 +43,9 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
     const code = await run(compose, ['up', '--detach', '--build', ...scale], appRoot)
     if (code !== 0)
       throw new CliError(`${compose.join(' ')} up failed (exit ${code}); see its output above`)
-    log('started in the background; framework ps shows the instances, framework down stops them')
+    log('waiting for every container to be healthy (etcd answers, each instance registered)…')
+    const containers = await waitHealthy(appRoot, compose, HEALTHY_TIMEOUT_MS)
+    await logReady(options, plan, containers.length, log)
     return 0
   }
   const watchers: FSWatcher[] = []
@@ -78,6 +89,90 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
   for (const watcher of watchers) watcher.close()
   process.off('SIGTERM', forward)
   return code
+}
+
+/** Ids of the app's containers, running or not (`compose ps --all`; the project as `env` names it). */
+function composeContainerIds(appRoot: string, compose: string[], env: NodeJS.ProcessEnv): string[] {
+  const ps = spawnSync(compose[0]!, [...compose.slice(1), 'ps', '--all', '--quiet'], {
+    cwd: appRoot,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  if (ps.status !== 0) {
+    throw new CliError(
+      `${compose.join(' ')} ps failed (${ps.error?.message ?? `exit ${ps.status}`}): ${ps.stderr.trim().split('\n').pop() ?? ''}`,
+    )
+  }
+  return ps.stdout.split('\n').filter(Boolean)
+}
+
+/** The app's containers, running or not. */
+export function composeContainers(
+  appRoot: string,
+  compose: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ContainerState[] {
+  return inspectContainers(composeContainerIds(appRoot, compose, env))
+}
+
+/**
+ * Resolves once every container of the app is healthy (etcd's healthcheck is `endpoint health`,
+ * a service's is its /readyz: registered in the phone book). Fails at once if one exited or was
+ * restarted, and after `timeoutMs` naming the containers that are not healthy yet.
+ */
+export async function waitHealthy(
+  appRoot: string,
+  compose: string[],
+  timeoutMs: number,
+): Promise<ContainerState[]> {
+  const deadline = Date.now() + timeoutMs
+  // `up --detach` has created every container: list them once, then ask the engine only.
+  const ids = composeContainerIds(appRoot, compose, process.env)
+  if (ids.length === 0) throw new CliError(`${compose.join(' ')} up started no container`)
+  for (;;) {
+    const containers = inspectContainers(ids)
+    if (containers.length < ids.length) {
+      throw new CliError('a container was removed while starting; see: docker ps --all')
+    }
+    const failed = containers.find(
+      ({ status, restartCount }) => status === 'exited' || status === 'dead' || restartCount > 0,
+    )
+    if (failed) {
+      throw new CliError(
+        `${failed.name} exited (code ${failed.exitCode}, restarted ${failed.restartCount}×) before it was healthy; see: docker logs ${failed.name}, framework down stops the rest`,
+      )
+    }
+    const waiting = containers.filter(({ health }) => health !== undefined && health !== 'healthy')
+    if (waiting.length === 0) return containers
+    if (Date.now() > deadline) {
+      const names = waiting.map(({ name, health }) => `${name} (${health})`).join(', ')
+      throw new CliError(
+        `not healthy within ${Math.round(timeoutMs / 1000)} s: ${names}; see: docker logs <name>, framework down stops them`,
+      )
+    }
+    await sleep(HEALTH_POLL_MS)
+  }
+}
+
+/** The phone book once everything is healthy, read from the host like `framework ps` does. */
+async function logReady(
+  options: DevComposeOptions,
+  plan: ComposePlan,
+  containers: number,
+  log: (line: string) => void,
+): Promise<void> {
+  const etcd = `http://127.0.0.1:${options.etcdPort}`
+  const book = await readPhoneBook({ etcdEndpoints: [etcd], namespace: plan.namespace })
+  const rows = Object.keys(plan.replicas).map((role) => {
+    const mine = book.instances.filter((instance) => instance.role === role)
+    return [role, String(mine.length), mine.map((instance) => instance.url).join('  ')]
+  })
+  log(
+    `${containers} containers healthy (namespace '${plan.namespace}', etcd ${etcd}):\n${formatTable(['role', 'instances', 'urls'], rows)}`,
+  )
+  const flag = options.etcdPort === 2379 ? '' : ` --etcd ${etcd}`
+  log(`running in the background: framework ps${flag} lists them, framework down stops them`)
 }
 
 /** `framework down`: stop and remove the app's containers (and their etcd). */

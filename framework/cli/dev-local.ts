@@ -9,7 +9,7 @@ import { procedureManifest } from '../service/manifest.js'
 import { CliError } from './cli-error.js'
 import { EtcdServer } from './local-etcd.js'
 import { formatTable, styler } from './output.js'
-import { listServiceRoles } from './service-roles.js'
+import { checkReplicaRoles, listServiceRoles } from './service-roles.js'
 
 const BIN = join(import.meta.dirname, 'bin.js')
 const COLORS = [36, 33, 35, 32, 34, 91, 96, 93]
@@ -58,14 +58,7 @@ export async function devPlan(
       2,
     )
   }
-  for (const role of Object.keys(overrides)) {
-    if (!roles.includes(role)) {
-      throw new CliError(
-        `--replicas names '${role}', which is not in services/ (${roles.join(', ')})`,
-        2,
-      )
-    }
-  }
+  checkReplicaRoles(overrides, roles)
   const plan = []
   for (const role of roles) {
     const definition = await loadServiceDefinition(appRoot, role)
@@ -154,6 +147,8 @@ export async function devLocal(options: DevOptions): Promise<number> {
         HOST: env.HOST || '127.0.0.1',
         ADVERTISE_HOST: env.ADVERTISE_HOST || '127.0.0.1',
         ...(port !== undefined ? { PORT: String(port) } : {}),
+        // If dev dies without stopping us (kill -9), the instance notices and stops itself.
+        FRAMEWORK_PARENT_PID: String(process.pid),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

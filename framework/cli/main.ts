@@ -268,7 +268,7 @@ composeFlags(
       'run everything: docker compose if an engine answers, else local processes with an etcd',
     )
     .option('--local', 'run local processes even if Docker is available')
-    .option('--detach', 'compose mode: start in the background and return')
+    .option('--detach', 'compose mode: start in the background, return once all are healthy')
     .option('--no-watch', 'do not restart services when their files change')
     .addOption(dirOption()),
 ).action(async (flags: ComposeFlags & { local?: boolean; detach?: boolean; watch: boolean }) => {

@@ -12,9 +12,10 @@ const EXIT_CONFIG = 2
 export async function startCommand(role: string, dir: string): Promise<void> {
   const appRoot = resolve(dir)
   let instance: Awaited<ReturnType<typeof startInstance>>
+  let config: ReturnType<typeof loadConfig>
   try {
     const app = readAppInfo(appRoot)
-    const config = loadConfig(process.env, { namespace: app.namespace })
+    config = loadConfig(process.env, { namespace: app.namespace })
     const definition = await loadServiceDefinition(appRoot, role)
     instance = await startInstance({ definition, config, app })
   } catch (err) {
@@ -34,7 +35,18 @@ export async function startCommand(role: string, dir: string): Promise<void> {
     // SIGTERM too: later signals must not cut the drain short.
     if (shuttingDown) return
     shuttingDown = true
-    instance.log.info({ signal }, 'signal received')
+    try {
+      instance.log.info({ signal }, 'signal received')
+    } catch {
+      // stdout gone (the parent died): stop anyway.
+    }
+    // Whatever hangs (an etcd that does not answer, a procedure that never returns), the
+    // process ends: the drain timeout plus time for the lease revoke and closing the clients.
+    const limitMs = config.drainTimeoutMs + 10_000
+    setTimeout(() => {
+      instance.log.error({ limitMs }, 'shutdown did not finish in time; exiting')
+      process.exit(1)
+    }, limitMs).unref()
     instance.stop().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -45,4 +57,11 @@ export async function startCommand(role: string, dir: string): Promise<void> {
   }
   process.on('SIGTERM', shutdown)
   process.on('SIGINT', shutdown)
+  // Started by `framework dev --local`: stop when it is gone (this process was re-parented).
+  const parent = Number(process.env.FRAMEWORK_PARENT_PID)
+  if (Number.isInteger(parent) && parent > 0) {
+    setInterval(() => {
+      if (process.ppid !== parent) shutdown('parent exited')
+    }, 1_000).unref()
+  }
 }

@@ -181,7 +181,12 @@ export class Registration extends EventEmitter {
   async #closeSelfWatch(): Promise<void> {
     const watcher = this.#selfWatch
     this.#selfWatch = undefined
-    if (watcher) await watcher.cancel().catch(() => undefined)
+    // Bounded: etcd3's cancel of a watcher whose stream is gone (etcd down) never settles.
+    if (watcher) {
+      await withTimeout(watcher.cancel(), ETCD_CALL_TIMEOUT_MS, 'watch cancel timed out').catch(
+        () => undefined,
+      )
+    }
   }
 
   #onLost(generation: number, reason: string): void {

@@ -82,6 +82,19 @@ describe('registration', () => {
     expect(instance.count('drained in-flight requests')).toBe(1)
   })
 
+  it('SIGTERM while etcd is down: exits 0 within the revoke and cancel bounds, nothing hangs', async () => {
+    const ns = cluster.namespace()
+    const instance = start('api', ns)
+    await registered(instance, ns, 'api')
+    await cluster.etcd.stop('SIGKILL')
+    const sentAt = Date.now()
+    instance.child.kill('SIGTERM')
+    expect(await instance.exited).toBe(0)
+    // Revoke and own-key watch cancel are each bounded by the etcd call timeout (2 s).
+    expect(Date.now() - sentAt).toBeLessThan(8_000)
+    expect(instance.count('could not revoke the lease')).toBe(1)
+  })
+
   it('key deleted by hand with etcdctl: registered again without a restart', async () => {
     const ns = cluster.namespace()
     const instance = start('cache', ns)

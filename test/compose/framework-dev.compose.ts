@@ -1,0 +1,323 @@
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Watcher } from 'etcd3'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ContainerState, composeCommand } from '../../framework/cli/docker.js'
+import { servicesPrefix } from '../../framework/registry/record.js'
+import { CallLoop } from '../support/call-loop.js'
+import { REPO_ROOT } from '../support/instance.js'
+import { PhoneBookProbe } from '../support/phone-book.js'
+import { waitFor } from '../support/wait.js'
+import { DockerEngine, ensureDockerTools, runChecked } from './docker-engine.js'
+import { ExampleApp } from './example-app.js'
+import { type HostImages, hostImages } from './host-images.js'
+
+// `framework dev` on a real Docker engine with compose, host network (this machine has no bridge),
+// everything on 127.0.0.1. The example app: etcd, cache ×3, api. The tests run in order, each on
+// what the one before left.
+const NAMESPACE = 'framework'
+const SETUP_TIMEOUT_MS = 10 * 60_000
+// dockerd's log, every command's output and, if something was left running, the containers' logs.
+const LOG_DIR = join(REPO_ROOT, '.tmp', 'compose')
+const suiteStarted = Date.now()
+const say = (line: string) => process.stdout.write(`[compose] ${line}\n`)
+const measured: string[] = []
+const note = (line: string) => {
+  measured.push(line)
+  say(line)
+}
+
+let workDir: string | undefined
+let engine: DockerEngine | undefined
+let app: ExampleApp | undefined
+let images: HostImages
+let etcd: string
+let probe: PhoneBookProbe | undefined
+
+const isFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+
+/**
+ * etcd's client port and, next to it, its peer port (the host-network plan uses both). Below the
+ * kernel's ephemeral range (32768+): etcd starts minutes after the pick, once the images are built,
+ * and an outgoing connection must not take the port meanwhile.
+ */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if ((await isFree(port)) && (await isFree(port + 1))) return port
+  }
+  throw new Error('no two adjacent free ports in 20000-32000 on 127.0.0.1 in 50 tries')
+}
+
+function theApp(): ExampleApp {
+  if (!app) throw new Error('the app is set up in beforeAll')
+  return app
+}
+
+function theProbe(): PhoneBookProbe {
+  if (!probe) throw new Error('the probe is made in beforeAll')
+  return probe
+}
+
+const keyExists = async (key: string) => (await theProbe().client.get(key).string()) !== null
+
+const running = (role: string) =>
+  theApp()
+    .containers()
+    .filter((container) => container.service === role && container.status === 'running')
+
+/** When each phone book key was deleted, from an etcd watch on the namespace's prefix. */
+class Deletions {
+  readonly at = new Map<string, number>()
+  private constructor(private readonly watcher: Watcher) {
+    watcher.on('delete', (kv) => this.at.set(kv.key.toString(), Date.now()))
+  }
+
+  static async open(): Promise<Deletions> {
+    return new Deletions(await theProbe().client.watch().prefix(servicesPrefix(NAMESPACE)).create())
+  }
+
+  /** Cancelling needs etcd; once etcd is gone the client's close ends the watch instead. */
+  async close(): Promise<void> {
+    await Promise.race([
+      this.watcher.cancel().catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 2_000)),
+    ])
+  }
+}
+
+/** Signals the engine sends to the project's containers (docker events' `kill`), with times. */
+function watchKillSignals(project: string) {
+  const since = String(Math.floor(Date.now() / 1000) - 1)
+  const events = spawn(
+    'docker',
+    [
+      'events',
+      '--since',
+      since,
+      '--format',
+      '{{json .}}',
+      '--filter',
+      'event=kill',
+      '--filter',
+      `label=com.docker.compose.project=${project}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  )
+  const signals: { id: string; signal: string; at: number }[] = []
+  let buffered = ''
+  events.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    const lines = buffered.split('\n')
+    buffered = lines.pop() ?? ''
+    for (const text of lines) {
+      const event = JSON.parse(text) as {
+        id: string
+        timeNano: number
+        Actor: { Attributes: Record<string, string> }
+      }
+      signals.push({
+        id: event.id,
+        signal: event.Actor.Attributes.signal ?? '',
+        at: Math.round(event.timeNano / 1e6),
+      })
+    }
+  })
+  return {
+    signals,
+    stop: () => {
+      if (events.exitCode === null && events.signalCode === null) events.kill('SIGTERM')
+    },
+  }
+}
+
+describe('framework dev in docker compose (real engine, host network)', () => {
+  beforeAll(async () => {
+    workDir = realpathSync(mkdtempSync(join(tmpdir(), 'framework-compose-')))
+    rmSync(LOG_DIR, { recursive: true, force: true })
+    mkdirSync(LOG_DIR, { recursive: true })
+    say(`logs: ${LOG_DIR}`)
+    ensureDockerTools(say)
+    engine = await DockerEngine.ensure(LOG_DIR, say)
+    const compose = composeCommand()
+    if (!compose) throw new Error('no compose (v2 plugin or v1 docker-compose) after installing')
+    say(`compose: ${compose.join(' ')}`)
+    images = hostImages(workDir, say)
+    say(`base images: ${images.node}, ${images.etcd}`)
+    app = new ExampleApp(workDir, LOG_DIR, `fwcompose${process.pid}`, compose)
+    etcd = `http://127.0.0.1:${await freePortPair()}`
+    probe = new PhoneBookProbe(etcd, NAMESPACE)
+  }, SETUP_TIMEOUT_MS)
+
+  afterAll(async () => {
+    probe?.close()
+    try {
+      if (app && app.labelledContainerIds().length > 0) {
+        const logs = await app.composeRun(['logs', '--no-color'], 60_000)
+        writeFileSync(join(LOG_DIR, 'containers.log'), logs.output)
+        const down = await app.cli(['down'], 120_000)
+        if (down.code !== 0) say(`framework down in cleanup failed:\n${down.output}`)
+        const left = app.labelledContainerIds()
+        if (left.length > 0) runChecked('docker', ['rm', '--force', ...left])
+      }
+    } finally {
+      await engine?.stop()
+      if (engine?.startedPid) say(`stopped dockerd (pid ${engine.startedPid})`)
+      if (workDir) rmSync(workDir, { recursive: true, force: true })
+      for (const line of measured) say(`measured: ${line}`)
+      say(`suite wall time: ${((Date.now() - suiteStarted) / 1000).toFixed(1)} s`)
+    }
+  }, 5 * 60_000)
+
+  it('dev --detach: etcd healthy, every service registered, a call through api reaches cache', async () => {
+    const dev = await theApp().cli(
+      [
+        'dev',
+        '--detach',
+        '--network',
+        'host',
+        '--base-image',
+        images.node,
+        '--etcd-image',
+        images.etcd,
+        '--etcd-port',
+        new URL(etcd).port,
+        '--replicas',
+        'cache=3',
+      ],
+      SETUP_TIMEOUT_MS,
+    )
+    expect(dev.code, dev.output).toBe(0)
+    note(`framework dev --detach (build, up, all healthy): ${(dev.ms / 1000).toFixed(1)} s`)
+    expect(dev.output).toMatch(/5 containers healthy/)
+
+    // --detach returns once everything is healthy: no waiting needed from here on.
+    const containers = theApp().containers()
+    const byService = (service: string) => containers.filter((c) => c.service === service)
+    expect(byService('etcd').map((c) => c.health)).toEqual(['healthy'])
+    expect(byService('cache')).toHaveLength(3)
+    expect(byService('api')).toHaveLength(1)
+    expect(containers.every((c: ContainerState) => c.health === 'healthy')).toBe(true)
+
+    const ps = await theApp().cli(['ps', '--json', '--etcd', etcd])
+    expect(ps.code, ps.output).toBe(0)
+    const book = JSON.parse(ps.output) as {
+      namespace: string
+      instances: { role: string; id: string; url: string; stale: boolean }[]
+    }
+    expect(book.namespace).toBe(NAMESPACE)
+    expect(book.instances.map((i) => i.role)).toEqual(['api', 'cache', 'cache', 'cache'])
+    expect(book.instances.every((i) => !i.stale && i.url.startsWith('http://127.0.0.1:'))).toBe(
+      true,
+    )
+
+    const call = await theApp().cli(['call', 'api.get', '{"key":"a"}', '--etcd', etcd])
+    expect(call.code, call.output).toBe(0)
+    const answer = JSON.parse(call.output) as { servedBy: string }
+    const cacheIds = book.instances.filter((i) => i.role === 'cache').map((i) => i.id)
+    expect(cacheIds).toContain(answer.servedBy)
+  })
+
+  it('docker kill of a cache replica under a call loop: no call fails, its record is gone within TTL + 1 s', async () => {
+    const entries = await theProbe().entries()
+    const apiKey = Object.keys(entries).find((key) => key.includes('/services/api/'))
+    expect(apiKey).toBeDefined()
+    const apiUrl = (await theProbe().record(apiKey!)).url
+    const victim = running('cache')[0]!
+    const key = theApp().registeredKey(victim.id)
+    const { grantedTtl } = await theProbe().lease(key)
+
+    const loop = new CallLoop(apiUrl, 100_000, { concurrency: 4, maxMs: 60_000, pauseMs: 2 })
+    try {
+      await loop.reached(200)
+      const killedAt = Date.now()
+      runChecked('docker', ['kill', victim.id])
+      const goneMs = await waitFor(
+        `${key} to expire`,
+        async () => !(await keyExists(key)),
+        (grantedTtl + 5) * 1000,
+        20,
+      )
+      const callsAtGone = loop.samples.length
+      await loop.reached(callsAtGone + 200)
+      await loop.stop()
+      const afterKill = loop.samples.filter((s) => s.at > killedAt)
+      note(
+        `docker kill → key gone in ${goneMs} ms (lease TTL ${grantedTtl} s); ${loop.samples.length} calls, ${afterKill.length} after the kill, ${loop.failures.length} failed`,
+      )
+      expect(loop.failures).toEqual([])
+      expect(goneMs).toBeLessThanOrEqual((grantedTtl + 1) * 1000)
+      expect(afterKill.length).toBeGreaterThan(200)
+      const victimId = key.split('/').pop()
+      expect(loop.samples.slice(callsAtGone).some((s) => s.servedBy === victimId)).toBe(false)
+    } finally {
+      await loop.stop()
+    }
+    // SIGKILL is not restarted (restart: unless-stopped counts a kill as a stop).
+    expect(
+      theApp()
+        .containers()
+        .find((c) => c.id === victim.id)?.status,
+    ).toBe('exited')
+    // Gone for good, so that compose's scale-down below picks a running replica.
+    runChecked('docker', ['rm', victim.id])
+  })
+
+  it('compose stopping a cache replica (scale 2 → 1): SIGTERM revokes its lease, the key is gone within 1 s', async () => {
+    const before = running('cache')
+    expect(before).toHaveLength(2)
+    const keys = new Map(before.map((c) => [c.id, theApp().registeredKey(c.id)]))
+    const deletions = await Deletions.open()
+    const kills = watchKillSignals(theApp().project)
+    try {
+      const scale = await theApp().composeRun(
+        ['up', '--detach', '--no-deps', '--no-recreate', '--scale', 'cache=1', 'cache'],
+        120_000,
+      )
+      expect(scale.code, scale.output).toBe(0)
+      const term = await waitFor(
+        'the SIGTERM event',
+        () => kills.signals.some((s) => s.signal === '15' && keys.has(s.id)),
+        10_000,
+      ).then(() => kills.signals.find((s) => s.signal === '15' && keys.has(s.id))!)
+      const key = keys.get(term.id)!
+      await waitFor(`${key} to be deleted`, () => deletions.at.has(key), 5_000)
+      const goneMs = deletions.at.get(key)! - term.at
+      note(
+        `compose scale-down (SIGTERM) → key gone ${goneMs} ms after the signal (${scale.ms} ms for the whole compose command)`,
+      )
+      expect(goneMs).toBeLessThanOrEqual(1_000)
+      expect(await keyExists(key)).toBe(false)
+      const survivor = [...keys.entries()].find(([id]) => id !== term.id)!
+      expect(await keyExists(survivor[1])).toBe(true)
+      expect(running('cache').map((c) => c.id)).toEqual([survivor[0]])
+    } finally {
+      kills.stop()
+      await deletions.close()
+    }
+  })
+
+  it('framework down: no container left, every key deleted before etcd stopped', async () => {
+    const keys = Object.keys(await theProbe().entries())
+    expect(keys).toHaveLength(2) // api and the last cache
+    const deletions = await Deletions.open()
+    try {
+      const down = await theApp().cli(['down'], 120_000)
+      expect(down.code, down.output).toBe(0)
+      note(`framework down: ${(down.ms / 1000).toFixed(1)} s`)
+      expect(theApp().labelledContainerIds()).toEqual([])
+      expect(keys.filter((key) => !deletions.at.has(key))).toEqual([])
+      await expect(theProbe().entries()).rejects.toThrow()
+    } finally {
+      await deletions.close()
+    }
+  })
+})
