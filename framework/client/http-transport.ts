@@ -92,6 +92,8 @@ interface Channel {
   stream: RpcStreamClient | undefined
   /** The instance answered the upgrade with something else: requests only from now on. */
   noStream: boolean
+  /** Plain http: at the origin (no path prefix, no TLS): where the stream is tried. */
+  streamable: boolean
 }
 
 export interface TransportOptions {
@@ -169,7 +171,7 @@ export class HttpTransport {
         if (signal.aborted) return onAbort()
         signal.addEventListener('abort', onAbort, { once: true })
       }
-      if (this.#useStream && !channel.noStream && channel.basePath === '') {
+      if (this.#useStream && !channel.noStream && channel.streamable) {
         return this.#stream(channel).send(streamCall(call))
       }
       channel.queue.push(call)
@@ -204,6 +206,11 @@ export class HttpTransport {
       // The service does not speak the stream: requests from now on, starting with these.
       channel.noStream = true
       if (channel.stream === stream) channel.stream = undefined
+      if (this.#channels.get(channel.url) !== channel) {
+        // Released meanwhile (the instance left the phone book): its pool is closed.
+        for (const call of unsent) call.fail(`${channel.url} left the phone book`, false)
+        return
+      }
       for (const call of unsent) channel.queue.push((call as StreamCallOf).owner)
       if (unsent.length > 0 && !channel.flushScheduled) {
         channel.flushScheduled = true
@@ -230,6 +237,7 @@ export class HttpTransport {
         flushScheduled: false,
         stream: undefined,
         noStream: false,
+        streamable: parsed.protocol === 'http:' && parsed.pathname.replace(/\/$/, '') === '',
       }
       this.#channels.set(url, channel)
     }

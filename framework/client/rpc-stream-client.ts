@@ -8,6 +8,8 @@ const MAX_HANDSHAKE_BYTES = 16 * 1024
 const CONNECT_TIMEOUT_MS = 2_000
 /** Frames written at once at most: the service starts on the first ones while more are sent. */
 const FLUSH_AT = 16
+/** How long a liveness probe may go unanswered before the connection is dropped. */
+const PROBE_TIMEOUT_MS = 2_000
 
 /** What a stream call needs from the transport's pending call. */
 export interface StreamCall {
@@ -39,6 +41,10 @@ export class RpcStreamClient {
   #flushScheduled = false
   #buffer = ''
   #closeWhenIdle = false
+  #connected = false
+  /** When bytes last came from the service (performance.now()). */
+  #lastReceived = 0
+  #probeTimer: NodeJS.Timeout | undefined
 
   constructor(
     readonly url: URL,
@@ -59,6 +65,9 @@ export class RpcStreamClient {
         )
     })
     socket.once('connect', () => {
+      this.#connected = true
+      // Dead peers on an idle connection are found by TCP keepalive too.
+      socket.setKeepAlive(true, 5_000)
       socket.write(
         `GET ${STREAM_PATH} HTTP/1.1\r\nhost: ${url.host}\r\nconnection: upgrade\r\nupgrade: ${STREAM_PROTOCOL}\r\n\r\n`,
       )
@@ -85,22 +94,57 @@ export class RpcStreamClient {
       call.fail(`connection to ${this.url.origin} is closing`, false)
       return
     }
+    let input: string | undefined
+    try {
+      input = call.input === undefined ? 'null' : JSON.stringify(call.input)
+    } catch (err) {
+      input = undefined
+      call.fail(`the input of ${call.path} is not JSON: ${(err as Error).message}`, false, err)
+      return
+    }
+    if (input === undefined) {
+      call.fail(`the input of ${call.path} is not JSON (a function or a symbol)`, false)
+      return
+    }
     const id = this.#nextId++
+    const sentAt = performance.now()
     this.#pending.set(id, call)
     call.abandoned = () => {
-      this.#pending.delete(id)
+      if (!this.#pending.delete(id)) return
+      // Given up on (a timeout) with nothing heard since it was sent: a slow procedure, or a
+      // connection that died without saying so (a black-holed peer). Probe to tell them apart.
+      if (this.#lastReceived < sentAt) this.#probe()
       this.#maybeEnd()
     }
-    const input = call.input === undefined ? 'null' : JSON.stringify(call.input)
-    this.#out.push(
-      `[${id},${JSON.stringify(call.path)},"${call.kind}",${input},${call.deadlineMs}]\n`,
-    )
+    const deadline = Number.isFinite(call.deadlineMs) ? call.deadlineMs : 'null'
+    this.#out.push(`[${id},${JSON.stringify(call.path)},"${call.kind}",${input},${deadline}]\n`)
     if (this.#out.length >= FLUSH_AT) this.#flush()
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true
       // The frames of this tick go out together (in writes of FLUSH_AT).
       process.nextTick(() => this.#flush())
     }
+  }
+
+  /**
+   * Sends a frame for the empty path (every service answers it, with NOT_FOUND); if no byte comes
+   * back within PROBE_TIMEOUT_MS the connection is dropped, failing its calls (as sent) so they
+   * are retried or reported, and the next call reconnects.
+   */
+  #probe(): void {
+    if (this.#probeTimer || this.state !== 'open') return
+    const sentAt = performance.now()
+    this.#out.push(`[${this.#nextId++},"","query",null,null]\n`)
+    this.#flush()
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined
+      if (this.#lastReceived < sentAt && this.state !== 'closed') {
+        this.#socket.destroy(
+          Object.assign(new Error('no answer on the RPC stream'), { code: 'ETIMEDOUT' }),
+        )
+      }
+    }, PROBE_TIMEOUT_MS)
+    this.#probeTimer.unref()
   }
 
   /** Ends the connection once nothing is in flight (the instance left the phone book). */
@@ -123,6 +167,7 @@ export class RpcStreamClient {
   }
 
   #onData(chunk: string): void {
+    this.#lastReceived = performance.now()
     this.#buffer += chunk
     if (this.state === 'connecting' && !this.#handshake()) return
     let newline = this.#buffer.indexOf('\n')
@@ -210,6 +255,8 @@ export class RpcStreamClient {
       this.state = 'closed'
       this.#flush()
       this.#socket.end()
+      // A peer that never closes its side does not keep the socket.
+      setTimeout(() => this.#socket.destroy(), 2_000).unref()
     }
   }
 
@@ -221,6 +268,12 @@ export class RpcStreamClient {
 
   #onClose(err: Error | undefined): void {
     const wasConnecting = this.state === 'connecting'
+    if (wasConnecting && this.#connected && this.#waiting.length > 0) {
+      // Connected, then closed without answering the upgrade: something that does not speak the
+      // stream (a proxy dropping unknown upgrades). Requests from now on; these were not sent.
+      this.#unsupported()
+      return
+    }
     this.state = 'closed'
     const reason = err ? ((err as { code?: string }).code ?? err.message) : 'connection closed'
     // Calls not written yet never reached the service; written ones may have.

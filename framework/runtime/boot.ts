@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
 import type { Etcd3 } from 'etcd3'
@@ -112,13 +112,19 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     maxBodyBytes: config.maxBodyBytes,
     maxBatchSize: config.maxBatchSize,
   })
-  const streams = createStreamServer({ invoker, log, maxFrameBytes: config.maxBodyBytes })
   // The framework's own clients take the lean path (an upgraded RPC stream, or single and batch
   // requests under /_rpc/); everyone else gets express + tRPC's adapter.
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url?.startsWith(FAST_PATH_PREFIX)) fastPath(req, res)
     else httpApp(req, res)
+  }
+  const streams = createStreamServer({
+    invoker,
+    log,
+    maxFrameBytes: config.maxBodyBytes,
+    fallback: handle,
   })
+  const server = createServer(handle)
   server.on('upgrade', (req, socket, head) => streams.upgrade(req, socket, head))
   const address = await listen(server, config.port, config.host)
   instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`

@@ -125,6 +125,19 @@ export function createInvoker(options: InvokerOptions): Invoker {
   }
 }
 
+/** `outcome.body` as JSON; a body JSON cannot encode (a BigInt, a cycle) becomes the 500 it is. */
+export function encodeOutcome(
+  invoker: Invoker,
+  outcome: Outcome,
+  path?: string,
+): { status: number; text: string } {
+  try {
+    return { status: outcome.status, text: JSON.stringify(outcome.body) }
+  } catch (err) {
+    return { status: 500, text: JSON.stringify(invoker.fail(err, path).body) }
+  }
+}
+
 export interface FastPathOptions {
   invoker: Invoker
   log: Logger
@@ -142,9 +155,9 @@ export interface FastPathOptions {
 export function createFastPathHandler(options: FastPathOptions) {
   const { invoker, log, maxBodyBytes, maxBatchSize } = options
 
-  function send(res: ServerResponse, outcome: Outcome): void {
-    const text = JSON.stringify(outcome.body)
-    res.writeHead(outcome.status, {
+  function send(res: ServerResponse, outcome: Outcome, path?: string): void {
+    const { status, text } = encodeOutcome(invoker, outcome, path)
+    res.writeHead(status, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(text),
     })
@@ -220,7 +233,8 @@ export function createFastPathHandler(options: FastPathOptions) {
     let pending = items.length
     items.forEach(([path, kind, input, deadlineMs], index) => {
       void invoker.call(path, kind, input, deadlineMs ?? undefined, index).then((outcome) => {
-        res.write(`${JSON.stringify([index, outcome.status, outcome.body])}\n`)
+        const { status, text } = encodeOutcome(invoker, outcome, path)
+        res.write(`[${index},${status},${text}]\n`)
         if (--pending === 0) res.end()
       })
     })
@@ -243,7 +257,7 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'query', input, deadlineMs, 0))
+      return send(res, await invoker.call(path, 'query', input, deadlineMs, 0), path)
     }
     if (req.method === 'POST') {
       const text = await readBody(req, res)
@@ -256,7 +270,7 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'mutation', input, deadlineMs, 0))
+      return send(res, await invoker.call(path, 'mutation', input, deadlineMs, 0), path)
     }
     send(
       res,

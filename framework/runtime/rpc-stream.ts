@@ -1,8 +1,9 @@
-import type { IncomingMessage } from 'node:http'
+import { type IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import type { Logger } from 'pino'
-import type { Invoker, Outcome } from './fast-path.js'
+import { encodeOutcome, type Invoker, type Outcome } from './fast-path.js'
 
 /**
  * The RPC stream: the framework's own clients upgrade one connection per instance
@@ -12,7 +13,10 @@ import type { Invoker, Outcome } from './fast-path.js'
  *   client → service   [id, path, "query"|"mutation", input, deadlineMs]
  *   service → client   [id, status, body]        status and body as tRPC's HTTP answer
  *   service → client   [0, 0, "goaway"]          draining: send nothing more, close when answered
- *   service → client   [0, status, body]         the connection is refused (bad frame) and closed
+ *   service → client   [0, status, body]         a frame whose id cannot be read: refused, closed
+ *
+ * A frame that is bad but whose id can be read (not JSON, wrong shape, over the body limit) is
+ * answered 400/413 on that id and the connection goes on.
  *
  * Answers come back in completion order. No HTTP parsing per call and one write per tick for
  * all the answers ready, which is what makes it cheaper than a request per call.
@@ -33,6 +37,8 @@ export interface StreamServerOptions {
   log: Logger
   /** The longest frame accepted (bytes); the same limit as a request body. */
   maxFrameBytes: number
+  /** Serves GET/HEAD requests that carry some other `Upgrade` header, as plain HTTP/1.1. */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => void
 }
 
 export interface StreamServer {
@@ -66,29 +72,45 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     #flushScheduled = false
     #closed = false
     #sliceScheduled = false
+    #writeBlocked = false
+    #paused = false
+    /** The id of an oversized frame being skipped up to its newline. */
+    #skipping: number | undefined
 
-    constructor(
-      readonly socket: Duplex,
-      head: Buffer,
-    ) {
+    constructor(readonly socket: Duplex) {}
+
+    start(head: Buffer): void {
+      const socket = this.socket
       // (An http server's socket refuses setEncoding.)
       const decoder = new StringDecoder('utf8')
-      socket.on('data', (chunk: Buffer) => this.onData(decoder.write(chunk)))
-      if (head.length > 0) this.onData(decoder.write(head))
+      socket.on('data', (chunk: Buffer) => this.#onData(decoder.write(chunk)))
       socket.on('end', () => this.#end())
       socket.on('error', () => this.#close())
       socket.on('close', () => this.#close())
+      socket.on('drain', () => {
+        this.#writeBlocked = false
+        this.#flow()
+      })
+      if (head.length > 0) this.#onData(decoder.write(head))
     }
 
     goaway(): void {
       this.#write('[0,0,"goaway"]\n')
     }
 
-    onData(chunk: string): void {
+    #onData(chunk: string): void {
       if (this.#closed) return
+      if (this.#skipping !== undefined) {
+        const newline = chunk.indexOf('\n')
+        if (newline === -1) return
+        this.#answer(this.#skipping, tooLarge())
+        this.#skipping = undefined
+        chunk = chunk.slice(newline + 1)
+      }
       this.#buffer += chunk
       // A slice is waiting to run: it takes the new frames too.
       if (!this.#sliceScheduled) this.#runFrames()
+      else this.#flow()
     }
 
     /**
@@ -106,6 +128,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
           this.#buffer = this.#buffer.slice(start)
           this.#sliceScheduled = true
           setImmediate(() => this.#runFrames())
+          this.#flow()
           return
         }
         const line = this.#buffer.slice(start, newline)
@@ -117,61 +140,96 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
         newline = this.#buffer.indexOf('\n', start)
       }
       if (start > 0) this.#buffer = this.#buffer.slice(start)
-      // A frame that never ends must not grow the buffer past the limit either.
-      if (overLimit(this.#buffer)) this.#refuse(tooLarge())
+      // A frame that never ends must not grow the buffer past the limit: its id (if readable)
+      // gets a 413 once its newline comes, and its bytes are dropped until then.
+      if (overLimit(this.#buffer)) {
+        const id = frameId(this.#buffer)
+        if (id === undefined) {
+          this.#refuse(tooLarge())
+          return
+        }
+        this.#buffer = ''
+        this.#skipping = id
+      }
+      this.#flow()
     }
 
-    /** Runs one frame; false when it was malformed and the connection is being refused. */
+    /** Runs one frame; false when it was unreadable and the connection is being refused. */
     #frame(line: string): boolean {
-      if (overLimit(line)) {
-        this.#refuse(tooLarge())
-        return false
+      // A bad frame whose id is readable is answered on that id; only an unreadable one costs
+      // the connection (the other calls on it cannot be told apart from it).
+      const badFrame = (outcome: Outcome): boolean => {
+        const id = frameId(line)
+        if (id === undefined) {
+          this.#refuse(outcome)
+          return false
+        }
+        this.#answer(id, outcome)
+        return true
       }
+      if (overLimit(line)) return badFrame(tooLarge())
       let frame: unknown
       try {
         frame = JSON.parse(line)
       } catch (err) {
-        this.#refuse(
+        return badFrame(
           invoker.refuse(
             'BAD_REQUEST',
             `RPC stream frame is not valid JSON (${(err as Error).message})`,
           ),
         )
-        return false
       }
       if (!isFrame(frame)) {
-        this.#refuse(
+        return badFrame(
           invoker.refuse(
             'BAD_REQUEST',
             'an RPC stream frame is [id > 0, path, "query"|"mutation", input, deadlineMs]',
           ),
         )
-        return false
       }
       const [id, path, kind, input, deadlineMs] = frame
       this.#inflight++
-      if (this.#inflight >= MAX_INFLIGHT_PER_CONNECTION) this.socket.pause()
+      this.#flow()
       void invoker
         .call(path, kind, input, deadlineMs ?? undefined, 0)
         .catch((err: unknown) => invoker.fail(err, path))
         .then((outcome) => {
           this.#inflight--
-          if (this.#inflight < MAX_INFLIGHT_PER_CONNECTION) this.socket.resume()
-          this.#write(`[${id},${outcome.status},${JSON.stringify(outcome.body)}]\n`)
+          this.#answer(id, outcome, path)
+          this.#flow()
         })
       return true
     }
 
-    /** Answers a bad frame on id 0 and closes: the client cannot know which call it was. */
+    /** Queues `[id, status, body]`; a body JSON cannot encode (a BigInt, a cycle) becomes a 500. */
+    #answer(id: number, outcome: Outcome, path?: string): void {
+      const { status, text } = encodeOutcome(invoker, outcome, path)
+      this.#write(`[${id},${status},${text}]\n`)
+    }
+
+    /** Answers an unreadable frame on id 0 and closes: no call on it can be told apart. */
     #refuse(outcome: Outcome): void {
       log.warn({ status: outcome.status, body: outcome.body }, 'RPC stream frame refused')
-      this.#write(`[0,${outcome.status},${JSON.stringify(outcome.body)}]\n`)
+      this.#answer(0, outcome)
       this.#buffer = ''
       this.#closed = true
       this.socket.pause()
       this.#flush()
       this.socket.end()
       connections.delete(this)
+    }
+
+    /** Reads only while calls running, answers unwritten and frames waiting stay bounded. */
+    #flow(): void {
+      if (this.#closed) return
+      const pause =
+        this.#writeBlocked ||
+        this.#inflight >= MAX_INFLIGHT_PER_CONNECTION ||
+        (this.#sliceScheduled && this.#buffer.length > maxFrameBytes)
+      if (pause === this.#paused) return
+      this.#paused = pause
+      if (pause) this.socket.pause()
+      else this.socket.resume()
     }
 
     #write(text: string): void {
@@ -188,12 +246,19 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       if (this.#out.length === 0 || this.socket.destroyed) return
       const text = this.#out.length === 1 ? this.#out[0]! : this.#out.join('')
       this.#out = []
-      this.socket.write(text)
+      if (!this.socket.write(text)) {
+        this.#writeBlocked = true
+        this.#flow()
+      }
     }
 
     /** The client ended its side: answer what is running, then end ours. */
     #end(): void {
       const finish = () => {
+        if (this.socket.destroyed) {
+          this.#close()
+          return
+        }
         if (this.#inflight > 0 || this.#sliceScheduled) {
           setTimeout(finish, 5)
           return
@@ -214,9 +279,21 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   function accept(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const protocol = String(req.headers.upgrade ?? '').toLowerCase()
     if (req.url !== STREAM_PATH || protocol !== STREAM_PROTOCOL) {
+      // Not ours (h2c from Java's HttpClient, curl --http2, a websocket): answer as HTTP/1.1.
+      if ((req.method === 'GET' || req.method === 'HEAD') && options.fallback) {
+        const res = new ServerResponse(req)
+        res.shouldKeepAlive = false
+        res.assignSocket(socket as Socket)
+        res.on('finish', () => {
+          res.detachSocket(socket as Socket)
+          socket.end()
+        })
+        options.fallback(req, res)
+        return
+      }
       socket.end(
         'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\n' +
-          `only ${STREAM_PATH} with upgrade: ${STREAM_PROTOCOL} is served here\n`,
+          `this service upgrades only ${STREAM_PATH} to ${STREAM_PROTOCOL}; send ${req.method} requests without an Upgrade header\n`,
       )
       return
     }
@@ -227,7 +304,9 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     socket.write(
       `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_PROTOCOL}\r\n\r\n`,
     )
-    connections.add(new StreamConnection(socket, head))
+    const connection = new StreamConnection(socket)
+    connections.add(connection)
+    connection.start(head)
   }
 
   return {
@@ -251,6 +330,13 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       connections.clear()
     },
   }
+}
+
+/** The id a frame starts with (`[<id>,`), when it can be read without parsing the frame. */
+function frameId(text: string): number | undefined {
+  const match = /^\s*\[\s*(\d{1,15})\s*,/.exec(text)
+  const id = match ? Number(match[1]) : 0
+  return id > 0 ? id : undefined
 }
 
 type Frame = [

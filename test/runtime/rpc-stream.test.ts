@@ -77,11 +77,15 @@ class RawStream {
     })
   }
 
-  static async open(path = '/_rpc/_stream', protocol = 'framework-rpc/1'): Promise<RawStream> {
+  static async open(
+    path = '/_rpc/_stream',
+    protocol = 'framework-rpc/1',
+    method = 'GET',
+  ): Promise<RawStream> {
     const stream = new RawStream(Number(new URL(url).port))
     await once(stream.socket, 'connect')
     stream.socket.write(
-      `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${protocol}\r\n\r\n`,
+      `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${protocol}\r\n\r\n`,
     )
     await waitUntil(() => stream.head !== '', 'the upgrade answer')
     return stream
@@ -138,12 +142,30 @@ describe('the RPC stream protocol', () => {
     stream.socket.end()
   })
 
-  it('a malformed frame: answered on id 0 with 400 naming the frame format, connection closed, service unaffected', async () => {
-    for (const bad of [
-      '{not json\n',
-      '["x","echo","query",{},1]\n',
-      '[1,"echo","delete",{},1]\n',
-    ]) {
+  it('a malformed frame with a readable id: answered 400 on that id, the connection and its other calls go on', async () => {
+    const stream = await RawStream.open()
+    stream.send(
+      [
+        '[1,"sleep","query",{"ms":200},5000]',
+        '[2,"echo","delete",{},1]',
+        '[3,"echo","query",{"text":',
+        '[4,"echo","query",{"text":"after"},1000]',
+      ].join('\n') + '\n',
+    )
+    await waitUntil(() => stream.answers.length === 4, 'four answers')
+    const byId = new Map(stream.answers.map((answer) => [answer[0], answer]))
+    expect(byId.get(2)![1]).toBe(400)
+    expect(JSON.stringify(byId.get(2)![2])).toMatch(/RPC stream frame is \[id > 0/)
+    expect(byId.get(3)![1]).toBe(400)
+    expect(JSON.stringify(byId.get(3)![2])).toMatch(/not valid JSON/)
+    expect(byId.get(4)!.slice(1)).toEqual([200, { result: { data: 'after' } }])
+    expect(byId.get(1)!.slice(1)).toEqual([200, { result: { data: 200 } }])
+    expect(stream.socket.closed).toBe(false)
+    stream.socket.end()
+  })
+
+  it('a frame without a readable id: answered on id 0 with 400, connection closed, service unaffected', async () => {
+    for (const bad of ['{not json\n', '["x","echo","query",{},1]\n', '[0,"echo","query",{},1]\n']) {
       const stream = await RawStream.open()
       stream.send(bad)
       expect(await stream.closed(), bad).toBe(true)
@@ -159,24 +181,54 @@ describe('the RPC stream protocol', () => {
     stream.socket.end()
   })
 
-  it('a frame over the body limit: 413 naming FRAMEWORK_MAX_BODY_BYTES, connection closed', async () => {
+  it('a frame over the body limit, even one still unfinished: 413 on its id naming FRAMEWORK_MAX_BODY_BYTES, its bytes dropped, the connection goes on', async () => {
     const stream = await RawStream.open()
-    // No newline: the limit must hold for a frame that never ends, too.
-    stream.send(`[1,"echo","query",{"text":"${'x'.repeat(8_000)}`)
-    expect(await stream.closed()).toBe(true)
-    expect(stream.answers[0]?.[1]).toBe(413)
-    expect(JSON.stringify(stream.answers[0]?.[2])).toContain('FRAMEWORK_MAX_BODY_BYTES')
+    // Sent in pieces, no newline yet: the limit holds for a frame that has not ended.
+    stream.send(`[1,"echo","query",{"text":"${'x'.repeat(3_000)}`)
+    stream.send('x'.repeat(3_000))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    stream.send(`${'x'.repeat(3_000)}"},1000]\n[2,"echo","query",{"text":"next"},1000]\n`)
+    await waitUntil(() => stream.answers.length === 2, 'two answers')
+    expect(stream.answers[0]![0]).toBe(1)
+    expect(stream.answers[0]![1]).toBe(413)
+    expect(JSON.stringify(stream.answers[0]![2])).toContain('FRAMEWORK_MAX_BODY_BYTES')
+    expect(stream.answers[1]).toEqual([2, 200, { result: { data: 'next' } }])
+    stream.socket.end()
+    // Without a readable id there is no call to answer: 413 on id 0, connection closed.
+    const unreadable = await RawStream.open()
+    unreadable.send(`{"junk":"${'x'.repeat(8_000)}`)
+    expect(await unreadable.closed()).toBe(true)
+    expect(unreadable.answers[0]?.slice(0, 2)).toEqual([0, 413])
   })
 
-  it('an upgrade to anything else is refused with 400', async () => {
-    for (const [path, protocol] of [
-      ['/trpc', 'websocket'],
-      ['/_rpc/_stream', 'websocket'],
-    ] as const) {
-      const stream = await RawStream.open(path, protocol)
-      expect(stream.head).toMatch(/^HTTP\/1\.1 400 /)
-      expect(await stream.closed()).toBe(true)
-    }
+  it('a procedure answer JSON cannot encode (a BigInt): 500 on its id, the service stays up', async () => {
+    const stream = await RawStream.open()
+    stream.send('[1,"big","query",null,1000]\n[2,"echo","query",{"text":"ok"},1000]\n')
+    await waitUntil(() => stream.answers.length === 2, 'two answers')
+    const byId = new Map(stream.answers.map((answer) => [answer[0], answer]))
+    expect(byId.get(1)![1]).toBe(500)
+    expect(byId.get(2)!.slice(1)).toEqual([200, { result: { data: 'ok' } }])
+    // The batch form too.
+    const batch = await fetch(`${url}/_rpc/_batch`, {
+      method: 'POST',
+      body: JSON.stringify([['big', 'query', null, 1000]]),
+    })
+    expect(await batch.text()).toMatch(/^\[0,500,/)
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+    stream.socket.end()
+  })
+
+  it('a request carrying some other Upgrade (h2c, websocket) is served as plain HTTP/1.1 (GET), refused with 400 otherwise', async () => {
+    const input = encodeURIComponent(JSON.stringify({ text: 'h2c' }))
+    const served = await RawStream.open(`/trpc/echo?input=${input}`, 'h2c')
+    expect(served.head).toMatch(/^HTTP\/1\.1 200 /)
+    expect(await served.closed()).toBe(true)
+    const websocket = await RawStream.open('/_rpc/_stream', 'websocket')
+    expect(websocket.head).not.toMatch(/^HTTP\/1\.1 101 /)
+    expect(await websocket.closed()).toBe(true)
+    const post = await RawStream.open('/trpc/add', 'h2c', 'POST')
+    expect(post.head).toMatch(/^HTTP\/1\.1 400 /)
+    expect(await post.closed()).toBe(true)
   })
 })
 
@@ -227,6 +279,105 @@ describe('ctx.deps over the RPC stream', () => {
   })
 })
 
+/** Puts a phone book record for a test server of `role` listening on `port` (query `echo`). */
+async function putRecord(role: string, port: number): Promise<void> {
+  const client = createEtcdClient([etcd.endpoint])
+  const id = `${role}-1`
+  try {
+    await client.put(instanceKey(NAMESPACE, role, id)).value(
+      JSON.stringify({
+        v: RECORD_VERSION,
+        role,
+        id,
+        url: `http://127.0.0.1:${port}`,
+        version: '1.0.0',
+        contract: 'c',
+        procedures: { echo: 'query' },
+        load: { inflight: 0, eventLoopDelayMs: 0, cpu: 0, rss: 1 },
+        startedAt: new Date().toISOString(),
+        host: '127.0.0.1',
+        pid: process.pid,
+      }),
+    )
+  } finally {
+    client.close()
+  }
+}
+
+/** Answers `GET /_rpc/echo?input=` as tRPC would: `{ result: { data: '<prefix>:<text>' } }`. */
+function echoServer(prefix: string): Server {
+  return createServer((req, res) => {
+    const input = JSON.parse(new URL(req.url!, 'http://x').searchParams.get('input') ?? '{}')
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ result: { data: `${prefix}:${input.text}` } }))
+  })
+}
+
+describe('streams that fail without saying so', () => {
+  const servers: Server[] = []
+  afterAll(() => {
+    for (const server of servers) {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+
+  async function listen(server: Server): Promise<number> {
+    servers.push(server)
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return (server.address() as { port: number }).port
+  }
+
+  it('a peer that drops the upgrade without an answer is called with requests', async () => {
+    const server = echoServer('dropper')
+    let dropped = 0
+    server.on('upgrade', (_req, socket: Socket) => {
+      dropped++
+      socket.destroy()
+    })
+    await putRecord('dropper', await listen(server))
+    await withDependencies(etcd.endpoint, NAMESPACE, ['dropper'], async (deps) => {
+      await deps.waitForInstances(5_000)
+      const client = deps.clients.get('dropper')!
+      expect(await client.call('echo', { text: 'a' })).toBe('dropper:a')
+      expect(await client.call('echo', { text: 'b' })).toBe('dropper:b')
+      expect(dropped).toBe(1)
+    })
+  })
+
+  it('a stream that goes silent (black-holed peer): a timed-out call sends a probe, no answer drops the connection, the next call reconnects', async () => {
+    const server = echoServer('mute')
+    const sockets: Socket[] = []
+    server.on('upgrade', (_req, socket: Socket) => {
+      // Accepts the stream, then never answers a frame: as if the network ate everything.
+      sockets.push(socket)
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nupgrade: framework-rpc/1\r\nconnection: upgrade\r\n\r\n',
+      )
+      socket.on('data', () => undefined)
+    })
+    await putRecord('mute', await listen(server))
+    await withDependencies(etcd.endpoint, NAMESPACE, ['mute'], async (deps) => {
+      await deps.waitForInstances(5_000)
+      const client = deps.clients.get('mute')!
+      await expect(client.call('echo', { text: 'lost' }, { timeoutMs: 300 })).rejects.toThrow(
+        /no answer within the deadline/,
+      )
+      expect(sockets).toHaveLength(1)
+      // The probe gets no answer either: within its 2 s the client drops the connection.
+      await waitUntil(
+        () => sockets[0]!.readableEnded,
+        'the client to drop the silent connection',
+        4_000,
+      )
+      await expect(client.call('echo', { text: 'again' }, { timeoutMs: 300 })).rejects.toThrow()
+      expect(sockets).toHaveLength(2)
+    })
+  })
+})
+
 describe('a service that does not speak the stream', () => {
   let plain: Server
   let upgradeRequests = 0
@@ -265,25 +416,7 @@ describe('a service that does not speak the stream', () => {
     })
     plain.listen(0, '127.0.0.1')
     await once(plain, 'listening')
-    const { port } = plain.address() as { port: number }
-    const client = createEtcdClient([etcd.endpoint])
-    const id = 'plain-1'
-    await client.put(instanceKey(NAMESPACE, 'plain', id)).value(
-      JSON.stringify({
-        v: RECORD_VERSION,
-        role: 'plain',
-        id,
-        url: `http://127.0.0.1:${port}`,
-        version: '1.0.0',
-        contract: 'c',
-        procedures: { echo: 'query' },
-        load: { inflight: 0, eventLoopDelayMs: 0, cpu: 0, rss: 1 },
-        startedAt: new Date().toISOString(),
-        host: '127.0.0.1',
-        pid: process.pid,
-      }),
-    )
-    client.close()
+    await putRecord('plain', (plain.address() as { port: number }).port)
   })
 
   afterAll(async () => {
