@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { servicesPrefix } from '../../framework/registry/record.js'
-import { CLI, SpawnedInstance } from '../support/instance.js'
+import { alive, CLI, SpawnedInstance } from '../support/instance.js'
 import { PhoneBookProbe } from '../support/phone-book.js'
 
 let etcd: EtcdServer
@@ -22,15 +22,6 @@ function cli(args: string[], cwd: string, env: Record<string, string> = {}) {
     timeout: 120_000,
   })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 beforeAll(async () => {

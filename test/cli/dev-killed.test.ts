@@ -2,22 +2,13 @@ import { spawn } from 'node:child_process'
 import { expect, it } from 'vitest'
 import { servicesPrefix } from '../../framework/registry/record.js'
 import { useEtcd } from '../support/etcd-fixture.js'
-import { CLI, REPO_ROOT, SpawnedInstance } from '../support/instance.js'
+import { alive, CLI, REPO_ROOT, SpawnedInstance } from '../support/instance.js'
 import { waitFor } from '../support/wait.js'
 
 // `framework dev --local` killed with -9 cannot stop its instances: each notices that it was
 // re-parented and stops itself (lease revoked, exit), so no orphan keeps serving or registering.
 
 const fixture = useEtcd('dev-killed')
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 it('kill -9 of framework dev --local: every instance stops itself and its record goes', async () => {
   const namespace = fixture.namespace()

@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { EtcdResolver } from '../../framework/discovery/etcd-resolver.js'
 import { createEtcdClient } from '../../framework/registry/etcd-client.js'
-import { instanceKey, RECORD_VERSION } from '../../framework/registry/record.js'
+import { instanceKey } from '../../framework/registry/record.js'
+import { sampleRecord } from '../support/phone-book.js'
 import { waitFor } from '../support/wait.js'
 
 // A watch that etcd cancels (here: its start revision was compacted between the resolver's listing
@@ -43,19 +44,7 @@ function uniqueNamespace(label: string): string {
 }
 
 function record(role: string, id: string): string {
-  return JSON.stringify({
-    v: RECORD_VERSION,
-    role,
-    id,
-    url: `http://127.0.0.1:1/${id}`,
-    version: '1.0.0',
-    contract: 'test',
-    procedures: { get: 'query' },
-    load: { inflight: 0, eventLoopDelayMs: 0, cpu: 0, rss: 0 },
-    startedAt: new Date().toISOString(),
-    host: '127.0.0.1',
-    pid: process.pid,
-  })
+  return JSON.stringify(sampleRecord(role, id, `http://127.0.0.1:1/${id}`, { get: 'query' }))
 }
 
 /** Resolves to 'settled' or, after `ms`, to 'pending'; never leaves a timer behind. */

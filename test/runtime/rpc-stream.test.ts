@@ -4,10 +4,11 @@ import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { createEtcdClient } from '../../framework/registry/etcd-client.js'
-import { instanceKey, RECORD_VERSION } from '../../framework/registry/record.js'
+import { instanceKey } from '../../framework/registry/record.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import kitchen from '../fixtures/app/services/kitchen/index.js'
 import { startInProcess, withDependencies } from '../support/in-process.js'
+import { sampleRecord } from '../support/phone-book.js'
 
 // The RPC stream (runtime/rpc-stream.ts, client/rpc-stream-client.ts) against a real instance:
 // the raw protocol, its refusals, the client's use of it, draining, and the fall-back to requests.
@@ -145,12 +146,12 @@ describe('the RPC stream protocol', () => {
   it('a malformed frame with a readable id: answered 400 on that id, the connection and its other calls go on', async () => {
     const stream = await RawStream.open()
     stream.send(
-      [
+      `${[
         '[1,"sleep","query",{"ms":200},5000]',
         '[2,"echo","delete",{},1]',
         '[3,"echo","query",{"text":',
         '[4,"echo","query",{"text":"after"},1000]',
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     )
     await waitUntil(() => stream.answers.length === 4, 'four answers')
     const byId = new Map(stream.answers.map((answer) => [answer[0], answer]))
@@ -284,21 +285,9 @@ async function putRecord(role: string, port: number): Promise<void> {
   const client = createEtcdClient([etcd.endpoint])
   const id = `${role}-1`
   try {
-    await client.put(instanceKey(NAMESPACE, role, id)).value(
-      JSON.stringify({
-        v: RECORD_VERSION,
-        role,
-        id,
-        url: `http://127.0.0.1:${port}`,
-        version: '1.0.0',
-        contract: 'c',
-        procedures: { echo: 'query' },
-        load: { inflight: 0, eventLoopDelayMs: 0, cpu: 0, rss: 1 },
-        startedAt: new Date().toISOString(),
-        host: '127.0.0.1',
-        pid: process.pid,
-      }),
-    )
+    await client
+      .put(instanceKey(NAMESPACE, role, id))
+      .value(JSON.stringify(sampleRecord(role, id, `http://127.0.0.1:${port}`, { echo: 'query' })))
   } finally {
     client.close()
   }

@@ -124,3 +124,13 @@ export async function killAll(instances: SpawnedInstance[]): Promise<void> {
   await Promise.all(instances.map((instance) => instance.kill('SIGKILL')))
   instances.length = 0
 }
+
+/** Whether a process with this pid exists (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -2,6 +2,7 @@ import { Etcd3 } from 'etcd3'
 import {
   type PhoneBookRecord,
   parseRecord,
+  RECORD_VERSION,
   servicesPrefix,
 } from '../../framework/registry/record.js'
 
@@ -51,5 +52,27 @@ export class PhoneBookProbe {
 
   close(): void {
     this.client.close()
+  }
+}
+
+/** A valid phone book record for tests that write records by hand (this process's pid). */
+export function sampleRecord(
+  role: string,
+  id: string,
+  url: string,
+  procedures: PhoneBookRecord['procedures'],
+): PhoneBookRecord {
+  return {
+    v: RECORD_VERSION,
+    role,
+    id,
+    url,
+    version: '1.0.0',
+    contract: 'test',
+    procedures,
+    load: { inflight: 0, eventLoopDelayMs: 0, cpu: 0, rss: 0 },
+    startedAt: new Date().toISOString(),
+    host: '127.0.0.1',
+    pid: process.pid,
   }
 }
