@@ -6,6 +6,13 @@ import { parseRecord, rolePrefix } from '../registry/record.js'
 import { Endpoint } from './endpoint.js'
 import type { Resolver, ResolverUpdate } from './resolver.js'
 
+/**
+ * After a relist of a store that is not the one watched before (etcd wiped, or replaced by another
+ * cluster), instances missing from it get this long to register again before they are dropped:
+ * live ones are re-registering at that moment, and dropping them would fail calls for nothing.
+ */
+export const NEW_STORE_GRACE_MS = 3_000
+
 interface ResponseHeader {
   revision: string
   cluster_id: string
@@ -34,6 +41,8 @@ export class EtcdResolver implements Resolver {
   #resyncAgain = false
   readonly #closing = new AbortController()
   #listedWaiters: (() => void)[] = []
+  /** Removals put off after a new store was listed (see NEW_STORE_GRACE_MS). */
+  readonly #graceTimers = new Map<string, NodeJS.Timeout>()
 
   constructor(
     private readonly client: Etcd3,
@@ -76,6 +85,8 @@ export class EtcdResolver implements Resolver {
 
   async close(): Promise<void> {
     this.#closed = true
+    for (const timer of this.#graceTimers.values()) clearTimeout(timer)
+    this.#graceTimers.clear()
     this.#closing.abort()
     await this.#cancelWatcher()
     this.#watcher = undefined
@@ -115,8 +126,17 @@ export class EtcdResolver implements Resolver {
     const prefix = rolePrefix(this.namespace, this.role)
     const response = await this.client.getAll().prefix(prefix).exec()
     const header = response.header as unknown as ResponseHeader
-    this.#replaceAll(response.kvs)
-    this.#revision = BigInt(header.revision)
+    const revision = BigInt(header.revision)
+    const newStore =
+      this.#listed && (header.cluster_id !== this.#clusterId || revision < this.#revision)
+    if (newStore) {
+      this.log.info(
+        { role: this.role, revision: header.revision, known: this.#revision.toString() },
+        `etcd's store is new (wiped or replaced): instances missing from it get ${NEW_STORE_GRACE_MS} ms to register again`,
+      )
+    }
+    this.#replaceAll(response.kvs, newStore)
+    this.#revision = revision
     this.#clusterId = header.cluster_id
     if (this.#closed) return
     const watcher = this.client
@@ -191,15 +211,34 @@ export class EtcdResolver implements Resolver {
     }
   }
 
-  #replaceAll(kvs: IKeyValue[]): void {
+  #replaceAll(kvs: IKeyValue[], graceful: boolean): void {
     const seen = new Set<string>()
     for (const kv of kvs) {
       const key = kv.key.toString()
       if (this.#upsert(key, kv.value.toString(), kv.mod_revision)) seen.add(key)
     }
     for (const key of [...this.#endpoints.keys()]) {
-      if (!seen.has(key)) this.#remove(key)
+      if (seen.has(key)) continue
+      if (graceful) this.#removeLater(key)
+      else this.#remove(key)
     }
+  }
+
+  #removeLater(key: string): void {
+    if (this.#graceTimers.has(key)) return
+    const timer = setTimeout(() => {
+      this.#graceTimers.delete(key)
+      this.#remove(key)
+    }, NEW_STORE_GRACE_MS)
+    timer.unref()
+    this.#graceTimers.set(key, timer)
+  }
+
+  #cancelRemoval(key: string): void {
+    const timer = this.#graceTimers.get(key)
+    if (!timer) return
+    clearTimeout(timer)
+    this.#graceTimers.delete(key)
   }
 
   /** Adds or updates an instance; a malformed record is skipped (and removes a previous valid one). */
@@ -217,6 +256,7 @@ export class EtcdResolver implements Resolver {
       return false
     }
     this.#warned.delete(key)
+    this.#cancelRemoval(key)
     const existing = this.#endpoints.get(key)
     if (existing) {
       existing.record = parsed.record
@@ -232,6 +272,7 @@ export class EtcdResolver implements Resolver {
 
   #remove(key: string): void {
     this.#warned.delete(key)
+    this.#cancelRemoval(key)
     const endpoint = this.#endpoints.get(key)
     if (!endpoint) return
     this.#endpoints.delete(key)

@@ -2,7 +2,7 @@ import { Etcd3 } from 'etcd3'
 import { pino } from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
-import { EtcdResolver } from '../../framework/discovery/etcd-resolver.js'
+import { EtcdResolver, NEW_STORE_GRACE_MS } from '../../framework/discovery/etcd-resolver.js'
 import { createEtcdClient } from '../../framework/registry/etcd-client.js'
 import { instanceKey, parseRecord, RECORD_VERSION } from '../../framework/registry/record.js'
 import { TcpProxy } from '../support/tcp-proxy.js'
@@ -485,12 +485,23 @@ describe('EtcdResolver when etcd goes away', () => {
     expect(
       BigInt((await direct.get(instanceKey(ns, ROLE, 'new-1')).exec()).header.revision),
     ).toBeLessThan(100n)
+    // The new store is listed, but instances missing from it are kept for a grace period: live
+    // ones are re-registering right now (old-1 does, below); old-2 never does and goes after it.
     await waitForResolver(
       started,
-      'only new-1 after the wipe',
-      () => sameIds(resolver, ['new-1']) && !resolver.stale,
+      'new-1 listed from the new store',
+      () => sameIds(resolver, ['new-1', 'old-1', 'old-2']) && !resolver.stale,
     )
     const caughtUpMs = Date.now() - restartedAt
+    await putInstance(direct, ns, 'old-1')
+    await waitForResolver(
+      started,
+      'old-2 dropped after the grace period, old-1 kept (it registered again)',
+      () => sameIds(resolver, ['new-1', 'old-1']),
+    )
+    expect(Date.now() - restartedAt).toBeGreaterThanOrEqual(NEW_STORE_GRACE_MS - 500)
+    await deleteInstance(direct, ns, 'old-1')
+    await waitForResolver(started, 'only new-1', () => sameIds(resolver, ['new-1']))
 
     // Changes after that are tracked (the watch is on the new store's revisions).
     await putInstance(direct, ns, 'new-2')
