@@ -68,15 +68,11 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** A call waiting for its answer. */
-interface PendingCall {
-  kind: ProcedureKind
-  path: string
-  input: unknown
-  deadlineMs: number
-  settled: boolean
-  /** Called when the caller gives up (timeout, abort) before the answer. */
-  abandoned: (() => void) | undefined
+/**
+ * A call waiting for its answer, sent as a request or on the stream (`abandoned` is called when
+ * the caller gives up before the answer; `fail` is the stream's connection failure).
+ */
+interface PendingCall extends StreamCall {
   resolve(answer: HttpAnswer): void
   reject(err: TransportError): void
 }
@@ -89,7 +85,7 @@ interface Channel {
   queue: PendingCall[]
   flushScheduled: boolean
   /** The RPC stream to the instance, while one is open or opening. */
-  stream: RpcStreamClient | undefined
+  stream: RpcStreamClient<PendingCall> | undefined
   /** The instance answered the upgrade with something else: requests only from now on. */
   noStream: boolean
   /** Plain http: at the origin (no path prefix, no TLS): where the stream is tried. */
@@ -166,13 +162,15 @@ export class HttpTransport {
           done()
           reject(err)
         },
+        fail: (message, sent, cause) =>
+          call.reject(new TransportError(message, 'connect', sent, { cause })),
       }
       if (signal) {
         if (signal.aborted) return onAbort()
         signal.addEventListener('abort', onAbort, { once: true })
       }
       if (this.#useStream && !channel.noStream && channel.streamable) {
-        return this.#stream(channel).send(streamCall(call))
+        return this.#stream(channel).send(call)
       }
       channel.queue.push(call)
       if (!channel.flushScheduled) {
@@ -199,10 +197,10 @@ export class HttpTransport {
   }
 
   /** The open (or opening) stream to the channel's instance; a new one if it closed or drains. */
-  #stream(channel: Channel): RpcStreamClient {
+  #stream(channel: Channel): RpcStreamClient<PendingCall> {
     const current = channel.stream
     if (current && (current.state === 'open' || current.state === 'connecting')) return current
-    const stream = new RpcStreamClient(new URL(channel.url), (unsent) => {
+    const stream = new RpcStreamClient<PendingCall>(new URL(channel.url), (unsent) => {
       // The service does not speak the stream: requests from now on, starting with these.
       channel.noStream = true
       if (channel.stream === stream) channel.stream = undefined
@@ -211,7 +209,7 @@ export class HttpTransport {
         for (const call of unsent) call.fail(`${channel.url} left the phone book`, false)
         return
       }
-      for (const call of unsent) channel.queue.push((call as StreamCallOf).owner)
+      channel.queue.push(...unsent)
       if (unsent.length > 0 && !channel.flushScheduled) {
         channel.flushScheduled = true
         process.nextTick(() => this.#flush(channel))
@@ -341,30 +339,5 @@ export class HttpTransport {
       const error = connectionError(channel.url, err)
       for (const call of calls) call.reject(error)
     }
-  }
-}
-
-type StreamCallOf = StreamCall & { owner: PendingCall }
-
-/** The stream's view of a pending call; settling it settles the call. */
-function streamCall(call: PendingCall): StreamCallOf {
-  return {
-    owner: call,
-    kind: call.kind,
-    path: call.path,
-    input: call.input,
-    deadlineMs: call.deadlineMs,
-    get settled() {
-      return call.settled
-    },
-    get abandoned() {
-      return call.abandoned
-    },
-    set abandoned(value) {
-      call.abandoned = value
-    },
-    resolve: (answer) => call.resolve(answer),
-    fail: (message, sent, cause) =>
-      call.reject(new TransportError(message, 'connect', sent, { cause })),
   }
 }

@@ -31,11 +31,11 @@ export type StreamState = 'connecting' | 'open' | 'draining' | 'closed'
  * upgrade is answered wait for it; if the service does not speak the stream (a peer in another
  * language, an older version) they are handed back unsent through `onUnsupported`.
  */
-export class RpcStreamClient {
+export class RpcStreamClient<C extends StreamCall = StreamCall> {
   state: StreamState = 'connecting'
   readonly #socket: Socket
-  readonly #pending = new Map<number, StreamCall>()
-  #waiting: StreamCall[] = []
+  readonly #pending = new Map<number, C>()
+  #waiting: C[] = []
   #nextId = 1
   #out: string[] = []
   #flushScheduled = false
@@ -48,7 +48,7 @@ export class RpcStreamClient {
 
   constructor(
     readonly url: URL,
-    private readonly onUnsupported: (calls: StreamCall[]) => void,
+    private readonly onUnsupported: (calls: C[]) => void,
   ) {
     const socket = connect({
       host: url.hostname.replace(/^\[|\]$/g, ''),
@@ -82,7 +82,7 @@ export class RpcStreamClient {
     return this.#pending.size + this.#waiting.length
   }
 
-  send(call: StreamCall): void {
+  send(call: C): void {
     if (this.state === 'connecting') {
       this.#waiting.push(call)
       call.abandoned = () => {

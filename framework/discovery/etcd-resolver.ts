@@ -1,7 +1,7 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import type { Logger } from 'pino'
 import { backoffDelay, sleep, withTimeout } from '../registry/backoff.js'
-import { ETCD_CALL_TIMEOUT_MS } from '../registry/etcd-client.js'
+import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from '../registry/etcd-client.js'
 import { parseRecord, rolePrefix } from '../registry/record.js'
 import { Endpoint } from './endpoint.js'
 import type { Resolver, ResolverUpdate } from './resolver.js'
@@ -298,11 +298,7 @@ export class EtcdResolver implements Resolver {
   async #cancelWatcher(): Promise<void> {
     const watcher = this.#watcher
     this.#watcher = undefined
-    if (watcher) {
-      await withTimeout(watcher.cancel(), ETCD_CALL_TIMEOUT_MS, 'watch cancel timed out').catch(
-        () => undefined,
-      )
-    }
+    if (watcher) await cancelWatch(watcher)
   }
 
   #markStale(reason: string): void {

@@ -6,10 +6,21 @@ import {
   type IBackoff,
   retry,
 } from 'cockatiel'
-import { Etcd3, isRecoverableError } from 'etcd3'
+import { Etcd3, isRecoverableError, type Watcher } from 'etcd3'
+import { withTimeout } from './backoff.js'
 
 /** Deadline of one unary etcd call; etcd3 ignores `dialTimeout`, so every call carries its own. */
 export const ETCD_CALL_TIMEOUT_MS = 2_000
+
+/**
+ * Cancels a watch, bounded and never throwing: etcd3's cancel of a watcher whose stream is gone
+ * (etcd down, or a watch etcd itself cancelled) never settles.
+ */
+export async function cancelWatch(watcher: Watcher): Promise<void> {
+  await withTimeout(watcher.cancel(), ETCD_CALL_TIMEOUT_MS, 'watch cancel timed out').catch(
+    () => undefined,
+  )
+}
 
 /**
  * An etcd client tuned for a phone book: short call deadlines, a host breaker that half-opens

@@ -2,7 +2,7 @@ import { EventEmitter, once } from 'node:events'
 import type { Etcd3, Lease, Watcher } from 'etcd3'
 import type { Logger } from 'pino'
 import { backoffDelay, sleep, withTimeout } from './backoff.js'
-import { ETCD_CALL_TIMEOUT_MS } from './etcd-client.js'
+import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from './etcd-client.js'
 import type { PhoneBookRecord } from './record.js'
 
 export interface RegistrationOptions {
@@ -181,12 +181,7 @@ export class Registration extends EventEmitter {
   async #closeSelfWatch(): Promise<void> {
     const watcher = this.#selfWatch
     this.#selfWatch = undefined
-    // Bounded: etcd3's cancel of a watcher whose stream is gone (etcd down) never settles.
-    if (watcher) {
-      await withTimeout(watcher.cancel(), ETCD_CALL_TIMEOUT_MS, 'watch cancel timed out').catch(
-        () => undefined,
-      )
-    }
+    if (watcher) await cancelWatch(watcher)
   }
 
   #onLost(generation: number, reason: string): void {

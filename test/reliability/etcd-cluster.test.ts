@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { instanceKey, servicesPrefix } from '../../framework/registry/record.js'
 import { CallLoop } from '../support/call-loop.js'
 import { type EtcdMember, useEtcdCluster } from '../support/etcd-cluster.js'
-import { recordFault } from '../support/fault-summary.js'
+import { type FaultRow, recordFault } from '../support/fault-summary.js'
 import type { SpawnedInstance } from '../support/instance.js'
 import { waitFor } from '../support/wait.js'
 
@@ -178,28 +178,9 @@ function membersConnectedFrom(pid: number): string[] {
   }
 }
 
-interface FaultReport {
-  fault: string
-  calls: number
-  failed: number
-  lost: number
-  recovered: number
-  expected: number
-  recoverMs: number
-  extra: string
-}
-
-function summary(report: FaultReport): void {
-  recordFault({
-    fault: `3-member etcd cluster, ${report.fault}`,
-    calls: report.calls,
-    failed: report.failed,
-    lost: report.lost,
-    recovered: report.recovered,
-    instances: report.expected,
-    recoverMs: report.recoverMs,
-    note: report.extra,
-  })
+/** Records a row of the suite's fault summary, named as a fault of this cluster. */
+function summary(row: FaultRow): void {
+  recordFault({ ...row, fault: `3-member etcd cluster, ${row.fault}` })
 }
 
 /** Lines in which the api's resolver says its watch was re-established (and it listed again). */
@@ -278,9 +259,9 @@ async function killUnderLoad(
     failed: loop.failures.length,
     lost: monitor.lost.size,
     recovered: [...monitor.lost].filter((key) => finalKeys.has(key)).length,
-    expected: expected.length,
+    instances: expected.length,
     recoverMs,
-    extra:
+    note:
       (killed === leaderBefore
         ? `new leader ${leader.name} after ${electionMs} ms`
         : `leader ${leader.name} (was ${leaderBefore.name})`) +
@@ -359,9 +340,9 @@ async function restartUnderLoad(
     failed: loop.failures.length,
     lost: monitor.lost.size,
     recovered: [...monitor.lost].filter((key) => finalKeys.has(key)).length,
-    expected: expected.length,
+    instances: expected.length,
     recoverMs: rejoinMs,
-    extra:
+    note:
       `rejoined (healthy, same leader) after ${rejoinMs} ms, key put elsewhere readable ` +
       `${replicatedMs} ms later, registrations caught up after ${caughtUp} ms`,
   })
@@ -479,9 +460,9 @@ describe('phone book on a 3-member etcd cluster (real etcd, real processes)', ()
       failed: loop.failures.length,
       lost: live.length,
       recovered: live.filter((started) => keys.has(started.key)).length,
-      expected: live.length,
+      instances: live.length,
       recoverMs,
-      extra:
+      note:
         `${callsDuringOutage} calls during the outage (${failedDuringOutage} failed), ` +
         `cluster back in ${restartMs} ms, dead cache's record expired ${deadGoneMs} ms after, ` +
         'a new cache got calls',
