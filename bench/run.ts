@@ -10,6 +10,7 @@ const BENCHMARKS: Record<
   failover: () => import('./failover.js'),
   scale: () => import('./scale.js'),
   boot: () => import('./boot.js'),
+  'hash-balance': () => import('./hash-balance.js'),
 }
 
 const wanted = process.argv.slice(2)

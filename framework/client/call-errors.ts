@@ -11,6 +11,7 @@ export type CallFailure =
   | 'unreachable'
   | 'timeout'
   | 'aborted'
+  | 'bad-hash-key'
 
 /** The one table mapping the framework's failure kinds to tRPC codes (and so HTTP statuses). */
 export const FAILURE_CODES: Record<CallFailure, TRPCCode> = {
@@ -20,6 +21,7 @@ export const FAILURE_CODES: Record<CallFailure, TRPCCode> = {
   unreachable: 'BAD_GATEWAY',
   timeout: 'TIMEOUT',
   aborted: 'CLIENT_CLOSED_REQUEST',
+  'bad-hash-key': 'BAD_REQUEST',
 }
 
 /** A dependency call that failed on the caller's side; `failure` says how. */

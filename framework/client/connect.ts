@@ -2,14 +2,15 @@ import { type Logger, pino } from 'pino'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { readAppInfo } from '../runtime/app.js'
 import { parseEtcdEndpoints } from '../runtime/config.js'
+import { balancerSpecProblem, type CallsOf } from '../service/balancer-spec.js'
 import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
 import { assertRole } from '../service/role.js'
 import { Dependencies } from './dependencies.js'
 import type { TransportOptions } from './http-transport.js'
 
-export interface ConnectOptions<TDeps> {
+export interface ConnectOptions<TDeps extends Record<string, AnyServiceDefinition>> {
   /** The roles to call, with their options (`{ cache: true }`). */
-  deps: { [K in keyof TDeps]: DepOptions | true }
+  deps: { [K in keyof TDeps]: DepOptions<CallsOf<DepsClients<TDeps>[K]>> | true }
   /** Default: `ETCD_ENDPOINTS`, else http://127.0.0.1:2379. */
   etcdEndpoints?: string
   /** Default: `FRAMEWORK_NAMESPACE`, else the package name in the current directory. */
@@ -45,6 +46,8 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   )) {
     assertRole(role, 'connect({ deps })')
     deps[role] = depOptions === true ? {} : depOptions
+    const problem = balancerSpecProblem(deps[role].balancer)
+    if (problem) throw new Error(`connect({ deps }): deps.${role}.balancer: ${problem}`)
   }
   const etcd = createEtcdClient(etcdEndpoints)
   const dependencies = new Dependencies({

@@ -1,6 +1,6 @@
 import type { Etcd3 } from 'etcd3'
 import type { Logger } from 'pino'
-import { createBalancer } from '../discovery/balancer.js'
+import { createBalancer } from '../discovery/balancers/index.js'
 import { EtcdResolver } from '../discovery/etcd-resolver.js'
 import { sleep } from '../registry/backoff.js'
 import type { DepOptions } from '../service/define-service.js'

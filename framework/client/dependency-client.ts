@@ -1,9 +1,14 @@
 import type { Logger } from 'pino'
-import type { Balancer } from '../discovery/balancer.js'
+import { type Balancer, BalancerKeyError } from '../discovery/balancers/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
 import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
-import { type HttpAnswer, type HttpTransport, TransportError } from './http-transport.js'
+import {
+  type HttpAnswer,
+  type HttpTransport,
+  type TimedAnswer,
+  TransportError,
+} from './http-transport.js'
 import type { RetryBudget } from './retry-budget.js'
 import type { CallOptions } from './router-client.js'
 
@@ -56,7 +61,7 @@ export class DependencyClient {
     budget.deposit()
     const tried = new Set<Endpoint>()
     for (let retries = 0; ; ) {
-      const endpoint = this.#choose(path, tried)
+      const endpoint = this.#choose(path, input, tried)
       const kind = endpoint.record.procedures[path]!
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw this.#timeout(path, allowedMs)
@@ -132,9 +137,8 @@ export class DependencyClient {
     attemptMs: number,
     remainingMs: number,
     callerSignal: AbortSignal | undefined,
-  ): Promise<HttpAnswer> {
+  ): Promise<TimedAnswer> {
     endpoint.inflight++
-    const started = performance.now()
     try {
       const answer = await this.options.transport.send(
         endpoint.url,
@@ -145,7 +149,10 @@ export class DependencyClient {
         attemptMs,
         callerSignal,
       )
-      if (answer.status < 500) endpoint.succeeded(performance.now() - started)
+      if (answer.status < 500) {
+        endpoint.succeeded()
+        this.options.balancer.observe?.(endpoint, answer.latencyMs, Date.now())
+      }
       return answer
     } finally {
       endpoint.inflight--
@@ -178,8 +185,11 @@ export class DependencyClient {
     return this.options.balancer.pick(healthy.length > 0 ? healthy : all)
   }
 
-  /** Healthy instances serving `path`, not yet tried by this call; falls back so a call always has one. */
-  #choose(path: string, tried: Set<Endpoint>): Endpoint {
+  /**
+   * The balancer's pick among the healthy instances serving `path` not yet tried by this call
+   * (falling back so a call always has one).
+   */
+  #choose(path: string, input: unknown, tried: Set<Endpoint>): Endpoint {
     const all = this.options.resolver.endpoints
     if (all.length === 0) throw this.#noInstance()
     const now = Date.now()
@@ -194,7 +204,16 @@ export class DependencyClient {
     let candidates = serving.filter((endpoint) => !tried.has(endpoint) && !endpoint.isEjected(now))
     if (candidates.length === 0) candidates = serving.filter((endpoint) => !tried.has(endpoint))
     if (candidates.length === 0) candidates = serving
-    return this.options.balancer.pick(candidates)
+    try {
+      return this.options.balancer.pick(candidates, { path, input })
+    } catch (err) {
+      if (!(err instanceof BalancerKeyError)) throw err
+      throw new DependencyCallError(
+        'bad-hash-key',
+        `${this.#where(path)}: the hash balancer of dependency '${this.options.role}' cannot route this call: ${err.message}; deps.${this.options.role}.balancer.hash must return a string (or undefined to balance the call by p2c)`,
+        err,
+      )
+    }
   }
 
   /** Another healthy instance serving `path` that this call has not tried yet. */

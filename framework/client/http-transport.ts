@@ -26,6 +26,11 @@ export interface HttpAnswer {
   body: unknown
 }
 
+/** An answer and how long it took from the call being sent (not from waiting for a connection). */
+export interface TimedAnswer extends HttpAnswer {
+  latencyMs: number
+}
+
 /** The request got no HTTP answer. `sent: false` proves the server never saw it. */
 export class TransportError extends Error {
   constructor(
@@ -130,14 +135,15 @@ export class HttpTransport {
     deadlineMs: number,
     timeoutMs: number,
     signal?: AbortSignal,
-  ): Promise<HttpAnswer> {
+  ): Promise<TimedAnswer> {
     const channel = this.#channel(url)
-    return new Promise<HttpAnswer>((resolve, reject) => {
+    return new Promise<TimedAnswer>((resolve, reject) => {
       const giveUp = (reason: 'timeout' | 'aborted') => {
         call.reject(new TransportError(`${reason} calling ${url}`, reason, true))
         call.abandoned?.()
       }
       const onAbort = () => giveUp('aborted')
+      const createdAt = performance.now()
       // A timer per call, no AbortController: this is the hot path.
       const timer = setTimeout(giveUp, timeoutMs, 'timeout')
       const done = () => {
@@ -151,11 +157,13 @@ export class HttpTransport {
         input,
         deadlineMs: Math.max(0, Math.floor(deadlineMs)),
         settled: false,
+        sentAt: undefined,
         abandoned: undefined,
         resolve: (answer) => {
           if (call.settled) return
           done()
-          resolve(answer)
+          const latencyMs = performance.now() - (call.sentAt ?? createdAt)
+          resolve({ status: answer.status, body: answer.body, latencyMs })
         },
         reject: (err) => {
           if (call.settled) return
@@ -264,6 +272,7 @@ export class HttpTransport {
     }
     const abort = new AbortController()
     call.abandoned = () => abort.abort()
+    call.sentAt = performance.now()
     try {
       const response = await channel.pool.request({
         method: call.kind === 'query' ? 'GET' : 'POST',
@@ -286,7 +295,9 @@ export class HttpTransport {
     const abort = new AbortController()
     // Every caller gave up (timeouts): stop reading the answer.
     let open = calls.length
+    const sentAt = performance.now()
     for (const call of calls) {
+      call.sentAt = sentAt
       call.abandoned = () => {
         if (--open === 0) abort.abort()
       }

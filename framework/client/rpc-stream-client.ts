@@ -18,6 +18,8 @@ export interface StreamCall {
   input: unknown
   deadlineMs: number
   settled: boolean
+  /** When the call was written to a connection (performance.now()); unset while it waits for one. */
+  sentAt: number | undefined
   abandoned: (() => void) | undefined
   resolve(answer: { status: number; body: unknown }): void
   /** `sent`: the frame may have reached the service. `code`: the connection error, if any. */
@@ -108,6 +110,7 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
     }
     const id = this.#nextId++
     const sentAt = performance.now()
+    call.sentAt = sentAt
     this.#pending.set(id, call)
     call.abandoned = () => {
       if (!this.#pending.delete(id)) return

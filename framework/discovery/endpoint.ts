@@ -1,18 +1,16 @@
 import type { PhoneBookRecord } from '../registry/record.js'
 
-const EWMA_DECAY = 0.3
 const EJECT_BASE_MS = 1_000
 const EJECT_MAX_MS = 30_000
 
 /**
- * One live instance as a caller sees it: its phone book record plus what this caller measured
- * (requests in flight, latency EWMA) and decided (ejected until when, after failures).
+ * One live instance as a caller sees it: its phone book record plus what this caller counted
+ * (requests in flight, calls answered) and decided (ejected until when, after failures). What a
+ * balancer measures (latency) it keeps itself.
  */
 export class Endpoint {
   /** Requests this caller has in flight to the instance. */
   inflight = 0
-  /** Latency EWMA of successful calls, ms (0 until the first call). */
-  latencyMs = 0
   /** Calls answered by this instance (for stats and balancing tests). */
   calls = 0
   /** Epoch ms until which the instance is ejected (passive health). */
@@ -37,11 +35,9 @@ export class Endpoint {
     return this.ejectedUntil > now
   }
 
-  /** A successful answer: feeds the latency EWMA and ends any ejection streak. */
-  succeeded(latencyMs: number): void {
+  /** A successful answer: counted, and any ejection streak ends. */
+  succeeded(): void {
     this.calls++
-    this.latencyMs =
-      this.latencyMs === 0 ? latencyMs : this.latencyMs + EWMA_DECAY * (latencyMs - this.latencyMs)
     this.ejections = 0
   }
 

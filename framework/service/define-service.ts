@@ -1,17 +1,26 @@
 import type { AnyRouter, inferRouterContext } from '@trpc/server'
 import { initTRPC } from '@trpc/server'
 import type { RouterClient } from '../client/router-client.js'
+import {
+  type BalancedCall,
+  type BalancerSpec,
+  balancerSpecProblem,
+  type CallsOf,
+} from './balancer-spec.js'
 import type { ServiceContext } from './context.js'
 import { formatServiceError } from './errors.js'
 import { assertRole } from './role.js'
 
-/** How instances of a dependency are picked for each call. */
-export type BalancerName = 'p2c' | 'round-robin' | 'random' | 'least-load'
-
-/** Per-dependency settings (`deps: { cache: { balancer: 'round-robin' } }`). */
-export interface DepOptions {
-  /** Instance choice per call; default `p2c`. */
-  balancer?: BalancerName
+/**
+ * Per-dependency settings (`deps: { cache: { balancer: 'round-robin' } }`); `TCall` is the union
+ * of the dependency's calls, which a `hash` balancer sees typed.
+ */
+export interface DepOptions<TCall extends BalancedCall = BalancedCall> {
+  /**
+   * Instance choice per call: `'p2c'` (default), `'round-robin'`, `'random'`, `'least-load'`, or
+   * `{ hash: ({ path, input }) => key }` to send calls with the same key to the same instance.
+   */
+  balancer?: BalancerSpec<TCall>
   /** Default deadline of calls to this dependency in milliseconds; default 10 000. */
   timeoutMs?: number
 }
@@ -74,7 +83,7 @@ type DepsOf<TRouter extends AnyRouter> =
 /** `deps` must name exactly the roles the builder was typed with. */
 type DepsField<TRouter extends AnyRouter> = [keyof DepsOf<TRouter>] extends [never]
   ? { deps?: Record<string, never> }
-  : { deps: { [K in keyof DepsOf<TRouter>]: DepOptions | true } }
+  : { deps: { [K in keyof DepsOf<TRouter>]: DepOptions<CallsOf<DepsOf<TRouter>[K]>> | true } }
 
 export type ServiceSpec<TRole extends string, TRouter extends AnyRouter> = {
   role: TRole
@@ -99,6 +108,8 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
       throw new Error(`service '${spec.role}' lists itself in deps; remove '${role}' from deps`)
     }
     deps[role] = options === true ? {} : { ...options }
+    const problem = balancerSpecProblem(deps[role].balancer)
+    if (problem) throw new Error(`service '${spec.role}', deps.${role}.balancer: ${problem}`)
   }
   const replicas = spec.replicas ?? 1
   if (!Number.isInteger(replicas) || replicas < 1) {

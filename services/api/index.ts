@@ -22,4 +22,10 @@ export const router = t.router({
     }),
 })
 
-export default defineService({ role: 'api', router, deps: { cache: { balancer: 'p2c' } } })
+export default defineService({
+  role: 'api',
+  router,
+  // Each cache instance keeps its own store: a key's reads must go where its writes went.
+  // Routing by key sends them to one instance while it lives; `stats` (no key) is balanced by p2c.
+  deps: { cache: { balancer: { hash: ({ input }) => input?.key } } },
+})

@@ -64,4 +64,55 @@ describe('ctx.deps', () => {
     // @ts-expect-error: unknown balancer
     defineService({ role: 'bad', router, deps: { cache: { balancer: 'fastest' }, store: true } })
   })
+
+  it('types a hash balancer by the dependency contract: a union of { path, input } by procedure', () => {
+    const router = t.router({ ping: t.procedure.query(() => 1) })
+    defineService({
+      role: 'keyed',
+      router,
+      deps: {
+        // stats takes no input, so input may be undefined: `input?.key`, undefined = p2c.
+        cache: { balancer: { hash: ({ input }) => input?.key } },
+        store: {
+          balancer: {
+            hash: (call) => {
+              expectTypeOf(call.path).toEqualTypeOf<
+                'ping' | 'admin.flush' | 'admin.resize' | 'when'
+              >()
+              // The union narrows by path.
+              if (call.path === 'admin.resize') return String(call.input.size)
+              return undefined
+            },
+          },
+        },
+      },
+    })
+    defineService({
+      role: 'keyed-bad',
+      router,
+      deps: {
+        // @ts-expect-error: stats has no input, so `input` may be undefined
+        cache: { balancer: { hash: ({ input }) => input.key } },
+        store: true,
+      },
+    })
+    defineService({
+      role: 'keyed-bad-field',
+      router,
+      deps: {
+        // @ts-expect-error: no procedure of cache takes a `name`
+        cache: { balancer: { hash: ({ input }) => input?.name } },
+        store: true,
+      },
+    })
+    defineService({
+      role: 'keyed-bad-return',
+      router,
+      deps: {
+        // @ts-expect-error: a key is a string
+        cache: { balancer: { hash: () => 42 } },
+        store: true,
+      },
+    })
+  })
 })

@@ -27,9 +27,8 @@ describe('Endpoint', () => {
     expect(e.id).toBe('cache-1')
     expect(e.url).toBe('http://127.0.0.1:4000')
     expect(e.key).toBe('/shop/services/cache/cache-1')
-    expect({ inflight: e.inflight, latencyMs: e.latencyMs, calls: e.calls }).toEqual({
+    expect({ inflight: e.inflight, calls: e.calls }).toEqual({
       inflight: 0,
-      latencyMs: 0,
       calls: 0,
     })
   })
@@ -69,27 +68,8 @@ describe('Endpoint', () => {
     e.eject(NOW)
     e.eject(NOW)
     expect(e.eject(NOW)).toBe(4_000)
-    e.succeeded(10)
+    e.succeeded()
     expect(e.ejections).toBe(0)
     expect(e.eject(NOW)).toBe(1_000)
-  })
-
-  it('takes the first latency as is, then an EWMA with decay 0.3', () => {
-    const e = endpoint()
-    e.succeeded(100)
-    expect(e.latencyMs).toBe(100)
-    e.succeeded(200)
-    expect(e.latencyMs).toBeCloseTo(130)
-    e.succeeded(30)
-    expect(e.latencyMs).toBeCloseTo(100)
-    expect(e.calls).toBe(3)
-  })
-
-  it('moves the EWMA toward a steady latency', () => {
-    const e = endpoint()
-    e.succeeded(1_000)
-    for (let i = 0; i < 50; i++) e.succeeded(10)
-    expect(e.latencyMs).toBeGreaterThan(10)
-    expect(e.latencyMs).toBeLessThan(10.01)
   })
 })

@@ -1,0 +1,103 @@
+import { request } from 'undici'
+import { describe, expect, it } from 'vitest'
+import { useEtcd } from '../support/etcd-fixture.js'
+import { recordFault } from '../support/fault-summary.js'
+import { alive, type SpawnedInstance } from '../support/instance.js'
+
+// The example app routes its cache calls by key (services/api: `balancer: { hash }`): a key's
+// reads go where its writes went, so every read after a write is a hit, and a cache that dies
+// costs only the keys it held.
+const fixture = useEtcd('key-routing', 2)
+const KEYS = Array.from({ length: 100 }, (_, i) => `user:${i}`)
+
+interface Started {
+  process: SpawnedInstance
+  url: string
+  id: string
+}
+
+async function start(role: string, namespace: string): Promise<Started> {
+  const process = fixture.spawn(role, namespace)
+  const { url, id } = await process.listening()
+  await process.waitForLog('registered')
+  return { process, url, id }
+}
+
+/** Calls `api.<path>` over tRPC's HTTP protocol, as any client would; fails on an error answer. */
+async function api<T>(apiUrl: string, path: string, input: unknown): Promise<T> {
+  const json = JSON.stringify(input)
+  const response =
+    path === 'put'
+      ? await request(`${apiUrl}/trpc/${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: json,
+        })
+      : await request(`${apiUrl}/trpc/${path}?input=${encodeURIComponent(json)}`)
+  const body = (await response.body.json()) as { result?: { data: T }; error?: unknown }
+  if (response.statusCode !== 200 || !body.result) {
+    throw new Error(`api.${path} answered ${response.statusCode}: ${JSON.stringify(body.error)}`)
+  }
+  return body.result.data
+}
+
+type Put = { ok: true; servedBy: string }
+type Got = { value: string | null; hit: boolean; servedBy: string }
+
+describe('routing by key through the example app (real etcd, real processes)', () => {
+  it('100 keys put then read through api across 3 caches: every read a hit; kill -9 of one cache: only its keys miss', async () => {
+    const namespace = fixture.namespace()
+    const caches = await Promise.all([0, 1, 2].map(() => start('cache', namespace)))
+    const apiInstance = await start('api', namespace)
+
+    const owner = new Map<string, string>()
+    for (const key of KEYS) {
+      const put = await api<Put>(apiInstance.url, 'put', { key, value: `v-${key}` })
+      owner.set(key, put.servedBy)
+    }
+    for (const key of KEYS) {
+      const got = await api<Got>(apiInstance.url, 'get', { key })
+      expect(got, key).toEqual({ value: `v-${key}`, hit: true, servedBy: owner.get(key) })
+    }
+    const held = (id: string) => KEYS.filter((key) => owner.get(key) === id)
+    // Every cache holds some keys (HRW spreads 100 keys over 3: ~33 each).
+    for (const cache of caches) expect(held(cache.id).length).toBeGreaterThan(15)
+
+    // kill -9 the cache holding the most keys; prove it is dead before reading.
+    const victim = caches.reduce((a, b) => (held(a.id).length >= held(b.id).length ? a : b))
+    const pid = victim.process.pid
+    await victim.process.kill('SIGKILL')
+    expect(alive(pid)).toBe(false)
+
+    // Read every key again at once: the victim's record may still be in the phone book (TTL 2 s),
+    // so its keys' reads meet a refused connection and go to the next instance in the key's order.
+    const missed: string[] = []
+    for (const key of KEYS) {
+      const got = await api<Got>(apiInstance.url, 'get', { key })
+      if (owner.get(key) === victim.id) {
+        expect(got.hit, key).toBe(false)
+        expect(got.servedBy).not.toBe(victim.id)
+        missed.push(key)
+      } else {
+        expect(got, key).toEqual({ value: `v-${key}`, hit: true, servedBy: owner.get(key) })
+      }
+    }
+    expect(missed).toEqual(held(victim.id))
+
+    // Written again, a lost key is a hit from then on, on its new owner.
+    for (const key of missed) await api<Put>(apiInstance.url, 'put', { key, value: `v2-${key}` })
+    for (const key of missed) {
+      const got = await api<Got>(apiInstance.url, 'get', { key })
+      expect(got.hit, key).toBe(true)
+      expect(got.value).toBe(`v2-${key}`)
+    }
+    recordFault({
+      fault: 'kill -9 of one of 3 caches, cache calls routed by key (hash balancer)',
+      calls: KEYS.length * 3 + missed.length * 2,
+      failed: 0,
+      lost: 1,
+      instances: 3,
+      note: `100 keys; before: 100/100 reads hit; after: ${KEYS.length - missed.length}/100 hit, ${missed.length} missed = exactly the ${held(victim.id).length} keys the killed cache held; rewritten, they hit again`,
+    })
+  })
+})
