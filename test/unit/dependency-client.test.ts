@@ -9,11 +9,12 @@ import {
   DependencyClient,
   type DependencyClientOptions,
 } from '../../framework/client/dependency-client.js'
-import { DEADLINE_HEADER, HttpTransport } from '../../framework/client/http-transport.js'
+import { HttpTransport } from '../../framework/client/http-transport.js'
 import { RetryBudget } from '../../framework/client/retry-budget.js'
 import { createBalancer } from '../../framework/discovery/balancer.js'
 import { Endpoint } from '../../framework/discovery/endpoint.js'
 import type { Resolver, ResolverUpdate } from '../../framework/discovery/resolver.js'
+import { DEADLINE_HEADER } from '../../framework/protocol/headers.js'
 import { instanceKey, type PhoneBookRecord } from '../../framework/registry/record.js'
 
 const ROLE = 'cache'
