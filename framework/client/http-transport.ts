@@ -1,92 +1,19 @@
 import { Pool } from 'undici'
-import type { ProcedureKind } from '../service/manifest.js'
-import { RpcStreamClient, type StreamCall } from './rpc-stream-client.js'
+import type { ProcedureKind } from '../protocol/procedure-kind.js'
+import { sendBatch } from './batch-request.js'
+import type { PendingCall, TimedAnswer } from './pending-call.js'
+import { RpcStreamClient } from './rpc-stream-client.js'
+import { type RequestTarget, sendSingle } from './single-request.js'
+import { TransportError } from './transport-error.js'
 
-/** Header carrying the caller's remaining deadline (ms) to the callee, for its own nested calls. */
-export const DEADLINE_HEADER = 'x-deadline-ms'
-/** The services' lean endpoint (see runtime/fast-path.ts); `/trpc` stays tRPC's standard adapter. */
-const FAST_PATH = '/_rpc/'
-const BATCH_PATH = `${FAST_PATH}_batch`
+export type { HttpAnswer, TimedAnswer } from './pending-call.js'
+export { TransportError } from './transport-error.js'
+
 /** Calls sent in one batch request at most (services accept 128 by default). */
 export const MAX_CLIENT_BATCH = 64
 
-/** Connection errors raised before any byte of the request could have reached a server. */
-const NOT_SENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-])
-
-/** One HTTP answer: status and parsed JSON body (undefined if the body was not JSON). */
-export interface HttpAnswer {
-  status: number
-  body: unknown
-}
-
-/** An answer and how long it took from the call being sent (not from waiting for a connection). */
-export interface TimedAnswer extends HttpAnswer {
-  latencyMs: number
-}
-
-/** The request got no HTTP answer. `sent: false` proves the server never saw it. */
-export class TransportError extends Error {
-  constructor(
-    message: string,
-    readonly reason: 'connect' | 'timeout' | 'aborted',
-    readonly sent: boolean,
-    options?: { cause: unknown },
-  ) {
-    super(message, options)
-    this.name = 'TransportError'
-  }
-}
-
-function errorCode(err: unknown): string | undefined {
-  let current: unknown = err
-  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === 'string' && code !== 'UND_ERR_ABORTED') return code
-    current = current.cause
-  }
-  return undefined
-}
-
-function connectionError(url: string, err: unknown): TransportError {
-  const code = errorCode(err)
-  const message = err instanceof Error ? err.message : String(err)
-  return new TransportError(
-    `cannot reach ${url}: ${code ?? message}`,
-    'connect',
-    !NOT_SENT_CODES.has(code ?? ''),
-    { cause: err },
-  )
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * A call waiting for its answer, sent as a request or on the stream (`abandoned` is called when
- * the caller gives up before the answer; `fail` is the stream's connection failure).
- */
-interface PendingCall extends StreamCall {
-  resolve(answer: HttpAnswer): void
-  reject(err: TransportError): void
-}
-
 /** The connections and the not-yet-sent calls of one instance. */
-interface Channel {
-  url: string
-  pool: Pool
-  basePath: string
+interface Channel extends RequestTarget {
   queue: PendingCall[]
   flushScheduled: boolean
   /** The RPC stream to the instance, while one is open or opening. */
@@ -106,13 +33,13 @@ export interface TransportOptions {
 }
 
 /**
- * The framework's client transport. By default each instance gets one RPC stream (an upgraded
- * connection carrying newline-delimited JSON frames, many calls in flight; runtime/rpc-stream.ts).
- * Services that do not speak it get requests: undici on a keep-alive pool per instance, no
- * WHATWG `Request`/`Response`; calls to the same instance queued in the same tick go out as one
- * batch request (at most `MAX_CLIENT_BATCH` each), whose answers stream back one line per call as
- * each completes; a lone call is a plain tRPC-protocol request
- * (`GET <url>/_rpc/<path>?input=<json>` or `POST <url>/_rpc/<path>`).
+ * The framework's client transport: the table of instances (channels) and where each call goes.
+ * By default each instance gets one RPC stream (rpc-stream-client.ts: an upgraded connection
+ * carrying newline-delimited JSON frames, many calls in flight). Services that do not speak it get
+ * requests: undici on a keep-alive pool per instance, no WHATWG `Request`/`Response`; calls to the
+ * same instance queued in the same tick go out as one batch request (batch-request.ts, at most
+ * `MAX_CLIENT_BATCH` each), whose answers stream back one line per call as each completes; a lone
+ * call is a plain tRPC-protocol request (single-request.ts).
  */
 export class HttpTransport {
   readonly #channels = new Map<string, Channel>()
@@ -138,12 +65,12 @@ export class HttpTransport {
   ): Promise<TimedAnswer> {
     const channel = this.#channel(url)
     return new Promise<TimedAnswer>((resolve, reject) => {
+      const createdAt = performance.now()
       const giveUp = (reason: 'timeout' | 'aborted') => {
         call.reject(new TransportError(`${reason} calling ${url}`, reason, true))
         call.abandoned?.()
       }
       const onAbort = () => giveUp('aborted')
-      const createdAt = performance.now()
       // A timer per call, no AbortController: this is the hot path.
       const timer = setTimeout(giveUp, timeoutMs, 'timeout')
       const done = () => {
@@ -256,99 +183,8 @@ export class HttpTransport {
     channel.queue = []
     for (let start = 0; start < calls.length; start += MAX_CLIENT_BATCH) {
       const group = calls.slice(start, start + MAX_CLIENT_BATCH)
-      if (group.length === 1) void this.#single(channel, group[0]!)
-      else void this.#batch(channel, group)
-    }
-  }
-
-  async #single(channel: Channel, call: PendingCall): Promise<void> {
-    const json = call.input === undefined ? undefined : JSON.stringify(call.input)
-    const headers: Record<string, string> = { [DEADLINE_HEADER]: String(call.deadlineMs) }
-    let path = `${channel.basePath}${FAST_PATH}${call.path}`
-    if (call.kind === 'query') {
-      if (json !== undefined) path += `?input=${encodeURIComponent(json)}`
-    } else {
-      headers['content-type'] = 'application/json'
-    }
-    const abort = new AbortController()
-    call.abandoned = () => abort.abort()
-    call.sentAt = performance.now()
-    try {
-      const response = await channel.pool.request({
-        method: call.kind === 'query' ? 'GET' : 'POST',
-        path,
-        headers,
-        body: call.kind === 'mutation' ? (json ?? '') : undefined,
-        signal: abort.signal,
-      })
-      const text = await response.body.text()
-      call.resolve({ status: response.statusCode, body: parseJson(text) })
-    } catch (err) {
-      call.reject(connectionError(channel.url, err))
-    }
-  }
-
-  async #batch(channel: Channel, calls: PendingCall[]): Promise<void> {
-    const body = JSON.stringify(
-      calls.map((call) => [call.path, call.kind, call.input, call.deadlineMs]),
-    )
-    const abort = new AbortController()
-    // Every caller gave up (timeouts): stop reading the answer.
-    let open = calls.length
-    const sentAt = performance.now()
-    for (const call of calls) {
-      call.sentAt = sentAt
-      call.abandoned = () => {
-        if (--open === 0) abort.abort()
-      }
-    }
-    try {
-      const response = await channel.pool.request({
-        method: 'POST',
-        path: `${channel.basePath}${BATCH_PATH}`,
-        headers: { 'content-type': 'application/json' },
-        body,
-        signal: abort.signal,
-      })
-      if (response.statusCode === 413 && calls.length > 1) {
-        // Over the service's maxBatchSize (or body limit): nothing ran, so halves are safe to send.
-        await response.body.dump()
-        const half = Math.ceil(calls.length / 2)
-        for (const part of [calls.slice(0, half), calls.slice(half)]) {
-          if (part.length === 1) void this.#single(channel, part[0]!)
-          else void this.#batch(channel, part)
-        }
-        return
-      }
-      if (response.statusCode !== 200) {
-        // The batch as a whole was refused (malformed): every call gets that answer.
-        const answer = { status: response.statusCode, body: parseJson(await response.body.text()) }
-        for (const call of calls) call.resolve(answer)
-        return
-      }
-      let buffered = ''
-      for await (const chunk of response.body) {
-        buffered += chunk.toString()
-        let newline = buffered.indexOf('\n')
-        while (newline !== -1) {
-          const line = parseJson(buffered.slice(0, newline)) as
-            | [number, number, unknown]
-            | undefined
-          buffered = buffered.slice(newline + 1)
-          newline = buffered.indexOf('\n')
-          const call = line ? calls[line[0]] : undefined
-          call?.resolve({ status: line![1], body: line![2] })
-        }
-      }
-      const missing = new TransportError(
-        `${channel.url} ended a batch answer early`,
-        'connect',
-        true,
-      )
-      for (const call of calls) call.reject(missing)
-    } catch (err) {
-      const error = connectionError(channel.url, err)
-      for (const call of calls) call.reject(error)
+      if (group.length === 1) void sendSingle(channel, group[0]!)
+      else void sendBatch(channel, group)
     }
   }
 }

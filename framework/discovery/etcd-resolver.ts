@@ -172,7 +172,7 @@ export class EtcdResolver implements Resolver {
       ETCD_CALL_TIMEOUT_MS * 2,
       'watch did not connect',
     ).catch(async (err) => {
-      await watcher.cancel().catch(() => undefined)
+      await cancelWatch(watcher)
       throw err
     })
     this.#stale = false

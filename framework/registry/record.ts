@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { PROCEDURE_KINDS } from '../protocol/procedure-kind.js'
 import { ROLE_PATTERN } from '../service/role.js'
 
 /** The phone book record format version this code writes and reads. */
@@ -30,7 +31,7 @@ export const phoneBookRecordSchema = z.object({
   version: z.string(),
   /** Hash of `procedures`: equal hashes mean the same contract. */
   contract: z.string(),
-  procedures: z.record(z.string(), z.enum(['query', 'mutation'])),
+  procedures: z.record(z.string(), z.enum(PROCEDURE_KINDS)),
   load: loadSchema,
   /** ISO 8601 time the instance started. */
   startedAt: z.iso.datetime(),

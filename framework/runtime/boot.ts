@@ -6,6 +6,8 @@ import { hostname } from 'node:os'
 import type { Etcd3 } from 'etcd3'
 import { type Logger, pino } from 'pino'
 import { Dependencies } from '../client/dependencies.js'
+import { deadlineFrom } from '../protocol/headers.js'
+import { RPC_PREFIX } from '../protocol/paths.js'
 import { sleep } from '../registry/backoff.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { instanceKey, type PhoneBookRecord, RECORD_VERSION } from '../registry/record.js'
@@ -15,13 +17,9 @@ import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
 import type { AppInfo } from './app.js'
 import type { RuntimeConfig } from './config.js'
-import {
-  createFastPathHandler,
-  createInvoker,
-  deadlineFrom,
-  FAST_PATH_PREFIX,
-} from './fast-path.js'
+import { createFastPathHandler } from './fast-path.js'
 import { createHttpApp } from './http-server.js'
+import { createInvoker } from './invoker.js'
 import { LoadSampler } from './load.js'
 import { createStreamServer } from './rpc-stream.js'
 
@@ -99,7 +97,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   })
   const httpApp = createHttpApp({
     router: definition.router,
-    context: (req) => contextFor(deadlineFrom(req)),
+    context: (req) => contextFor(deadlineFrom(req.headers)),
     log,
     load,
     maxBodyBytes: config.maxBodyBytes,
@@ -115,7 +113,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   // The framework's own clients take the lean path (an upgraded RPC stream, or single and batch
   // requests under /_rpc/); everyone else gets express + tRPC's adapter.
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (req.url?.startsWith(FAST_PATH_PREFIX)) fastPath(req, res)
+    if (req.url?.startsWith(RPC_PREFIX)) fastPath(req, res)
     else httpApp(req, res)
   }
   const streams = createStreamServer({

@@ -3,6 +3,7 @@ import type { AnyRouter } from '@trpc/server'
 import { createExpressMiddleware } from '@trpc/server/adapters/express'
 import express, { type Express } from 'express'
 import type { Logger } from 'pino'
+import { TRPC_PREFIX } from '../protocol/paths.js'
 import type { ServiceContext } from '../service/context.js'
 import type { LoadSampler } from './load.js'
 
@@ -41,7 +42,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not registered' })
   })
   app.use(
-    '/trpc',
+    TRPC_PREFIX,
     createExpressMiddleware({
       router,
       maxBodySize: maxBodyBytes,

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
 import type { AnyRouter } from '@trpc/server'
+import type { ProcedureKind } from '../protocol/procedure-kind.js'
 
-export type ProcedureKind = 'query' | 'mutation'
+/** The wire's name for a procedure's kind, named here too for the service's own modules. */
+export type { ProcedureKind }
 
 /** `{ "path.to.proc": "query" | "mutation" }`, sorted by path; subscriptions are not served over HTTP. */
 export type ProcedureManifest = Record<string, ProcedureKind>

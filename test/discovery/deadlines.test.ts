@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { DEADLINE_HEADER } from '../../framework/client/http-transport.js'
+import { DEADLINE_HEADER } from '../../framework/protocol/headers.js'
 import { useEtcd } from '../support/etcd-fixture.js'
 import { REPO_ROOT } from '../support/instance.js'
 

@@ -9,11 +9,12 @@ import {
   DependencyClient,
   type DependencyClientOptions,
 } from '../../framework/client/dependency-client.js'
-import { DEADLINE_HEADER, HttpTransport } from '../../framework/client/http-transport.js'
+import { HttpTransport } from '../../framework/client/http-transport.js'
 import { RetryBudget } from '../../framework/client/retry-budget.js'
 import { createBalancer } from '../../framework/discovery/balancers/index.js'
 import { Endpoint } from '../../framework/discovery/endpoint.js'
 import type { Resolver, ResolverUpdate } from '../../framework/discovery/resolver.js'
+import { DEADLINE_HEADER } from '../../framework/protocol/headers.js'
 import { instanceKey, type PhoneBookRecord } from '../../framework/registry/record.js'
 
 const ROLE = 'cache'
@@ -718,5 +719,25 @@ describe('DependencyClient: hash balancer', () => {
     )
     expect(a.requests).toHaveLength(0)
     expect(b.requests).toHaveLength(0)
+  })
+})
+
+describe('DependencyClient: input JSON cannot carry (requests)', () => {
+  it('fails that call as never sent, without crashing, while calls batched with it succeed', async () => {
+    const a = await serve('a')
+    const { client } = makeClient([a.endpoint])
+    const [bad, good] = await Promise.allSettled([
+      client.call('get', { n: 1n }),
+      client.call('get', { n: 1 }),
+    ])
+    expect(bad.status).toBe('rejected')
+    expect(String((bad as PromiseRejectedResult).reason)).toMatch(
+      /the input of get is not JSON: Do not know how to serialize a BigInt/,
+    )
+    expect(good).toEqual({
+      status: 'fulfilled',
+      value: { served: 'a', path: 'get', input: { n: 1 } },
+    })
+    expect(a.requests.map((r) => r.input)).toEqual([{ n: 1 }])
   })
 })

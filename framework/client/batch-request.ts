@@ -1,0 +1,75 @@
+import { parseAnswer } from '../protocol/answer.js'
+import { encodeBatch } from '../protocol/batch.js'
+import { BATCH_PATH } from '../protocol/paths.js'
+import type { PendingCall } from './pending-call.js'
+import { parseJson, type RequestTarget, sendSingle } from './single-request.js'
+import { inputJson } from './stream-calls.js'
+import { connectionError, TransportError } from './transport-error.js'
+
+/**
+ * Calls to one instance as one batch request (protocol/batch.ts); each call is answered from its
+ * line as soon as that line comes. A batch over the service's limit is sent again as two halves.
+ */
+export async function sendBatch(target: RequestTarget, calls: PendingCall[]): Promise<void> {
+  let body: string
+  try {
+    body = encodeBatch(calls)
+  } catch {
+    // An input JSON cannot carry: that call fails (not sent), the others go without it.
+    const sendable = calls.filter((call) => inputJson(call) !== undefined)
+    if (sendable.length === 1) void sendSingle(target, sendable[0]!)
+    else if (sendable.length > 1) void sendBatch(target, sendable)
+    return
+  }
+  const abort = new AbortController()
+  // Every caller gave up (timeouts): stop reading the answer.
+  let open = calls.length
+  const sentAt = performance.now()
+  for (const call of calls) {
+    call.sentAt = sentAt
+    call.abandoned = () => {
+      if (--open === 0) abort.abort()
+    }
+  }
+  try {
+    const response = await target.pool.request({
+      method: 'POST',
+      path: `${target.basePath}${BATCH_PATH}`,
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal: abort.signal,
+    })
+    if (response.statusCode === 413 && calls.length > 1) {
+      // Over the service's maxBatchSize (or body limit): nothing ran, so halves are safe to send.
+      await response.body.dump()
+      const half = Math.ceil(calls.length / 2)
+      for (const part of [calls.slice(0, half), calls.slice(half)]) {
+        if (part.length === 1) void sendSingle(target, part[0]!)
+        else void sendBatch(target, part)
+      }
+      return
+    }
+    if (response.statusCode !== 200) {
+      // The batch as a whole was refused (malformed): every call gets that answer.
+      const answer = { status: response.statusCode, body: parseJson(await response.body.text()) }
+      for (const call of calls) call.resolve(answer)
+      return
+    }
+    let buffered = ''
+    for await (const chunk of response.body) {
+      buffered += chunk.toString()
+      let newline = buffered.indexOf('\n')
+      while (newline !== -1) {
+        const line = parseAnswer(buffered.slice(0, newline))
+        buffered = buffered.slice(newline + 1)
+        newline = buffered.indexOf('\n')
+        if (typeof line !== 'string') calls[line[0]]?.resolve({ status: line[1], body: line[2] })
+      }
+    }
+    const missing = new TransportError(`${target.url} ended a batch answer early`, 'connect', true)
+    for (const call of calls) call.reject(missing)
+  } catch (err) {
+    const error = connectionError(target.url, err)
+    for (const call of calls) call.reject(error)
+  }
+}

@@ -1,0 +1,44 @@
+/** Connection errors raised before any byte of the request could have reached a server. */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+])
+
+/** The request got no HTTP answer. `sent: false` proves the server never saw it. */
+export class TransportError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'connect' | 'timeout' | 'aborted',
+    readonly sent: boolean,
+    options?: { cause: unknown },
+  ) {
+    super(message, options)
+    this.name = 'TransportError'
+  }
+}
+
+/** A request to `url` that failed without an answer, as sent or provably not. */
+export function connectionError(url: string, err: unknown): TransportError {
+  const code = errorCode(err)
+  const message = err instanceof Error ? err.message : String(err)
+  return new TransportError(
+    `cannot reach ${url}: ${code ?? message}`,
+    'connect',
+    !NOT_SENT_CODES.has(code ?? ''),
+    { cause: err },
+  )
+}
+
+function errorCode(err: unknown): string | undefined {
+  let current: unknown = err
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string' && code !== 'UND_ERR_ABORTED') return code
+    current = current.cause
+  }
+  return undefined
+}

@@ -1,0 +1,11 @@
+/**
+ * The wire between the framework's callers and its services, for both sides: paths, headers,
+ * the RPC stream's handshake and frames, batches. It imports nothing from the framework.
+ */
+export * from './answer.js'
+export * from './batch.js'
+export * from './headers.js'
+export * from './paths.js'
+export * from './procedure-kind.js'
+export * from './stream-frames.js'
+export * from './stream-handshake.js'

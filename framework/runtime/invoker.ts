@@ -1,0 +1,124 @@
+import { type AnyRouter, getTRPCErrorFromUnknown, getTRPCErrorShape, TRPCError } from '@trpc/server'
+import { getHTTPStatusCodeFromError } from '@trpc/server/http'
+import type { Logger } from 'pino'
+import type { ProcedureKind } from '../protocol/procedure-kind.js'
+import type { ServiceContext } from '../service/context.js'
+import type { LoadSampler } from './load.js'
+
+type Procedure = ((opts: {
+  ctx: unknown
+  path: string
+  type: ProcedureKind
+  getRawInput: () => Promise<unknown>
+  signal: AbortSignal | undefined
+  batchIndex: number
+}) => Promise<unknown>) & { _def: { type: string } }
+
+export interface InvokerOptions {
+  router: AnyRouter
+  /** Builds each call's `ctx`; `deadlineMs` is the caller's remaining time, if it sent one. */
+  context: (deadlineMs: number | undefined) => ServiceContext<unknown>
+  load: LoadSampler
+  log: Logger
+}
+
+/** What a call came to: an HTTP status and a tRPC response body (`{ result }` or `{ error }`). */
+export interface Outcome {
+  status: number
+  body: unknown
+}
+
+/** Runs procedures by path the way tRPC's adapters do, for the framework's lean transports. */
+export interface Invoker {
+  call(
+    path: string,
+    kind: ProcedureKind,
+    input: unknown,
+    deadlineMs: number | undefined,
+    batchIndex: number,
+  ): Promise<Outcome>
+  /** A tRPC error body (shape, status) for a request refused before any procedure ran. */
+  refuse(
+    code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE' | 'METHOD_NOT_SUPPORTED' | 'SERVICE_UNAVAILABLE',
+    message: string,
+    path?: string,
+  ): Outcome
+  /** An unexpected failure as a tRPC error body (logged). */
+  fail(cause: unknown, path: string | undefined): Outcome
+}
+
+/**
+ * Procedures run through tRPC's own procedure call: same validation, middleware and `ctx`, same
+ * error shapes and statuses as tRPC's adapters.
+ */
+export function createInvoker(options: InvokerOptions): Invoker {
+  const { router, context, load, log } = options
+  const procedures = router._def.procedures as Record<string, Procedure | undefined>
+  const config = router._def._config
+
+  function errorOutcome(
+    cause: unknown,
+    path: string | undefined,
+    type: ProcedureKind | 'unknown',
+    input: unknown,
+    ctx: unknown,
+  ): Outcome {
+    const error = getTRPCErrorFromUnknown(cause)
+    if (error.code === 'INTERNAL_SERVER_ERROR') {
+      log.error({ err: error.cause ?? error, path, type }, 'procedure failed')
+    }
+    return {
+      status: getHTTPStatusCodeFromError(error),
+      body: { error: getTRPCErrorShape({ config, error, type, path, input, ctx }) },
+    }
+  }
+
+  return {
+    async call(path, kind, input, deadlineMs, batchIndex) {
+      const procedure = procedures[path]
+      let ctx: unknown
+      load.inflight++
+      try {
+        if (!procedure || procedure._def.type !== kind) {
+          const exists = procedure !== undefined
+          throw new TRPCError({
+            code: exists ? 'METHOD_NOT_SUPPORTED' : 'NOT_FOUND',
+            message: exists
+              ? `'${path}' is a ${procedure._def.type}, not a ${kind}`
+              : `No procedure found on path "${path}"`,
+          })
+        }
+        ctx = context(deadlineMs)
+        const data = await procedure({
+          ctx,
+          path,
+          type: kind,
+          getRawInput: async () => input,
+          signal: undefined,
+          batchIndex,
+        })
+        return { status: 200, body: { result: { data } } }
+      } catch (cause) {
+        return errorOutcome(cause, path, kind, input, ctx)
+      } finally {
+        load.inflight--
+      }
+    },
+    refuse: (code, message, path) =>
+      errorOutcome(new TRPCError({ code, message }), path, 'unknown', undefined, undefined),
+    fail: (cause, path) => errorOutcome(cause, path, 'unknown', undefined, undefined),
+  }
+}
+
+/** `outcome.body` as JSON; a body JSON cannot encode (a BigInt, a cycle) becomes the 500 it is. */
+export function encodeOutcome(
+  invoker: Invoker,
+  outcome: Outcome,
+  path?: string,
+): { status: number; text: string } {
+  try {
+    return { status: outcome.status, text: JSON.stringify(outcome.body) }
+  } catch (err) {
+    return { status: 500, text: JSON.stringify(invoker.fail(err, path).body) }
+  }
+}

@@ -1,0 +1,252 @@
+import type { Duplex } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
+import type { Logger } from 'pino'
+import { encodeAnswer } from '../protocol/answer.js'
+import { encodeRefusal, frameId, GOAWAY_FRAME, parseCallFrame } from '../protocol/stream-frames.js'
+import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
+
+/** Frames answered on one connection while more are running make the service stop reading. */
+const MAX_INFLIGHT_PER_CONNECTION = 1_024
+/**
+ * Frames started before the answers ready so far are written and other connections get a turn.
+ * Small slices pipeline the two ends: the client works on the first answers while this process
+ * runs the next frames (measured: 16 gave ~1.3× the calls/s of 256 at 100 concurrent calls).
+ */
+const SLICE = 16
+
+export interface StreamConnectionOptions {
+  invoker: Invoker
+  log: Logger
+  /** The longest frame accepted (bytes); the same limit as a request body. */
+  maxFrameBytes: number
+  /** Called once the connection is done (closed, or refused and ending). */
+  onClose(connection: StreamConnection): void
+}
+
+/**
+ * One upgraded RPC stream on the service side (frames: protocol/stream-frames.ts): runs each call
+ * frame through the invoker and writes the answers in completion order, every answer ready in a
+ * tick in one write. Reads only while calls running, answers unwritten and frames waiting stay
+ * bounded.
+ */
+export class StreamConnection {
+  #buffer = ''
+  #inflight = 0
+  #out: string[] = []
+  #flushScheduled = false
+  #closed = false
+  #sliceScheduled = false
+  #writeBlocked = false
+  #paused = false
+  /** The id of an oversized frame being skipped up to its newline. */
+  #skipping: number | undefined
+  readonly #invoker: Invoker
+  readonly #log: Logger
+  readonly #maxFrameBytes: number
+  readonly #onClose: (connection: StreamConnection) => void
+
+  constructor(
+    readonly socket: Duplex,
+    options: StreamConnectionOptions,
+  ) {
+    this.#invoker = options.invoker
+    this.#log = options.log
+    this.#maxFrameBytes = options.maxFrameBytes
+    this.#onClose = options.onClose
+  }
+
+  /** Starts reading frames; `head` holds the bytes that came with the upgrade request. */
+  start(head: Buffer): void {
+    const socket = this.socket
+    // (An http server's socket refuses setEncoding.)
+    const decoder = new StringDecoder('utf8')
+    socket.on('data', (chunk: Buffer) => this.#onData(decoder.write(chunk)))
+    socket.on('end', () => this.#end())
+    socket.on('error', () => this.#close())
+    socket.on('close', () => this.#close())
+    socket.on('drain', () => {
+      this.#writeBlocked = false
+      this.#flow()
+    })
+    if (head.length > 0) this.#onData(decoder.write(head))
+  }
+
+  /** Tells the client to stop sending; it closes once its calls are answered. */
+  goaway(): void {
+    this.#write(GOAWAY_FRAME)
+  }
+
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when it could matter.
+  #overLimit(text: string): boolean {
+    return text.length * 3 > this.#maxFrameBytes && Buffer.byteLength(text) > this.#maxFrameBytes
+  }
+
+  #tooLarge(): Outcome {
+    return this.#invoker.refuse(
+      'PAYLOAD_TOO_LARGE',
+      `RPC stream frame is over ${this.#maxFrameBytes} bytes; send less, or raise FRAMEWORK_MAX_BODY_BYTES on the service`,
+    )
+  }
+
+  #onData(chunk: string): void {
+    if (this.#closed) return
+    if (this.#skipping !== undefined) {
+      const newline = chunk.indexOf('\n')
+      if (newline === -1) return
+      this.#answer(this.#skipping, this.#tooLarge())
+      this.#skipping = undefined
+      chunk = chunk.slice(newline + 1)
+    }
+    this.#buffer += chunk
+    // A slice is waiting to run: it takes the new frames too.
+    if (!this.#sliceScheduled) this.#runFrames()
+    else this.#flow()
+  }
+
+  /**
+   * Starts the buffered frames, at most SLICE at a time: between slices the answers ready so far
+   * are written, so the client works on them while this process starts the next ones.
+   */
+  #runFrames(): void {
+    this.#sliceScheduled = false
+    if (this.#closed) return
+    let start = 0
+    let started = 0
+    let newline = this.#buffer.indexOf('\n')
+    while (newline !== -1) {
+      if (started === SLICE) {
+        this.#buffer = this.#buffer.slice(start)
+        this.#sliceScheduled = true
+        setImmediate(() => this.#runFrames())
+        this.#flow()
+        return
+      }
+      const line = this.#buffer.slice(start, newline)
+      start = newline + 1
+      if (line.length > 0) {
+        started++
+        if (!this.#frame(line)) return
+      }
+      newline = this.#buffer.indexOf('\n', start)
+    }
+    if (start > 0) this.#buffer = this.#buffer.slice(start)
+    // A frame that never ends must not grow the buffer past the limit: its id (if readable)
+    // gets a 413 once its newline comes, and its bytes are dropped until then.
+    if (this.#overLimit(this.#buffer)) {
+      const id = frameId(this.#buffer)
+      if (id === undefined) {
+        this.#refuse(this.#tooLarge())
+        return
+      }
+      this.#buffer = ''
+      this.#skipping = id
+    }
+    this.#flow()
+  }
+
+  /** Runs one frame; false when it was unreadable and the connection is being refused. */
+  #frame(line: string): boolean {
+    // A bad frame whose id is readable is answered on that id; only an unreadable one costs
+    // the connection (the other calls on it cannot be told apart from it).
+    const badFrame = (outcome: Outcome): boolean => {
+      const id = frameId(line)
+      if (id === undefined) {
+        this.#refuse(outcome)
+        return false
+      }
+      this.#answer(id, outcome)
+      return true
+    }
+    if (this.#overLimit(line)) return badFrame(this.#tooLarge())
+    const frame = parseCallFrame(line)
+    if (typeof frame === 'string') return badFrame(this.#invoker.refuse('BAD_REQUEST', frame))
+    const [id, path, kind, input, deadlineMs] = frame
+    const invoker = this.#invoker
+    this.#inflight++
+    this.#flow()
+    void invoker
+      .call(path, kind, input, deadlineMs ?? undefined, 0)
+      .catch((err: unknown) => invoker.fail(err, path))
+      .then((outcome) => {
+        this.#inflight--
+        this.#answer(id, outcome, path)
+        this.#flow()
+      })
+    return true
+  }
+
+  /** Queues `[id, status, body]`; a body JSON cannot encode (a BigInt, a cycle) becomes a 500. */
+  #answer(id: number, outcome: Outcome, path?: string): void {
+    const { status, text } = encodeOutcome(this.#invoker, outcome, path)
+    this.#write(encodeAnswer(id, status, text))
+  }
+
+  /** Answers an unreadable frame on id 0 and closes: no call on it can be told apart. */
+  #refuse(outcome: Outcome): void {
+    this.#log.warn({ status: outcome.status, body: outcome.body }, 'RPC stream frame refused')
+    const { status, text } = encodeOutcome(this.#invoker, outcome)
+    this.#write(encodeRefusal(status, text))
+    this.#buffer = ''
+    this.#closed = true
+    this.socket.pause()
+    this.#flush()
+    this.socket.end()
+    this.#onClose(this)
+  }
+
+  /** Reads only while calls running, answers unwritten and frames waiting stay bounded. */
+  #flow(): void {
+    if (this.#closed) return
+    const pause =
+      this.#writeBlocked ||
+      this.#inflight >= MAX_INFLIGHT_PER_CONNECTION ||
+      (this.#sliceScheduled && this.#buffer.length > this.#maxFrameBytes)
+    if (pause === this.#paused) return
+    this.#paused = pause
+    if (pause) this.socket.pause()
+    else this.socket.resume()
+  }
+
+  #write(text: string): void {
+    if (this.socket.destroyed) return
+    this.#out.push(text)
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    // Every answer ready in this tick goes out in one write.
+    process.nextTick(() => this.#flush())
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    if (this.#out.length === 0 || this.socket.destroyed) return
+    const text = this.#out.length === 1 ? this.#out[0]! : this.#out.join('')
+    this.#out = []
+    if (!this.socket.write(text)) {
+      this.#writeBlocked = true
+      this.#flow()
+    }
+  }
+
+  /** The client ended its side: answer what is running, then end ours. */
+  #end(): void {
+    const finish = () => {
+      if (this.socket.destroyed) {
+        this.#close()
+        return
+      }
+      if (this.#inflight > 0 || this.#sliceScheduled) {
+        setTimeout(finish, 5)
+        return
+      }
+      this.#flush()
+      this.socket.end()
+      this.#close()
+    }
+    finish()
+  }
+
+  #close(): void {
+    this.#closed = true
+    this.#onClose(this)
+  }
+}
