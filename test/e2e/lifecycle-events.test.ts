@@ -9,14 +9,13 @@ const fixture = useEtcd('lifecycle-events')
 
 it('start → SIGTERM: every lifecycle step once, in order, each with its message', async () => {
   const instance = fixture.spawn('cache', fixture.namespace())
-  const events = () =>
-    instance.lines
-      .filter((line) => typeof line.event === 'string')
-      .map((line) => [line.event, line.msg])
-  await waitFor('the registered event', () => events().some(([event]) => event === 'registered'))
+  const eventLines = () => instance.lines.filter((line) => typeof line.event === 'string')
+  await waitFor('the registered event', () =>
+    eventLines().some((line) => line.event === 'registered'),
+  )
   instance.child.kill('SIGTERM')
   expect(await instance.exited).toBe(0)
-  expect(events()).toEqual([
+  const expected = [
     ['starting', 'starting'],
     ['listening', 'listening'],
     ['registered', 'registered in etcd'],
@@ -24,7 +23,16 @@ it('start → SIGTERM: every lifecycle step once, in order, each with its messag
     ['deregistered', 'lease revoked, record removed'],
     ['drained', 'drained in-flight requests'],
     ['stopped', 'stopped'],
-  ])
-  const listening = instance.lines.find((line) => line.event === 'listening')
+  ]
+  const lines = eventLines()
+  // pino writes stdout asynchronously and flushes at exit, so the last lines can arrive out of
+  // order: the order checked is that of the log calls, by each line's `time`.
+  expect(lines.map((line) => [line.event, line.msg]).sort()).toEqual([...expected].sort())
+  const timeOf = (event: string) => lines.find((line) => line.event === event)?.time as number
+  for (let i = 1; i < expected.length; i++) {
+    const [before, after] = [expected[i - 1]![0]!, expected[i]![0]!]
+    expect(timeOf(before), `${before} before ${after}`).toBeLessThanOrEqual(timeOf(after))
+  }
+  const listening = lines.find((line) => line.event === 'listening')
   expect(listening?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
 })
