@@ -4,6 +4,7 @@ import type { RouterClient } from '../client/router-client.js'
 import type { ServiceContext } from './context.js'
 import { formatServiceError } from './errors.js'
 import { assertRole } from './role.js'
+import { ServiceDefinitionError } from './service-definition-error.js'
 
 /** How instances of a dependency are picked for each call. */
 export type BalancerName = 'p2c' | 'round-robin' | 'random' | 'least-load'
@@ -96,13 +97,15 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
   )) {
     assertRole(role, `defineService({ role: '${spec.role}', deps })`)
     if (role === spec.role) {
-      throw new Error(`service '${spec.role}' lists itself in deps; remove '${role}' from deps`)
+      throw new ServiceDefinitionError(
+        `service '${spec.role}' lists itself in deps; remove '${role}' from deps`,
+      )
     }
     deps[role] = options === true ? {} : { ...options }
   }
   const replicas = spec.replicas ?? 1
   if (!Number.isInteger(replicas) || replicas < 1) {
-    throw new Error(
+    throw new ServiceDefinitionError(
       `invalid replicas ${JSON.stringify(spec.replicas)} for service '${spec.role}': use a whole number >= 1`,
     )
   }
@@ -110,7 +113,7 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
     spec.port !== undefined &&
     (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535)
   ) {
-    throw new Error(
+    throw new ServiceDefinitionError(
       `invalid port ${JSON.stringify(spec.port)} for service '${spec.role}': use a whole number 1-65535`,
     )
   }
