@@ -1,8 +1,21 @@
 export { TRPCError } from '@trpc/server'
 export { z } from 'zod'
-export { DependencyCallError, FAILURE_CODES, RemoteProcedureError } from './client/call-errors.js'
+export {
+  DependencyCallError,
+  DependencyWaitError,
+  FAILURE_CODES,
+  FAILURE_ERROR_CODES,
+  RemoteProcedureError,
+} from './client/call-errors.js'
 export { type Connection, type ConnectOptions, connect } from './client/connect.js'
 export type { CallOptions, RouterClient } from './client/router-client.js'
+export { ConfigError } from './config/config-error.js'
+export {
+  ERROR_CODES,
+  FrameworkError,
+  type FrameworkErrorCode,
+  frameworkErrorCode,
+} from './internal/errors.js'
 export type {
   BalancedCall,
   BalancerName,
@@ -19,4 +32,6 @@ export {
   initService,
   type ServiceDefinition,
 } from './service/define-service.js'
+export { InvalidRoleError } from './service/role.js'
+export { ServiceDefinitionError } from './service/service-definition-error.js'
 export { createTestCaller } from './service/test-caller.js'

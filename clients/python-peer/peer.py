@@ -24,8 +24,9 @@ Environment (the same names as the TypeScript runtime):
   FRAMEWORK_MAX_BODY_BYTES    larger request bodies get 413 (default 1048576)
 
 Logs are JSON lines on stdout in the runtime's shape ({"level", "time", "role", "instance", "msg",
-...}): "listening" (url, port), then "registered in etcd" (id, url, key, lease, ttl) each time the
-record is (re)written on a new lease. A bad environment value prints one line to stderr and
+...}); lifecycle lines carry the runtime's "event" field: "listening" (url, port), then "registered
+in etcd" (event "registered"; id, url, key, lease, ttl) each time the record is (re)written on a
+new lease. A bad environment value prints one line to stderr and
 exits 2.
 
 HTTP surface:
@@ -339,7 +340,8 @@ class Registrar:
             with self._lock:
                 self.registered = False
             self._close_watch()
-            log(WARN, "registration lost; registering again", key=KEY, reason=reason)
+            log(WARN, "registration lost; registering again", event="registration-lost", key=KEY,
+                reason=reason)
         self._close_watch()
         self._revoke()
 
@@ -366,7 +368,7 @@ class Registrar:
             self.registered = True
         threading.Thread(target=self._watch_self, args=(generation, lease_id, revision + 1),
                          name="self-watch", daemon=True).start()
-        log(INFO, "registered in etcd", id=INSTANCE_ID, url=URL, key=KEY,
+        log(INFO, "registered in etcd", event="registered", id=INSTANCE_ID, url=URL, key=KEY,
             lease=format(int(lease_id), "x"), ttl=granted or TTL)
 
     def _hold(self):
@@ -516,10 +518,10 @@ class Registrar:
             return
         try:
             ETCD.call("/v3/lease/revoke", {"ID": lease_id})
-            log(INFO, "lease revoked, record removed", key=KEY)
+            log(INFO, "lease revoked, record removed", event="deregistered", key=KEY)
         except urllib.error.HTTPError as err:
             if err.code == 404:
-                log(INFO, "lease already gone, record removed", key=KEY)
+                log(INFO, "lease already gone, record removed", event="deregistered", key=KEY)
             else:
                 log(WARN, "could not revoke the lease; the record expires with its TTL", err=describe(err))
         except EtcdUnreachable as err:
@@ -830,13 +832,13 @@ def main():
     serving = threading.Thread(target=SERVER.serve_forever, kwargs={"poll_interval": 0.2},
                                name="http", daemon=True)
     serving.start()
-    log(INFO, "starting", namespace=NAMESPACE, etcd=ETCD_ENDPOINTS)
-    log(INFO, "listening", url=URL, port=SERVER.server_port)
+    log(INFO, "starting", event="starting", namespace=NAMESPACE, etcd=ETCD_ENDPOINTS)
+    log(INFO, "listening", event="listening", url=URL, port=SERVER.server_port)
     REGISTRAR.start()
     while not stop.wait(0.5):
         pass
     # Step 6: revoke first (callers see the DELETE at once), stop accepting, drain, exit 0.
-    log(INFO, "shutting down: revoking lease")
+    log(INFO, "shutting down: revoking lease", event="stopping")
     REGISTRAR.stop()
     SERVER.shutdown()
     SERVER.socket.close()
@@ -844,10 +846,11 @@ def main():
     while LOAD.inflight > 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     if LOAD.inflight > 0:
-        log(WARN, "drain timeout; closing remaining connections", inflight=LOAD.inflight)
+        log(WARN, "drain timeout; closing remaining connections", event="drained",
+            inflight=LOAD.inflight)
     else:
-        log(INFO, "drained in-flight requests")
-    log(INFO, "stopped")
+        log(INFO, "drained in-flight requests", event="drained")
+    log(INFO, "stopped", event="stopped")
 
 
 if __name__ == "__main__":

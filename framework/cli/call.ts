@@ -13,7 +13,7 @@ export function parseCallTarget(target: string): { role: string; path: string } 
   if (!ROLE_PATTERN.test(role) || !/^[A-Za-z0-9_$]+(\.[A-Za-z0-9_$]+)*$/.test(path)) {
     throw new CliError(
       `'${target}' is not <role>.<procedure>: e.g. framework call cache.get '{"key":"a"}'`,
-      2,
+      'FRAMEWORK_ERR_USAGE',
     )
   }
   return { role, path }
@@ -26,7 +26,7 @@ export function parseCallInput(json: string | undefined): unknown {
   } catch (err) {
     throw new CliError(
       `input is not valid JSON (${(err as Error).message}); quote it for the shell: framework call cache.get '{"key":"a"}'`,
-      2,
+      'FRAMEWORK_ERR_USAGE',
     )
   }
 }
@@ -48,7 +48,10 @@ export async function callThroughDiscovery(
   try {
     return await connection.dependencies.clients.get(role)!.call(path, input)
   } catch (err) {
-    if (err instanceof TRPCError) throw new CliError(`${err.code}: ${err.message}`)
+    if (err instanceof TRPCError)
+      throw new CliError(`${err.code}: ${err.message}`, 'FRAMEWORK_ERR_COMMAND_FAILED', {
+        cause: err,
+      })
     throw err
   } finally {
     await connection.close()

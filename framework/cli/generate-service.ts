@@ -29,35 +29,42 @@ export function generateService(options: GenerateServiceOptions): string[] {
   if (!ROLE_PATTERN.test(role)) {
     throw new CliError(
       `invalid role '${role}': a role must match ${ROLE_PATTERN} (lower-case letters, digits, '-'; e.g. orders or order-api)`,
-      2,
+      'FRAMEWORK_ERR_USAGE',
     )
   }
   if (!existsSync(join(appRoot, 'package.json'))) {
     throw new CliError(
       `${appRoot} has no package.json; run this in an app (framework new <dir> makes one)`,
-      2,
+      'FRAMEWORK_ERR_USAGE',
     )
   }
   const dir = join(appRoot, 'services', role)
   if (existsSync(dir)) {
     throw new CliError(
       `services/${role} already exists; refusing to overwrite it (pick another role or remove it)`,
-      2,
+      'FRAMEWORK_ERR_USAGE',
     )
   }
   for (const dep of deps) {
-    if (!ROLE_PATTERN.test(dep)) throw new CliError(`invalid dependency role '${dep}' in --deps`, 2)
+    if (!ROLE_PATTERN.test(dep))
+      throw new CliError(`invalid dependency role '${dep}' in --deps`, 'FRAMEWORK_ERR_USAGE')
     if (dep === role)
-      throw new CliError(`service '${role}' cannot depend on itself (--deps ${dep})`, 2)
+      throw new CliError(
+        `service '${role}' cannot depend on itself (--deps ${dep})`,
+        'FRAMEWORK_ERR_USAGE',
+      )
     if (!existsSync(serviceModulePath(appRoot, dep))) {
       throw new CliError(
         `--deps names '${dep}', but services/${dep}/index.ts does not exist; generate it first: framework generate service ${dep}`,
-        2,
+        'FRAMEWORK_ERR_USAGE',
       )
     }
   }
   if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) {
-    throw new CliError(`--port ${port} is invalid: use a port number 1-65535`, 2)
+    throw new CliError(
+      `--port ${port} is invalid: use a port number 1-65535`,
+      'FRAMEWORK_ERR_USAGE',
+    )
   }
   const imports = deps
     .map((dep) => `import type ${identifier(dep)} from '../${dep}/index.js'\n`)

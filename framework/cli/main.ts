@@ -1,13 +1,12 @@
 import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
-import { ConfigError } from '../runtime/config.js'
-import { ServiceModuleError } from '../runtime/service-module.js'
-import { InvalidRoleError } from '../service/role.js'
+import { exitCodeOf } from '../internal/errors.js'
 import { callThroughDiscovery, parseCallInput, parseCallTarget } from './call.js'
 import { CliError } from './cli-error.js'
 import { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE, writeCompose } from './compose.js'
+import { parseReplicas } from './dev/plan.js'
 import { composeDown, devCompose } from './dev-compose.js'
-import { devLocal, parseReplicas } from './dev-local.js'
+import { devLocal } from './dev-local.js'
 import { composeCommand, dockerEngineAnswers } from './docker.js'
 import { generateService } from './generate-service.js'
 import { newApp } from './new-app.js'
@@ -51,7 +50,10 @@ interface ComposeFlags {
 function composeOptions(flags: ComposeFlags) {
   const etcdPort = Number(flags.etcdPort)
   if (!Number.isInteger(etcdPort) || etcdPort < 1 || etcdPort > 65534) {
-    throw new CliError(`--etcd-port ${flags.etcdPort} is invalid: use a port number 1-65534`, 2)
+    throw new CliError(
+      `--etcd-port ${flags.etcdPort} is invalid: use a port number 1-65534`,
+      'FRAMEWORK_ERR_USAGE',
+    )
   }
   return {
     appRoot: resolve(flags.dir),
@@ -116,7 +118,10 @@ generate
       .map((dep) => dep.trim())
       .filter(Boolean)
     if (flags.port !== undefined && !/^\d+$/.test(flags.port)) {
-      throw new CliError(`--port ${flags.port} is invalid: use a port number 1-65535`, 2)
+      throw new CliError(
+        `--port ${flags.port} is invalid: use a port number 1-65535`,
+        'FRAMEWORK_ERR_USAGE',
+      )
     }
     generateService({
       appRoot,
@@ -241,7 +246,7 @@ program
       if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
         throw new CliError(
           `--timeout ${flags.timeout} is invalid: use milliseconds, e.g. --timeout 5000`,
-          2,
+          'FRAMEWORK_ERR_USAGE',
         )
       }
       const target = phoneBookTarget(flags, process.env)
@@ -286,7 +291,7 @@ composeFlags(
     if (flags.detach)
       throw new CliError(
         '--detach needs a Docker engine and compose; without them run framework dev in a terminal',
-        2,
+        'FRAMEWORK_ERR_USAGE',
       )
     if (!flags.local)
       out('framework no Docker engine answered (docker info): running local processes')
@@ -307,7 +312,11 @@ program
   .addOption(dirOption())
   .action(async (flags: { dir: string }) => {
     const compose = composeCommand()
-    if (!compose) throw new CliError('neither docker compose nor docker-compose is installed', 2)
+    if (!compose)
+      throw new CliError(
+        'neither docker compose nor docker-compose is installed',
+        'FRAMEWORK_ERR_USAGE',
+      )
     process.exit(await composeDown(resolve(flags.dir), compose))
   })
 
@@ -324,15 +333,8 @@ try {
   await program.parseAsync(process.argv)
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode)
-  const exitCode =
-    err instanceof CliError
-      ? err.exitCode
-      : err instanceof ConfigError ||
-          err instanceof ServiceModuleError ||
-          err instanceof InvalidRoleError
-        ? 2
-        : 1
   const message = err instanceof Error ? err.message : String(err)
   process.stderr.write(`framework: ${message.split('\n')[0]}\n`)
-  process.exit(exitCode)
+  // One table maps every framework error's code to its exit code: 2 = fix the input, 1 = failed.
+  process.exit(exitCodeOf(err))
 }

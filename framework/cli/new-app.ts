@@ -21,14 +21,20 @@ export interface NewAppOptions {
 export function newApp(options: NewAppOptions): string {
   const dir = resolve(options.dir)
   if (existsSync(dir) && readdirSync(dir).length > 0) {
-    throw new CliError(`${dir} is not empty; pick a new directory (framework new my-app)`, 2)
+    throw new CliError(
+      `${dir} is not empty; pick a new directory (framework new my-app)`,
+      'FRAMEWORK_ERR_USAGE',
+    )
   }
   const name = basename(dir)
     .toLowerCase()
     .replace(/[^a-z0-9._-]/g, '-')
     .replace(/^[._-]+/, '')
   if (name === '')
-    throw new CliError(`cannot name an app after '${basename(dir)}'; use letters and digits`, 2)
+    throw new CliError(
+      `cannot name an app after '${basename(dir)}'; use letters and digits`,
+      'FRAMEWORK_ERR_USAGE',
+    )
   mkdirSync(join(dir, 'services'), { recursive: true })
   const files: [string, string][] = [
     [

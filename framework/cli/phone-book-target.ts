@@ -1,35 +1,19 @@
-import { readAppInfo } from '../runtime/app.js'
-import { ConfigError, NAMESPACE_PATTERN, parseEtcdEndpoints } from '../runtime/config.js'
+import { type PhoneBookConfig, resolvePhoneBook } from '../config/phone-book.js'
 import { CliError } from './cli-error.js'
 
 /** Which phone book a command reads: etcd endpoints and namespace. */
-export interface PhoneBookTarget {
-  etcdEndpoints: string[]
-  namespace: string
-}
+export type PhoneBookTarget = PhoneBookConfig
 
 /** From `--etcd` / `--namespace`, else ETCD_ENDPOINTS / FRAMEWORK_NAMESPACE, else the defaults. */
 export function phoneBookTarget(
   options: { etcd?: string; namespace?: string; dir: string },
   env: NodeJS.ProcessEnv,
 ): PhoneBookTarget {
-  try {
-    const etcdEndpoints = parseEtcdEndpoints(
-      options.etcd || env.ETCD_ENDPOINTS || 'http://127.0.0.1:2379',
-    )
-    const namespace =
-      options.namespace || env.FRAMEWORK_NAMESPACE || readAppInfo(options.dir).namespace
-    if (!NAMESPACE_PATTERN.test(namespace)) {
-      throw new CliError(
-        `namespace '${namespace}' is invalid: use letters, digits, '.', '_', '-' (--namespace or FRAMEWORK_NAMESPACE)`,
-        2,
-      )
-    }
-    return { etcdEndpoints, namespace }
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, 2)
-    throw err
-  }
+  return resolvePhoneBook(env, {
+    etcd: options.etcd,
+    namespace: options.namespace,
+    appRoot: options.dir,
+  })
 }
 
 export function etcdUnreachable(target: PhoneBookTarget, err: unknown): CliError {
@@ -38,5 +22,7 @@ export function etcdUnreachable(target: PhoneBookTarget, err: unknown): CliError
   const reason = code ?? message.split('\n')[0]
   return new CliError(
     `cannot reach etcd at ${target.etcdEndpoints.join(',')} (${reason}); is it running? start everything with framework dev, or point ETCD_ENDPOINTS (or --etcd) at your etcd`,
+    'FRAMEWORK_ERR_ETCD_UNREACHABLE',
+    { cause: err },
   )
 }

@@ -1,4 +1,4 @@
-import { withTimeout } from '../registry/backoff.js'
+import { withTimeout } from '../internal/timers.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { parseRecord, servicesPrefix } from '../registry/record.js'
 import { etcdUnreachable, type PhoneBookTarget } from './phone-book-target.js'

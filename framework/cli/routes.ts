@@ -19,7 +19,7 @@ export async function listRoutes(appRoot: string): Promise<RouteRow[]> {
   if (roles.length === 0) {
     throw new CliError(
       `no services in ${appRoot}/services; run this in an app, or create one: framework generate service <role>`,
-      2,
+      'FRAMEWORK_ERR_USAGE',
     )
   }
   for (const role of roles) {

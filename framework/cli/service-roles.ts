@@ -20,7 +20,7 @@ export function checkReplicaRoles(overrides: Record<string, number>, roles: stri
     if (!roles.includes(role)) {
       throw new CliError(
         `--replicas names '${role}', which is not in services/ (${roles.join(', ')})`,
-        2,
+        'FRAMEWORK_ERR_USAGE',
       )
     }
   }

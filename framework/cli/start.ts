@@ -1,34 +1,19 @@
 import { resolve } from 'node:path'
-import { readAppInfo } from '../runtime/app.js'
+import { readAppInfo } from '../config/app.js'
 import { startInstance } from '../runtime/boot.js'
-import { ConfigError, loadConfig } from '../runtime/config.js'
-import { loadServiceDefinition, ServiceModuleError } from '../runtime/service-module.js'
-import { InvalidRoleError } from '../service/role.js'
+import { loadConfig } from '../runtime/config.js'
+import { loadServiceDefinition } from '../runtime/service-module.js'
 
-/** Exit code for bad configuration or a bad service module. */
-const EXIT_CONFIG = 2
-
-/** `framework start <role>`: boot one instance; SIGTERM/SIGINT stop it gracefully with exit 0. */
+/**
+ * `framework start <role>`: boot one instance; SIGTERM/SIGINT stop it gracefully with exit 0.
+ * A failed boot throws: the CLI prints it and exits with its code's exit code (2 for bad config).
+ */
 export async function startCommand(role: string, dir: string): Promise<void> {
   const appRoot = resolve(dir)
-  let instance: Awaited<ReturnType<typeof startInstance>>
-  let config: ReturnType<typeof loadConfig>
-  try {
-    const app = readAppInfo(appRoot)
-    config = loadConfig(process.env, { namespace: app.namespace })
-    const definition = await loadServiceDefinition(appRoot, role)
-    instance = await startInstance({ definition, config, app })
-  } catch (err) {
-    if (
-      err instanceof ConfigError ||
-      err instanceof ServiceModuleError ||
-      err instanceof InvalidRoleError
-    ) {
-      process.stderr.write(`framework: ${err.message}\n`)
-      process.exit(EXIT_CONFIG)
-    }
-    throw err
-  }
+  const app = readAppInfo(appRoot)
+  const config = loadConfig(process.env, { namespace: app.namespace })
+  const definition = await loadServiceDefinition(appRoot, role)
+  const instance = await startInstance({ definition, config, app })
   let shuttingDown = false
   const shutdown = (signal: string) => {
     // Ctrl-C in a terminal signals the whole process group, and `framework dev` then sends

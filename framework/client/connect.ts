@@ -1,8 +1,7 @@
 import { type Logger, pino } from 'pino'
+import { resolvePhoneBook } from '../config/phone-book.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
-import { readAppInfo } from '../runtime/app.js'
-import { parseEtcdEndpoints } from '../runtime/config.js'
-import { balancerSpecProblem, type CallsOf } from '../service/balancer-spec.js'
+import { assertBalancerSpec, type CallsOf } from '../service/balancer-spec.js'
 import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
 import { assertRole } from '../service/role.js'
 import { Dependencies } from './dependencies.js'
@@ -35,19 +34,18 @@ export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> 
 export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   options: ConnectOptions<TDeps>,
 ): Connection<TDeps> {
-  const etcdEndpoints = parseEtcdEndpoints(
-    options.etcdEndpoints ?? process.env.ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379',
-  )
-  const namespace =
-    options.namespace ?? process.env.FRAMEWORK_NAMESPACE ?? readAppInfo(process.cwd()).namespace
+  const { etcdEndpoints, namespace } = resolvePhoneBook(process.env, {
+    etcd: options.etcdEndpoints,
+    namespace: options.namespace,
+    appRoot: process.cwd(),
+  })
   const deps: Record<string, DepOptions> = {}
   for (const [role, depOptions] of Object.entries(
     options.deps as Record<string, DepOptions | true>,
   )) {
     assertRole(role, 'connect({ deps })')
     deps[role] = depOptions === true ? {} : depOptions
-    const problem = balancerSpecProblem(deps[role].balancer)
-    if (problem) throw new Error(`connect({ deps }): deps.${role}.balancer: ${problem}`)
+    assertBalancerSpec(deps[role].balancer, `connect({ deps }): deps.${role}.balancer`)
   }
   const etcd = createEtcdClient(etcdEndpoints)
   const dependencies = new Dependencies({

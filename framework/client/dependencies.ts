@@ -2,8 +2,9 @@ import type { Etcd3 } from 'etcd3'
 import type { Logger } from 'pino'
 import { createBalancer } from '../discovery/balancers/index.js'
 import { EtcdResolver } from '../discovery/etcd-resolver.js'
-import { sleep } from '../registry/backoff.js'
+import { sleep } from '../internal/timers.js'
 import type { DepOptions } from '../service/define-service.js'
+import { DependencyWaitError } from './call-errors.js'
 import { DEFAULT_TIMEOUT_MS, DependencyClient } from './dependency-client.js'
 import { HttpTransport, type TransportOptions } from './http-transport.js'
 import { RetryBudget } from './retry-budget.js'
@@ -84,7 +85,8 @@ export class Dependencies {
         .map((resolver) => resolver.role)
       if (missing.length === 0) return
       if (Date.now() >= deadline) {
-        throw new Error(
+        throw new DependencyWaitError(
+          missing,
           `waitForDeps: no live instance of ${missing.map((role) => `'${role}'`).join(', ')} after ${timeoutMs} ms; start ${missing.length === 1 ? 'it' : 'them'} (framework ps shows what is registered)`,
         )
       }

@@ -1,6 +1,7 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import type { Logger } from 'pino'
-import { backoffDelay, sleep, withTimeout } from '../registry/backoff.js'
+import { backoffDelay } from '../internal/backoff.js'
+import { sleep, withTimeout } from '../internal/timers.js'
 import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from '../registry/etcd-client.js'
 import { parseRecord, rolePrefix } from '../registry/record.js'
 import { Endpoint } from './endpoint.js'

@@ -7,7 +7,7 @@ import {
   retry,
 } from 'cockatiel'
 import { Etcd3, isRecoverableError, type Watcher } from 'etcd3'
-import { withTimeout } from './backoff.js'
+import { withTimeout } from '../internal/timers.js'
 
 /** Deadline of one unary etcd call; etcd3 ignores `dialTimeout`, so every call carries its own. */
 export const ETCD_CALL_TIMEOUT_MS = 2_000

@@ -1,7 +1,9 @@
 import { EventEmitter, once } from 'node:events'
 import type { Etcd3, Lease, Watcher } from 'etcd3'
 import type { Logger } from 'pino'
-import { backoffDelay, sleep, withTimeout } from './backoff.js'
+import { backoffDelay } from '../internal/backoff.js'
+import { lifecycle } from '../internal/lifecycle-event.js'
+import { sleep, withTimeout } from '../internal/timers.js'
 import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from './etcd-client.js'
 import type { PhoneBookRecord } from './record.js'
 
@@ -81,7 +83,10 @@ export class Registration extends EventEmitter {
     if (lease) {
       try {
         await withTimeout(lease.revoke(), ETCD_CALL_TIMEOUT_MS, 'lease revoke timed out')
-        this.options.log.info({ key: this.options.key }, 'lease revoked, record removed')
+        this.options.log.info(
+          { ...lifecycle('deregistered'), key: this.options.key },
+          'lease revoked, record removed',
+        )
       } catch (err) {
         lease.release()
         this.options.log.warn(
@@ -161,7 +166,10 @@ export class Registration extends EventEmitter {
     }
     this.#lastAck = Date.now()
     this.#state = 'registered'
-    log.info({ key, lease: this.leaseId, ttl: ttlSeconds }, 'registered in etcd')
+    log.info(
+      { ...lifecycle('registered'), key, lease: this.leaseId, ttl: ttlSeconds },
+      'registered in etcd',
+    )
     this.emit('registered')
   }
 
@@ -190,7 +198,10 @@ export class Registration extends EventEmitter {
     this.leaseId = undefined
     this.#leaseDecimal = undefined
     this.#lease?.release()
-    this.options.log.warn({ key: this.options.key, reason }, 'registration lost; registering again')
+    this.options.log.warn(
+      { ...lifecycle('registration-lost'), key: this.options.key, reason },
+      'registration lost; registering again',
+    )
     this.emit('unregistered', reason)
     void this.#registerLoop()
   }

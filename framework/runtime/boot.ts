@@ -6,16 +6,17 @@ import { hostname } from 'node:os'
 import type { Etcd3 } from 'etcd3'
 import { type Logger, pino } from 'pino'
 import { Dependencies } from '../client/dependencies.js'
+import type { AppInfo } from '../config/app.js'
+import { lifecycle } from '../internal/lifecycle-event.js'
+import { sleep } from '../internal/timers.js'
 import { deadlineFrom } from '../protocol/headers.js'
 import { RPC_PREFIX } from '../protocol/paths.js'
-import { sleep } from '../registry/backoff.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { instanceKey, type PhoneBookRecord, RECORD_VERSION } from '../registry/record.js'
 import { Registration } from '../registry/registration.js'
 import type { InstanceInfo } from '../service/context.js'
 import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
-import type { AppInfo } from './app.js'
 import type { RuntimeConfig } from './config.js'
 import { createFastPathHandler } from './fast-path.js'
 import { createHttpApp } from './http-server.js'
@@ -67,7 +68,10 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     role: definition.role,
     instance: id,
   })
-  log.info({ namespace: config.namespace, etcd: config.etcdEndpoints }, 'starting')
+  log.info(
+    { ...lifecycle('starting'), namespace: config.namespace, etcd: config.etcdEndpoints },
+    'starting',
+  )
 
   const procedures = procedureManifest(definition.router)
   const load = new LoadSampler()
@@ -127,7 +131,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const address = await listen(server, config.port, config.host)
   instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`
   if (config.portFile) writeFileSync(config.portFile, String(address.port))
-  log.info({ url: instance.url, port: address.port }, 'listening')
+  log.info({ ...lifecycle('listening'), url: instance.url, port: address.port }, 'listening')
 
   const key = instanceKey(config.namespace, definition.role, id)
   const record = (): PhoneBookRecord => ({
@@ -153,7 +157,10 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     log,
   })
   if (deps && definition.waitForDeps) {
-    log.info({ roles: [...deps.clients.keys()] }, 'waiting for dependencies')
+    log.info(
+      { ...lifecycle('waiting-for-deps'), roles: [...deps.clients.keys()] },
+      'waiting for dependencies',
+    )
     try {
       await deps.waitForInstances(definition.waitForDeps.timeoutMs)
     } catch (err) {
@@ -171,7 +178,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   let stopping: Promise<void> | undefined
   const stop = () => {
     stopping ??= (async () => {
-      log.info('shutting down: revoking lease')
+      log.info(lifecycle('stopping'), 'shutting down: revoking lease')
       await registration.stop()
       server.close()
       // Stream clients stop sending on this connection and close it once answered.
@@ -184,18 +191,18 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       }
       if (load.inflight > 0 || streams.open > 0) {
         log.warn(
-          { inflight: load.inflight, streams: streams.open },
+          { ...lifecycle('drained'), inflight: load.inflight, streams: streams.open },
           'drain timeout; closing remaining connections',
         )
       } else {
-        log.info('drained in-flight requests')
+        log.info(lifecycle('drained'), 'drained in-flight requests')
       }
       streams.destroyAll()
       server.closeAllConnections()
       await deps?.close()
       load.close()
       etcd.close()
-      log.info('stopped')
+      log.info(lifecycle('stopped'), 'stopped')
     })()
     return stopping
   }

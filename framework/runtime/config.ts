@@ -1,6 +1,8 @@
 import { networkInterfaces } from 'node:os'
+import { ConfigError } from '../config/config-error.js'
+import { resolveEtcdEndpoints, resolveNamespace } from '../config/phone-book.js'
 
-/** Everything an instance reads from its environment, validated. */
+/** Everything an instance reads from its environment, validated (the phone book part by config/). */
 export interface RuntimeConfig {
   /** etcd client URLs (`ETCD_ENDPOINTS`). */
   etcdEndpoints: string[]
@@ -30,19 +32,6 @@ export interface RuntimeConfig {
   portFile: string | undefined
 }
 
-/** A bad environment value: names the variable, what was given and the accepted form. */
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    value: string,
-    accepted: string,
-  ) {
-    super(`${variable}=${JSON.stringify(value)} is invalid: ${accepted}`)
-    this.name = 'ConfigError'
-  }
-}
-
-export const NAMESPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 function integer(
@@ -62,37 +51,6 @@ function integer(
   return value
 }
 
-/** Parses `ETCD_ENDPOINTS`: a comma list of `http(s)://host:port` (a bare `host:port` means http). */
-export function parseEtcdEndpoints(raw: string): string[] {
-  const accepted =
-    'a comma-separated list of etcd client URLs, e.g. ETCD_ENDPOINTS=http://127.0.0.1:2379,http://127.0.0.1:22379'
-  const endpoints = raw
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '')
-  if (endpoints.length === 0) throw new ConfigError('ETCD_ENDPOINTS', raw, accepted)
-  return endpoints.map((endpoint) => {
-    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`
-    let url: URL
-    try {
-      url = new URL(withScheme)
-    } catch {
-      throw new ConfigError('ETCD_ENDPOINTS', raw, accepted)
-    }
-    if (
-      !['http:', 'https:'].includes(url.protocol) ||
-      url.hostname === '' ||
-      url.port === '' ||
-      (url.pathname !== '/' && url.pathname !== '') ||
-      url.search ||
-      url.username
-    ) {
-      throw new ConfigError('ETCD_ENDPOINTS', raw, accepted)
-    }
-    return `${url.protocol}//${url.host}`
-  })
-}
-
 /** The first non-internal IPv4 address of this host (a container's address), else loopback. */
 export function defaultAdvertiseHost(): string {
   for (const addresses of Object.values(networkInterfaces())) {
@@ -104,7 +62,7 @@ export function defaultAdvertiseHost(): string {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string }): RuntimeConfig {
-  const etcdEndpoints = parseEtcdEndpoints(env.ETCD_ENDPOINTS || 'http://127.0.0.1:2379')
+  const etcdEndpoints = resolveEtcdEndpoints(env)
   const port = integer(
     env,
     'PORT',
@@ -121,14 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
     3600,
     'the lease TTL in whole seconds, at least 2 (etcd minimum), e.g. FRAMEWORK_TTL=5',
   )
-  const namespace = env.FRAMEWORK_NAMESPACE || defaults.namespace
-  if (!NAMESPACE_PATTERN.test(namespace)) {
-    throw new ConfigError(
-      'FRAMEWORK_NAMESPACE',
-      namespace,
-      `a name matching ${NAMESPACE_PATTERN} (letters, digits, '.', '_', '-'), e.g. FRAMEWORK_NAMESPACE=shop`,
-    )
-  }
+  const namespace = resolveNamespace(env, undefined, () => defaults.namespace)
   let advertiseUrl: string | undefined
   if (env.ADVERTISE_URL) {
     let url: URL | undefined

@@ -1,12 +1,18 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { FrameworkError } from '../internal/errors.js'
 import { type AnyServiceDefinition, isServiceDefinition } from '../service/define-service.js'
 import { assertRole } from '../service/role.js'
 
 /** A service module could not be found or is not a service definition. */
-export class ServiceModuleError extends Error {
-  override name = 'ServiceModuleError'
+export class ServiceModuleError extends FrameworkError {
+  static override readonly codes = ['FRAMEWORK_ERR_SERVICE_MODULE'] as const
+
+  constructor(message: string) {
+    super('FRAMEWORK_ERR_SERVICE_MODULE', message)
+    this.name = 'ServiceModuleError'
+  }
 }
 
 /** `services/<role>/index.ts` under the app root. */

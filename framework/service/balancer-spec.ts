@@ -1,3 +1,5 @@
+import { ServiceDefinitionError } from './service-definition-error.js'
+
 /** The balancers chosen by name in `deps` (`hash` takes a function, see `HashBalancer`). */
 export const BALANCER_NAMES = ['p2c', 'round-robin', 'random', 'least-load'] as const
 
@@ -42,8 +44,18 @@ const ACCEPTED =
   `one of ${BALANCER_NAMES.map((name) => `'${name}'`).join(', ')}, ` +
   `or { hash: ({ path, input }) => key } (a function returning a string, or undefined for p2c)`
 
+/**
+ * Throws a `ServiceDefinitionError` (FRAMEWORK_ERR_BAD_BALANCER) naming `where` and the accepted
+ * forms when `spec` is not a balancer: at load, not at the first call.
+ */
+export function assertBalancerSpec(spec: unknown, where: string): void {
+  const problem = balancerSpecProblem(spec)
+  if (problem)
+    throw new ServiceDefinitionError(`${where}: ${problem}`, 'FRAMEWORK_ERR_BAD_BALANCER')
+}
+
 /** Why `spec` is not a balancer, or undefined when it is one. */
-export function balancerSpecProblem(spec: unknown): string | undefined {
+function balancerSpecProblem(spec: unknown): string | undefined {
   if (spec === undefined) return undefined
   if (typeof spec === 'string') {
     return (BALANCER_NAMES as readonly string[]).includes(spec)

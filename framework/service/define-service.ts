@@ -2,14 +2,15 @@ import type { AnyRouter, inferRouterContext } from '@trpc/server'
 import { initTRPC } from '@trpc/server'
 import type { RouterClient } from '../client/router-client.js'
 import {
+  assertBalancerSpec,
   type BalancedCall,
   type BalancerSpec,
-  balancerSpecProblem,
   type CallsOf,
 } from './balancer-spec.js'
 import type { ServiceContext } from './context.js'
 import { formatServiceError } from './errors.js'
 import { assertRole } from './role.js'
+import { ServiceDefinitionError } from './service-definition-error.js'
 
 /**
  * Per-dependency settings (`deps: { cache: { balancer: 'round-robin' } }`); `TCall` is the union
@@ -105,15 +106,16 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
   )) {
     assertRole(role, `defineService({ role: '${spec.role}', deps })`)
     if (role === spec.role) {
-      throw new Error(`service '${spec.role}' lists itself in deps; remove '${role}' from deps`)
+      throw new ServiceDefinitionError(
+        `service '${spec.role}' lists itself in deps; remove '${role}' from deps`,
+      )
     }
     deps[role] = options === true ? {} : { ...options }
-    const problem = balancerSpecProblem(deps[role].balancer)
-    if (problem) throw new Error(`service '${spec.role}', deps.${role}.balancer: ${problem}`)
+    assertBalancerSpec(deps[role].balancer, `service '${spec.role}', deps.${role}.balancer`)
   }
   const replicas = spec.replicas ?? 1
   if (!Number.isInteger(replicas) || replicas < 1) {
-    throw new Error(
+    throw new ServiceDefinitionError(
       `invalid replicas ${JSON.stringify(spec.replicas)} for service '${spec.role}': use a whole number >= 1`,
     )
   }
@@ -121,7 +123,7 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
     spec.port !== undefined &&
     (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535)
   ) {
-    throw new Error(
+    throw new ServiceDefinitionError(
       `invalid port ${JSON.stringify(spec.port)} for service '${spec.role}': use a whole number 1-65535`,
     )
   }

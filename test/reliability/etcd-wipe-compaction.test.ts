@@ -19,7 +19,7 @@ import { waitFor } from '../support/wait.js'
  */
 
 const TTL = 2
-/** Registration backoff is capped at 5 s (registry/backoff.ts); a TTL and an election on top. */
+/** Registration backoff is capped at 5 s (internal/backoff.ts); a TTL and an election on top. */
 const RECOVER_BOUND_MS = TTL * 1000 + 8_000
 
 const fixture = useEtcd('store-faults', TTL)

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig, parseEtcdEndpoints } from '../../framework/runtime/config.js'
+import { ConfigError } from '../../framework/config/config-error.js'
+import { parseEtcdEndpoints } from '../../framework/config/etcd-endpoints.js'
+import { loadConfig } from '../../framework/runtime/config.js'
 
 const defaults = { namespace: 'shop' }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { defineService, initService } from '../../framework/index.js'
+import { type AnyServiceDefinition, defineService, initService } from '../../framework/index.js'
 import { contractHash, procedureManifest } from '../../framework/service/manifest.js'
+import { ServiceDefinitionError } from '../../framework/service/service-definition-error.js'
 
 const t = initService()
 const router = t.router({
@@ -42,6 +43,27 @@ describe('defineService', () => {
 
   it('accepts the longest valid role', () => {
     expect(defineService({ role: `a${'b'.repeat(62)}`, router }).role).toHaveLength(63)
+  })
+
+  it('rejects an unknown balancer name or shape with FRAMEWORK_ERR_BAD_BALANCER, naming the accepted forms', () => {
+    const typed = initService<{ other: AnyServiceDefinition }>()
+    for (const balancer of ['fastest', { hash: 'key' }, { sticky: true }, 7]) {
+      const define = () =>
+        defineService({
+          role: 'keyed',
+          router: typed.router({}),
+          deps: { other: { balancer: balancer as never } },
+        })
+      expect(define).toThrow(ServiceDefinitionError)
+      expect(define).toThrow(
+        /^service 'keyed', deps\.other\.balancer: .*or \{ hash: \(\{ path, input \}\) => key \}/,
+      )
+      try {
+        define()
+      } catch (err) {
+        expect((err as ServiceDefinitionError).code).toBe('FRAMEWORK_ERR_BAD_BALANCER')
+      }
+    }
   })
 
   it('rejects bad replicas', () => {

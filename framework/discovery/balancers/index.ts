@@ -1,4 +1,4 @@
-import { type BalancerSpec, balancerSpecProblem } from '../../service/balancer-spec.js'
+import { assertBalancerSpec, type BalancerSpec } from '../../service/balancer-spec.js'
 import type { Balancer } from './balancer.js'
 import { HashRouting } from './hash.js'
 import { LeastLoad } from './least-load.js'
@@ -10,8 +10,7 @@ export { type Balancer, BalancerKeyError } from './balancer.js'
 
 /** The balancer a dependency's `balancer` spec names (default `p2c`); one per dependency role. */
 export function createBalancer(spec: BalancerSpec = 'p2c'): Balancer {
-  const problem = balancerSpecProblem(spec)
-  if (problem) throw new Error(problem)
+  assertBalancerSpec(spec, 'balancer')
   if (typeof spec === 'object') return new HashRouting(spec, new PowerOfTwoChoices())
   switch (spec) {
     case 'p2c':

@@ -1,9 +1,3 @@
-/** Delay before retry `attempt` (0-based): exponential from `baseMs`, capped, with half of it jittered. */
-export function backoffDelay(attempt: number, baseMs = 200, maxMs = 5_000): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30))
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2))
-}
-
 /** Resolves after `ms`, or at once when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -1,0 +1,179 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import type { Styler } from '../output.js'
+import { formatInstanceLine } from './log-format.js'
+import type { DevPlanEntry } from './plan.js'
+
+const BIN = join(import.meta.dirname, '..', 'bin.js')
+const COLORS = [36, 33, 35, 32, 34, 91, 96, 93]
+const STOP_TIMEOUT_MS = 15_000
+
+/** One `framework start <role>` child of `framework dev`. */
+export interface DevInstance {
+  /** `role#n`, the prefix of its output. */
+  readonly name: string
+  readonly role: string
+  readonly process: ChildProcess
+  /** From its `listening` event. */
+  url: string | undefined
+  /** Set by its first `registered` event. */
+  registered: boolean
+}
+
+export interface SupervisorOptions {
+  appRoot: string
+  plan: DevPlanEntry[]
+  /** Environment of every instance: the phone book (ETCD_ENDPOINTS, FRAMEWORK_NAMESPACE) included. */
+  env: NodeJS.ProcessEnv
+  out: NodeJS.WritableStream
+  style: Styler
+  /** A line of dev's own (`framework …`). */
+  say(line: string): void
+  /** Called once, when every planned instance has registered for the first time. */
+  onAllRegistered(instances: DevInstance[]): void
+}
+
+const isRunning = (instance: DevInstance) =>
+  instance.process.exitCode === null && instance.process.signalCode === null
+
+/**
+ * Runs every role × its replicas as child processes, one colored, prefixed stream each; follows
+ * each instance by the lifecycle events of its log lines; restarts roles; stops them all.
+ */
+export class Supervisor {
+  readonly #instances = new Map<string, DevInstance>()
+  readonly #restarting = new Set<string>()
+  readonly #width: number
+  readonly #colorOf: Map<string, number>
+  readonly #total: number
+  #stopping = false
+  #summaryShown = false
+  #onAllExited: () => void = () => undefined
+
+  constructor(private readonly options: SupervisorOptions) {
+    const { plan } = options
+    this.#total = plan.reduce((sum, entry) => sum + entry.replicas, 0)
+    this.#width = Math.max(...plan.map(({ role, replicas }) => `${role}#${replicas}`.length))
+    this.#colorOf = new Map(plan.map(({ role }, i) => [role, COLORS[i % COLORS.length]!]))
+  }
+
+  get instances(): DevInstance[] {
+    return [...this.#instances.values()]
+  }
+
+  startAll(): void {
+    for (const entry of this.options.plan) this.#startRole(entry)
+  }
+
+  /** Stops the roles' instances (SIGTERM: leases revoked) and starts them again. */
+  async restart(roles: readonly string[], why: string): Promise<void> {
+    const entries = this.options.plan.filter(
+      ({ role }) => roles.includes(role) && !this.#restarting.has(role),
+    )
+    if (this.#stopping || entries.length === 0) return
+    for (const { role } of entries) this.#restarting.add(role)
+    const count = entries.reduce((sum, entry) => sum + entry.replicas, 0)
+    this.options.say(
+      `${why}: restarting ${entries.map(({ role }) => role).join(', ')} (${count} instance(s))`,
+    )
+    const old = this.instances.filter((instance) =>
+      entries.some(({ role }) => role === instance.role),
+    )
+    await Promise.all(
+      old.map(
+        (instance) =>
+          new Promise<void>((resolve) => {
+            if (!isRunning(instance)) return resolve()
+            instance.process.once('exit', () => resolve())
+            instance.process.kill('SIGTERM')
+          }),
+      ),
+    )
+    for (const { role } of entries) this.#restarting.delete(role)
+    if (this.#stopping) return
+    for (const entry of entries) this.#startRole(entry)
+  }
+
+  /** SIGTERM to every instance, SIGKILL to those still running after 15 s; resolves when all exited. */
+  async stop(signal: string): Promise<void> {
+    this.#stopping = true
+    const running = this.instances.filter(isRunning)
+    this.options.say(`${signal}: stopping ${running.length} instance(s) (leases revoked)…`)
+    const allExited = new Promise<void>((resolve) => {
+      this.#onAllExited = resolve
+      if (running.length === 0) resolve()
+    })
+    for (const instance of running) instance.process.kill('SIGTERM')
+    const timer = setTimeout(() => {
+      for (const instance of this.instances) {
+        if (isRunning(instance)) instance.process.kill('SIGKILL')
+      }
+    }, STOP_TIMEOUT_MS)
+    await allExited
+    clearTimeout(timer)
+  }
+
+  #startRole({ role, replicas, port }: DevPlanEntry): void {
+    // A fixed port fits one instance per host; replicas take free ports.
+    for (let n = 1; n <= replicas; n++) this.#start(role, n, replicas === 1 ? port : undefined)
+  }
+
+  #start(role: string, n: number, port: number | undefined): void {
+    const { appRoot, env, out, style } = this.options
+    const name = `${role}#${n}`
+    const child = spawn(process.execPath, [BIN, 'start', role], {
+      cwd: appRoot,
+      env: {
+        ...env,
+        HOST: env.HOST || '127.0.0.1',
+        ADVERTISE_HOST: env.ADVERTISE_HOST || '127.0.0.1',
+        ...(port !== undefined ? { PORT: String(port) } : {}),
+        // If dev dies without stopping us (kill -9), the instance notices and stops itself.
+        FRAMEWORK_PARENT_PID: String(process.pid),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const instance: DevInstance = { name, role, process: child, url: undefined, registered: false }
+    this.#instances.set(name, instance)
+    const prefix = style.color(this.#colorOf.get(role) ?? 0, `${name.padEnd(this.#width)} |`)
+    if (child.stdout) {
+      createInterface({ input: child.stdout }).on('line', (raw) => {
+        const line = formatInstanceLine(raw, style)
+        out.write(`${prefix} ${line.text}\n`)
+        if (line.event === 'listening' && typeof line.fields?.url === 'string') {
+          instance.url = line.fields.url
+        }
+        if (line.event === 'registered' && !instance.registered) {
+          instance.registered = true
+          this.#checkAllRegistered()
+        }
+      })
+    }
+    if (child.stderr) {
+      createInterface({ input: child.stderr }).on('line', (text) =>
+        out.write(`${prefix} ${text}\n`),
+      )
+    }
+    child.on('exit', (code, signal) => {
+      if (
+        this.#instances.get(name)?.process === child &&
+        !this.#stopping &&
+        !this.#restarting.has(role)
+      ) {
+        this.options.say(
+          `${name} exited (${signal ?? `code ${code}`}); fix and save a file it uses to restart it`,
+        )
+      }
+      if (this.#stopping && !this.instances.some(isRunning)) this.#onAllExited()
+    })
+  }
+
+  #checkAllRegistered(): void {
+    const all = this.instances
+    if (!this.#summaryShown && all.length === this.#total && all.every((i) => i.registered)) {
+      this.#summaryShown = true
+      this.options.onAllRegistered(all)
+    }
+  }
+}
