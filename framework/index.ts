@@ -8,7 +8,6 @@ export {
   RemoteProcedureError,
 } from './client/call-errors.js'
 export { type Connection, type ConnectOptions, connect } from './client/connect.js'
-export type { CallOptions, RouterClient } from './client/router-client.js'
 export { ConfigError } from './config/config-error.js'
 export {
   ERROR_CODES,
@@ -33,5 +32,6 @@ export {
   type ServiceDefinition,
 } from './service/define-service.js'
 export { InvalidRoleError } from './service/role.js'
+export type { CallOptions, RouterClient } from './service/router-client.js'
 export { ServiceDefinitionError } from './service/service-definition-error.js'
 export { createTestCaller } from './service/test-caller.js'

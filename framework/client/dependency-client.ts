@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { type Balancer, BalancerKeyError } from '../discovery/balancers/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
+import type { CallOptions } from '../service/router-client.js'
 import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
 import {
   type HttpAnswer,
@@ -10,7 +11,6 @@ import {
   TransportError,
 } from './http-transport.js'
 import type { RetryBudget } from './retry-budget.js'
-import type { CallOptions } from './router-client.js'
 
 /** Retries of one call at most (so at most three attempts). */
 export const MAX_RETRIES = 2

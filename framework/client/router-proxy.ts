@@ -1,4 +1,4 @@
-import type { CallOptions } from './router-client.js'
+import type { CallOptions } from '../service/router-client.js'
 
 export type CallProcedure = (
   path: string,

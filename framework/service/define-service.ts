@@ -1,6 +1,5 @@
 import type { AnyRouter, inferRouterContext } from '@trpc/server'
 import { initTRPC } from '@trpc/server'
-import type { RouterClient } from '../client/router-client.js'
 import {
   assertBalancerSpec,
   type BalancedCall,
@@ -10,6 +9,7 @@ import {
 import type { ServiceContext } from './context.js'
 import { formatServiceError } from './errors.js'
 import { assertRole } from './role.js'
+import type { RouterClient } from './router-client.js'
 import { ServiceDefinitionError } from './service-definition-error.js'
 
 /**
