@@ -18,7 +18,11 @@ export function procedureManifest(router: AnyRouter): ProcedureManifest {
   return manifest
 }
 
-/** A short stable hash of the manifest, so clients can tell contract versions apart. */
+/**
+ * A short stable hash of the manifest, so clients can tell contract versions apart: SHA-256 of
+ * the procedures as JSON with keys sorted (docs/registry-protocol.md), whatever order it is given.
+ */
 export function contractHash(manifest: ProcedureManifest): string {
-  return createHash('sha256').update(JSON.stringify(manifest)).digest('hex').slice(0, 16)
+  const sorted = Object.fromEntries(Object.entries(manifest).sort(([a], [b]) => (a < b ? -1 : 1)))
+  return createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 16)
 }
