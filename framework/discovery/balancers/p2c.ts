@@ -9,13 +9,20 @@ import { softerOfTwo, twoAtRandom } from './two-choices.js'
  * letting noise decide made the fastest-looking instance take most sequential calls.
  */
 const LATENCY_TOLERANCE = 3
+/**
+ * Share of picks that go to a candidate at random, whatever the costs: a slow instance keeps
+ * being measured at this floor rate (with a fixed number of callers, in-flight costs alone leave
+ * an instance 40x slower ~1% of the calls), so its return to speed is seen within a second.
+ */
+const PROBE_SHARE = 0.03
 
 /**
  * Power of two choices on a peak-EWMA cost (the default balancer): two random candidates,
  * cost = (this caller's in-flight calls + 1) × latency factor, where the latency factor is the
  * instance's peak-EWMA estimate over LATENCY_TOLERANCE × the role's typical latency (at least 1).
- * The lower cost is chosen softly (see `softerOfTwo`), so a slow instance gets a small share
- * that keeps measuring it, and is back to its full share soon after it is fast again.
+ * The lower cost is chosen softly (see `softerOfTwo`), and a few picks (PROBE_SHARE) ignore the
+ * costs, so a slow instance keeps a small share that measures it, and is back to its full share
+ * soon after it is fast again.
  */
 export class PowerOfTwoChoices implements Balancer {
   readonly #estimates = new WeakMap<Endpoint, PeakEwma>()
@@ -23,6 +30,8 @@ export class PowerOfTwoChoices implements Balancer {
 
   pick(candidates: readonly Endpoint[]): Endpoint {
     if (candidates.length === 1) return candidates[0]!
+    if (Math.random() < PROBE_SHARE)
+      return candidates[Math.floor(Math.random() * candidates.length)]!
     const [a, b] = twoAtRandom(candidates)
     const now = Date.now()
     return softerOfTwo(a, this.cost(a, now), b, this.cost(b, now))
