@@ -15,7 +15,6 @@ import { Agent, request } from 'undici'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
-import { SpawnedInstance, spawnInstance, testEnv } from '../test/support/instance.js'
 import {
   type Measurement,
   markdownTable,
@@ -24,6 +23,7 @@ import {
   type SummaryRow,
   writeResult,
 } from './harness.js'
+import { benchEnv, LoggingChild, startInstance } from './instance.js'
 import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
 
 const MODES = [
@@ -34,14 +34,15 @@ const ROUNDS = 3
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const etcd = await EtcdServer.start()
-  const raw = new SpawnedInstance(
+  const raw = new LoggingChild(
     spawn(process.execPath, ['--import', 'tsx', 'bench/raw-server.ts'], {
       cwd: `${import.meta.dirname}/..`,
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   )
-  const cacheInstance = spawnInstance('cache', {
-    env: { ...testEnv(etcd.endpoint, 'bench-overhead'), FRAMEWORK_TTL: '5' },
+  const cacheInstance = startInstance('cache', {
+    ...benchEnv(etcd.endpoint, 'bench-overhead'),
+    FRAMEWORK_TTL: '5',
   })
   const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
   let moleculer: MoleculerBaseline | undefined

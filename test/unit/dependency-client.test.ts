@@ -68,7 +68,7 @@ let servers: Server[] = []
 let transport: HttpTransport
 
 beforeEach(() => {
-  // These servers speak requests only; the RPC stream has its own tests (test/runtime/rpc-stream.test.ts).
+  // These servers speak requests only; the RPC stream has its own tests (test/integration/rpc-stream.test.ts).
   transport = new HttpTransport({ stream: false })
 })
 

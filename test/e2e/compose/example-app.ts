@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, cpSync, existsSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { composeContainers } from '../../framework/cli/dev-compose.js'
-import type { ContainerState } from '../../framework/cli/docker.js'
-import { REPO_ROOT } from '../support/instance.js'
+import { composeContainers } from '../../../framework/cli/dev-compose.js'
+import type { ContainerState } from '../../../framework/cli/docker.js'
+import { REPO_ROOT } from '../../support/instance.js'
 
 /** What a finished command printed (stdout and stderr interleaved) and how it ended. */
 export interface CommandResult {
