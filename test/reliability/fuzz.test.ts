@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import cache from '../../services/cache/index.js'
-import { recordFault } from '../support/fault-summary.js'
+import { faultRow } from '../support/fault-summary.js'
 import { startInProcess } from '../support/in-process.js'
 
 let etcd: EtcdServer
@@ -73,15 +73,37 @@ function randomValue(random: () => number, depth: number): unknown {
 }
 
 describe('fuzzed and garbage input', () => {
-  it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body', async () => {
+  it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body, per batch item too', async () => {
+    const row = faultRow('bad input: 403 fuzzed requests (tRPC adapter, fast path, batches)')
     const random = seeded(20261126)
     const statuses = new Map<number, number>()
+    const itemStatuses = new Map<number, number>()
     const unexpected: string[] = []
-    const check = async (label: string, response: Response) => {
-      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
+    const count = (map: Map<number, number>, status: number) =>
+      map.set(status, (map.get(status) ?? 0) + 1)
+    const check = async (label: string, response: Response, batchOf?: number) => {
+      count(statuses, response.status)
       const text = await response.text()
       if (response.status >= 500 || (response.status !== 200 && !text.includes('message'))) {
         unexpected.push(`${label} → ${response.status} ${text.slice(0, 200)}`)
+      }
+      if (batchOf === undefined || response.status !== 200) return
+      // A batch answered 200: one `[index, status, body]` line per item, and each item must hold
+      // to the same rule as a request of its own.
+      const lines = text.split('\n').filter((line) => line !== '')
+      const answered = new Set<number>()
+      for (const line of lines) {
+        const [index, status, body] = JSON.parse(line) as [number, number, { error?: unknown }]
+        answered.add(index)
+        count(itemStatuses, status)
+        if (status >= 500 || (status !== 200 && !JSON.stringify(body).includes('message'))) {
+          unexpected.push(`${label} item ${index} → ${status} ${line.slice(0, 200)}`)
+        }
+      }
+      if (answered.size !== batchOf || lines.length !== batchOf) {
+        unexpected.push(
+          `${label} → ${lines.length} answers for ${batchOf} items: ${text.slice(0, 200)}`,
+        )
       }
     }
     for (let i = 0; i < 100; i++) {
@@ -103,6 +125,7 @@ describe('fuzzed and garbage input', () => {
       await check(
         `/_rpc/_batch ${JSON.stringify(items).slice(0, 80)}`,
         await fetch(`${url}/_rpc/_batch`, { method: 'POST', body: JSON.stringify(items) }),
+        items.length,
       )
     }
     // Bytes that are not JSON at all.
@@ -113,19 +136,24 @@ describe('fuzzed and garbage input', () => {
         await fetch(`${url}${path}`, { method: 'POST', body: bytes }),
       )
     }
-    recordFault({
-      fault: 'bad input: 403 fuzzed requests (tRPC adapter, fast path, batches)',
+    const healthz = (await fetch(`${url}/healthz`)).status
+    const tally = (map: Map<number, number>) =>
+      [...map].map(([status, n]) => `${status}×${n}`).join(', ')
+    row.measured({
       calls: [...statuses.values()].reduce((a, b) => a + b, 0),
       failed: unexpected.length,
-      lost: 0,
       instances: 1,
-      note: `statuses ${[...statuses].map(([status, n]) => `${status}×${n}`).join(', ')}; server alive`,
+      lost: healthz === 200 ? 0 : 1,
+      note: `statuses ${tally(statuses)}; batch items ${tally(itemStatuses)}; /healthz ${healthz} after`,
     })
     expect(unexpected).toEqual([])
-    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+    expect([...itemStatuses.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    expect(healthz).toBe(200)
+    row.passed()
   })
 
   it('garbage bytes on the raw port: the connection is closed, the service is unaffected', async () => {
+    const row = faultRow('garbage bytes on a service port (5 connections)')
     const { port } = new URL(url)
     const random = seeded(7)
     const payloads = [
@@ -136,6 +164,7 @@ describe('fuzzed and garbage input', () => {
       Buffer.from('POST /_rpc/_batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'),
     ]
     const answers: string[] = []
+    const wrong: string[] = []
     for (const payload of payloads) {
       const socket = connect(Number(port), '127.0.0.1')
       let received = ''
@@ -149,23 +178,24 @@ describe('fuzzed and garbage input', () => {
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
       ])
       socket.destroy()
-      answers.push(received.split('\r\n')[0] ?? '')
-      expect(
-        closed,
-        `connection left open after ${payload.subarray(0, 40).toString('latin1')}`,
-      ).toBe(true)
-      expect(received).not.toMatch(/^HTTP\/1\.1 (200|5\d\d)/)
+      const head = received.split('\r\n')[0] ?? ''
+      answers.push(head)
+      const what = payload.subarray(0, 40).toString('latin1')
+      if (!closed) wrong.push(`connection left open after ${what}`)
+      if (/^HTTP\/1\.1 (200|5\d\d)/.test(received)) wrong.push(`${head} to ${what}`)
     }
-    expect((await fetch(`${url}/healthz`)).status).toBe(200)
-    const response = await query('get', { key: 'after-garbage' })
-    expect(response.status).toBe(200)
-    recordFault({
-      fault: 'garbage bytes on a service port (5 connections)',
+    const healthz = (await fetch(`${url}/healthz`)).status
+    const after = (await query('get', { key: 'after-garbage' })).status
+    row.measured({
       calls: payloads.length,
-      failed: 0,
-      lost: 0,
+      failed: wrong.length,
       instances: 1,
-      note: `answers: ${answers.map((line) => line || '(closed)').join('; ')}; service healthy`,
+      lost: healthz === 200 && after === 200 ? 0 : 1,
+      note: `answers: ${answers.map((line) => line || '(closed)').join('; ')}; then /healthz ${healthz}, a call ${after}`,
     })
+    expect(wrong).toEqual([])
+    expect(healthz).toBe(200)
+    expect(after).toBe(200)
+    row.passed()
   })
 })

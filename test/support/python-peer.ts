@@ -48,7 +48,7 @@ export function usePythonPeers() {
   return {
     fixture,
     /** `python3 peer.py` on 127.0.0.1, an ephemeral port; its JSON log lines are parsed as the runtime's. */
-    startPeer(namespace: string): Promise<Started> {
+    startPeer(namespace: string, env: Record<string, string> = {}): Promise<Started> {
       return startRegistered(
         (_role, ns) => {
           const child = spawn(PYTHON, [PEER], {
@@ -58,6 +58,7 @@ export function usePythonPeers() {
               ...fixture.env(ns),
               PORT: '0',
               PYTHONUNBUFFERED: '1',
+              ...env,
             },
             stdio: ['ignore', 'pipe', 'pipe'],
           })
