@@ -1,4 +1,4 @@
-import type { SpawnedInstance } from './instance.js'
+import type { LogLine, SpawnedInstance } from './instance.js'
 
 /** One 'instance ejected' line of a caller: when, and how long the instance was put out for. */
 export interface Ejection {
@@ -7,14 +7,21 @@ export interface Ejection {
   reason: string
 }
 
+/** Where a caller's log lines come from: a spawned instance, or a function that reads them. */
+export type LogSource = SpawnedInstance | (() => readonly LogLine[])
+
+function linesOf(source: LogSource): readonly LogLine[] {
+  return typeof source === 'function' ? source() : source.lines
+}
+
 /**
  * The caller's ejections of instance `id` (its client logs one each time a call to `id` fails to
  * connect while `id` was in rotation), from its log line `after` on. A dead instance the caller
  * still lists keeps being tried whenever its ejection runs out: these lines are the caller's
  * connection attempts to it that failed.
  */
-export function ejectionsOf(caller: SpawnedInstance, id: string, after = 0): Ejection[] {
-  return caller.lines
+export function ejectionsOf(caller: LogSource, id: string, after = 0): Ejection[] {
+  return linesOf(caller)
     .slice(after)
     .filter((line) => line.msg === 'instance ejected' && line.instance === id)
     .map((line) => ({
@@ -32,11 +39,11 @@ export function ejectionsOf(caller: SpawnedInstance, id: string, after = 0): Eje
  * ejection of `id` from log line `after` on; the test then asserts when the last one was.
  */
 export async function whenNoLongerTried(
-  caller: SpawnedInstance,
+  caller: LogSource,
   id: string,
-  options: { after?: number; marginMs?: number; timeoutMs?: number } = {},
+  options: { after?: number; marginMs?: number; timeoutMs?: number; pollMs?: number } = {},
 ): Promise<Ejection[]> {
-  const { after = 0, marginMs = 1_500, timeoutMs = 45_000 } = options
+  const { after = 0, marginMs = 1_500, timeoutMs = 45_000, pollMs = 100 } = options
   const started = Date.now()
   for (;;) {
     const ejections = ejectionsOf(caller, id, after)
@@ -47,6 +54,6 @@ export async function whenNoLongerTried(
         `${id} was still being tried after ${timeoutMs} ms: ${ejections.length} ejections, the last at ${new Date(last.at).toISOString()}`,
       )
     }
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await new Promise((resolve) => setTimeout(resolve, pollMs))
   }
 }
