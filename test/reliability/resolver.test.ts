@@ -228,4 +228,60 @@ describe('EtcdResolver when etcd goes away', () => {
     expect(resolver.stale).toBe(false)
     console.info(`resolver fresh again ${freshMs} ms after etcd restarted`)
   })
+  it('notices that it reaches another cluster (other cluster id, revision ahead): lists it, keeps the instances missing from it for the grace period, then drops them', async () => {
+    const a = await startEtcd()
+    const b = await EtcdServer.start()
+    const directA = reconnect(a)
+    const directB = directClient(b.endpoint)
+    cleanups.push(async () => {
+      directB.close()
+      await b.dispose()
+    })
+    const ns = uniqueNamespace('other-cluster')
+    await putInstance(directA, ns, 'a-1')
+    // B's revision well past A's: only the cluster id tells the two stores apart.
+    for (let i = 0; i < 100; i++) await putInstance(directB, ns, 'b-1', { pid: i })
+    const headerOf = async (client: Etcd3) =>
+      (await client.get(instanceKey(ns, ROLE, 'none')).exec()).header as unknown as {
+        revision: string
+        cluster_id: string
+      }
+    const [headerA, headerB] = [await headerOf(directA), await headerOf(directB)]
+    expect(headerB.cluster_id).not.toBe(headerA.cluster_id)
+    expect(BigInt(headerB.revision)).toBeGreaterThan(BigInt(headerA.revision) + 50n)
+
+    const proxy = await TcpProxy.start(a.clientPort)
+    cleanups.push(() => proxy.close())
+    const started = startResolver(proxy.url, ns, cleanups)
+    const { resolver } = started
+    const timeline: { op: string; id: string; at: number }[] = []
+    resolver.subscribe(({ op, endpoint }) => timeline.push({ op, id: endpoint.id, at: Date.now() }))
+    await resolver.whenListed(CATCH_UP_MS)
+    expect(ids(resolver)).toEqual(['a-1'])
+
+    // The same address now leads to another cluster (etcd replaced behind a name).
+    proxy.cut()
+    proxy.retarget(b.clientPort)
+    proxy.restore()
+    await waitForResolver(started, 'b-1 listed from the other cluster', () =>
+      ids(resolver).includes('b-1'),
+    )
+    // Listed, but a-1 is kept for now: it may be registering in the new store right now.
+    expect(ids(resolver)).toEqual(['a-1', 'b-1'])
+    await waitForResolver(
+      started,
+      'a-1 dropped after the grace period',
+      () => sameIds(resolver, ['b-1']),
+      NEW_STORE_GRACE_MS + CATCH_UP_MS,
+    )
+    const added = timeline.find((event) => event.op === 'add' && event.id === 'b-1')!
+    const removed = timeline.find((event) => event.op === 'remove' && event.id === 'a-1')!
+    // Timers do not fire early: the removal waited the grace period after the listing.
+    expect(removed.at - added.at).toBeGreaterThanOrEqual(NEW_STORE_GRACE_MS - 100)
+    expect(started.logLines.some((line) => line.includes("etcd's store is new"))).toBe(true)
+    // And it follows the new cluster from there.
+    await putInstance(directB, ns, 'b-2')
+    await waitForResolver(started, 'b-2 added', () => sameIds(resolver, ['b-1', 'b-2']))
+    expect(resolver.stale).toBe(false)
+  })
 })
