@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config'
 // needed). Its files end in .compose.ts, so `npm test` (test/**/*.test.ts) never picks them up.
 export default defineConfig({
   test: {
-    include: ['test/compose/**/*.compose.ts'],
+    include: ['test/e2e/compose/**/*.compose.ts'],
     // Image builds on the vfs storage driver are slow; each step has its own bound inside.
     testTimeout: 10 * 60_000,
     hookTimeout: 10 * 60_000,

@@ -7,10 +7,13 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests spawn etcd and service processes; two cores run two files at a time.
     maxWorkers: 2,
-    // Reliability tests record a row per fault; the run ends with them as one table.
-    globalSetup: ['test/support/fault-report.ts'],
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'] },
-    // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
-    reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
+    // The JSON report lets .ci/run print a plain "N passed, N failed" closing line. Reliability
+    // tests record a row per fault; the fault reporter ends the run with them as one table.
+    reporters: [
+      'default',
+      ['json', { outputFile: '.tmp/vitest-report.json' }],
+      './test/support/fault-report.ts',
+    ],
   },
 })

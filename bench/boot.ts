@@ -11,8 +11,8 @@ import { once } from 'node:events'
 import { loadavg } from 'node:os'
 import { createInterface } from 'node:readline'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
-import { spawnInstance, testEnv } from '../test/support/instance.js'
 import { markdownTable, type SummaryRow, writeResult } from './harness.js'
+import { benchEnv, startInstance } from './instance.js'
 import { BenchChild, fixed, median, now, REPO_ROOT } from './support.js'
 
 const ROUNDS = 5
@@ -125,7 +125,7 @@ async function singleOnce(
   endpoint: string,
 ): Promise<{ listeningMs: number; registeredMs: number }> {
   const started = now()
-  const instance = spawnInstance('cache', { env: testEnv(endpoint, 'bench-boot') })
+  const instance = startInstance('cache', benchEnv(endpoint, 'bench-boot'))
   try {
     await instance.listening()
     const listeningMs = now() - started

@@ -8,6 +8,8 @@
  *   ctx.deps (requests) — the same client with the stream off: single and micro-batched requests
  *   moleculer — Moleculer 0.14, TCP transporter between two brokers (fastest-validator on)
  * Sequential and 100 concurrent, three interleaved rounds each, median by calls/s.
+ * Also: how long a call takes to fail when the role has no live instance (SERVICE_UNAVAILABLE
+ * "at once", README "How it behaves"; the tests only check that it does not wait for a deadline).
  */
 import { spawn } from 'node:child_process'
 import { createTRPCClient, httpLink } from '@trpc/client'
@@ -15,7 +17,6 @@ import { Agent, request } from 'undici'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
-import { SpawnedInstance, spawnInstance, testEnv } from '../test/support/instance.js'
 import {
   type Measurement,
   markdownTable,
@@ -24,6 +25,7 @@ import {
   type SummaryRow,
   writeResult,
 } from './harness.js'
+import { benchEnv, LoggingChild, startInstance } from './instance.js'
 import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
 
 const MODES = [
@@ -31,17 +33,20 @@ const MODES = [
   { mode: '100 concurrent', concurrency: 100, total: 40_000, maxMs: 8_000 },
 ] as const
 const ROUNDS = 3
+/** Sequential calls to a role with no live instance. */
+const NO_INSTANCE_CALLS = 2_000
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const etcd = await EtcdServer.start()
-  const raw = new SpawnedInstance(
+  const raw = new LoggingChild(
     spawn(process.execPath, ['--import', 'tsx', 'bench/raw-server.ts'], {
       cwd: `${import.meta.dirname}/..`,
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   )
-  const cacheInstance = spawnInstance('cache', {
-    env: { ...testEnv(etcd.endpoint, 'bench-overhead'), FRAMEWORK_TTL: '5' },
+  const cacheInstance = startInstance('cache', {
+    ...benchEnv(etcd.endpoint, 'bench-overhead'),
+    FRAMEWORK_TTL: '5',
   })
   const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
   let moleculer: MoleculerBaseline | undefined
@@ -139,8 +144,21 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         goal: `p50 ≤ Moleculer: ${met(q.deps.p50Ms <= q.moleculer.p50Ms)}`,
       },
     ]
-    writeResult('call-overhead', { rounds: ROUNDS, results, summary })
-    return { table, summary }
+    const noInstance = await measureNoInstance(etcd.endpoint)
+    summary.push({
+      benchmark: 'call-overhead',
+      figure: 'no live instance → SERVICE_UNAVAILABLE, p99 (p50)',
+      framework: `${noInstance.p99Ms} ms (${noInstance.p50Ms})`,
+      baseline: '–',
+      ratio: '–',
+      goal: `fails at once, never waits for the deadline: ${noInstance.maxMs < 100 ? 'met' : 'missed'} (max ${noInstance.maxMs} ms)`,
+    })
+    writeResult('call-overhead', { rounds: ROUNDS, results, noInstance, summary })
+    const noInstanceLine =
+      `no live instance of the role: ${noInstance.calls} sequential calls failed with ` +
+      `SERVICE_UNAVAILABLE in p50 ${noInstance.p50Ms} ms, p99 ${noInstance.p99Ms} ms, max ` +
+      `${noInstance.maxMs} ms (${noInstance.otherFailures} failed otherwise)`
+    return { table: `${table}\n\n${noInstanceLine}`, summary }
   } finally {
     await connection.close()
     await requestsOnly.close()
@@ -149,5 +167,42 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     await cacheInstance.kill('SIGTERM')
     await raw.kill('SIGTERM')
     await etcd.dispose()
+  }
+}
+
+/**
+ * Sequential calls through `connect()` to a role listed with no instance (a namespace nobody
+ * registers in): each must fail with SERVICE_UNAVAILABLE; latency per call.
+ */
+async function measureNoInstance(
+  etcdEndpoint: string,
+): Promise<Measurement & { otherFailures: number }> {
+  const empty = connect<{ cache: typeof cache }>({
+    deps: { cache: true },
+    etcdEndpoints: etcdEndpoint,
+    namespace: 'bench-overhead-empty',
+  })
+  let otherFailures = 0
+  const call = async () => {
+    try {
+      await empty.deps.cache.get({ key: 'k' })
+      otherFailures++
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SERVICE_UNAVAILABLE') otherFailures++
+      throw err
+    }
+  }
+  try {
+    // The first call waits for the role's first listing: not part of the figure.
+    await call().catch(() => undefined)
+    otherFailures = 0
+    const measured = await measure('no live instance', 'sequential', call, {
+      total: NO_INSTANCE_CALLS,
+      concurrency: 1,
+      maxMs: 10_000,
+    })
+    return { ...measured, otherFailures }
+  } finally {
+    await empty.close()
   }
 }

@@ -10,8 +10,8 @@ import { loadavg } from 'node:os'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
-import { type SpawnedInstance, spawnInstance, testEnv } from '../test/support/instance.js'
 import { markdownTable, type SummaryRow, writeResult } from './harness.js'
+import { benchEnv, type LoggingChild, startInstance } from './instance.js'
 import { benchLog, fixed, percentiles, sleep } from './support.js'
 
 const NAMESPACE = 'bench-failover'
@@ -47,10 +47,10 @@ interface EventResult {
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const etcd = await EtcdServer.start()
-  const env = { ...testEnv(etcd.endpoint, NAMESPACE), FRAMEWORK_TTL: '5' }
-  const instances: SpawnedInstance[] = []
+  const env = { ...benchEnv(etcd.endpoint, NAMESPACE), FRAMEWORK_TTL: '5' }
+  const instances: LoggingChild[] = []
   const spawnCache = () => {
-    const instance = spawnInstance('cache', { env })
+    const instance = startInstance('cache', env)
     instances.push(instance)
     return instance
   }

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process'
 import { ServiceBroker } from 'moleculer'
 import { freePort } from '../framework/cli/free-port.js'
-import { SpawnedInstance } from '../test/support/instance.js'
+import { LoggingChild } from './instance.js'
 import { LOOPBACK, LoopbackTcpTransporter } from './moleculer-loopback.js'
 
 const NODE_ID = 'moleculer-cache'
@@ -28,7 +28,7 @@ async function twoFreePorts(): Promise<[number, number]> {
   throw new Error('no second free port on 127.0.0.1')
 }
 
-async function stopChild(node: SpawnedInstance): Promise<void> {
+async function stopChild(node: LoggingChild): Promise<void> {
   const killer = setTimeout(() => void node.kill('SIGKILL'), 5_000)
   try {
     await node.kill('SIGTERM')
@@ -42,7 +42,7 @@ export async function startMoleculer(
 ): Promise<MoleculerBaseline> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 15_000
   const [nodePort, clientPort] = await twoFreePorts()
-  const node = new SpawnedInstance(
+  const node = new LoggingChild(
     spawn(
       process.execPath,
       [

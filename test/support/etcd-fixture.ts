@@ -8,6 +8,10 @@ export interface EtcdFixture {
   readonly probe: PhoneBookProbe
   /** A fresh namespace per test: `<prefix>-<n>`. */
   namespace(): string
+  /** The environment a spawned instance gets: loopback, this etcd, `namespace`, the fixture's TTL. */
+  env(namespace: string): Record<string, string>
+  /** Kills `instance` (spawned some other way) after the test, with the fixture's own. */
+  adopt(instance: SpawnedInstance): SpawnedInstance
   /** `framework start <role>` against this etcd; killed after each test. */
   spawn(
     role: string,
@@ -47,14 +51,17 @@ export function useEtcd(prefix: string, ttlSeconds = 2): EtcdFixture {
       return probe
     },
     namespace: () => `${prefix}-${++counter}`,
+    env(namespace) {
+      return { ...testEnv(this.etcd.endpoint, namespace), FRAMEWORK_TTL: String(ttlSeconds) }
+    },
+    adopt(instance) {
+      running.push(instance)
+      return instance
+    },
     spawn(role, namespace, options = {}) {
       const instance = spawnInstance(role, {
         appRoot: options.appRoot,
-        env: {
-          ...testEnv(this.etcd.endpoint, namespace),
-          FRAMEWORK_TTL: String(ttlSeconds),
-          ...options.env,
-        },
+        env: { ...this.env(namespace), ...options.env },
       })
       running.push(instance)
       return instance

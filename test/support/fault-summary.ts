@@ -1,80 +1,40 @@
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { relative, resolve } from 'node:path'
+import { expect, onTestFinished } from 'vitest'
+import { type FaultMeasures, type FaultRow, writeRow } from './fault-table.js'
 
-/** One fault a reliability test broke things with, and what it cost. */
-export interface FaultRow {
-  /** What was broken, e.g. "kill -9 etcd leader (3-member cluster)". */
-  fault: string
-  /** Calls made by the test's load while the fault happened and until recovery. */
-  calls: number
-  failed: number
-  /** Instances lost (killed, or their phone book record gone for a while). */
-  lost: number
-  /** How many of the lost came back; undefined when they were not meant to (killed for good). */
-  recovered?: number
-  /** Instances watched. */
-  instances: number
-  /** Time from the fault (or its end) until everything was back, ms; undefined when not applicable. */
-  recoverMs?: number
-  note?: string
-}
+const REPO_ROOT = resolve(import.meta.dirname, '../..')
 
-/** Rows are written here by test workers and printed by the global teardown (vitest globalSetup). */
-export const FAULTS_DIR = resolve(import.meta.dirname, '../../.tmp/faults')
+/**
+ * One fault of the running test. The test fills in what it measured (`measured`) and, after its
+ * assertions about the fault, calls `passed()`. The row is written when the test finishes: a
+ * test that failed before `passed()` leaves a FAIL row with whatever it had measured.
+ */
+export class FaultRecord {
+  readonly #measures: FaultMeasures = {}
+  #passed = false
 
-/** Records a row for the suite's closing summary, and prints it at once. */
-export function recordFault(row: FaultRow): void {
-  mkdirSync(FAULTS_DIR, { recursive: true })
-  appendFileSync(join(FAULTS_DIR, `${process.pid}.jsonl`), `${JSON.stringify(row)}\n`)
-  console.log(`[fault] ${formatRow(row).join(' | ')}`)
-}
+  constructor(readonly fault: string) {}
 
-function formatRow(row: FaultRow): string[] {
-  return [
-    row.fault,
-    String(row.calls),
-    String(row.failed),
-    `${row.lost}/${row.instances}`,
-    row.lost === 0 || row.recovered === undefined ? '–' : `${row.recovered}/${row.lost}`,
-    row.recoverMs === undefined ? '–' : `${row.recoverMs} ms`,
-    row.note ?? '',
-  ]
-}
-
-export function readFaults(dir = FAULTS_DIR): FaultRow[] {
-  let files: string[]
-  try {
-    files = readdirSync(dir).filter((file) => file.endsWith('.jsonl'))
-  } catch {
-    return []
+  /** Adds measured figures (call again as more are known). */
+  measured(values: FaultMeasures): void {
+    Object.assign(this.#measures, values)
   }
-  return files.flatMap((file) =>
-    readFileSync(join(dir, file), 'utf8')
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as FaultRow),
-  )
+
+  /** Every assertion about this fault has held. */
+  passed(): void {
+    this.#passed = true
+  }
+
+  row(test: string): FaultRow {
+    return { fault: this.fault, result: this.#passed ? 'pass' : 'FAIL', test, ...this.#measures }
+  }
 }
 
-export function clearFaults(dir = FAULTS_DIR): void {
-  rmSync(dir, { recursive: true, force: true })
-}
-
-/** The summary as a markdown table, rows sorted by fault. */
-export function faultTable(rows: readonly FaultRow[]): string {
-  const header = [
-    'fault',
-    'calls',
-    'failed',
-    'instances lost',
-    'recovered',
-    'time to recover',
-    'notes',
-  ]
-  const lines = [...rows]
-    .sort((a, b) => a.fault.localeCompare(b.fault))
-    .map((row) => `| ${formatRow(row).join(' | ')} |`)
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...lines].join(
-    '\n',
-  )
+/** Starts the row of `fault` in the running test (see {@link FaultRecord}). */
+export function faultRow(fault: string): FaultRecord {
+  const record = new FaultRecord(fault)
+  const { testPath, currentTestName } = expect.getState()
+  const test = `${testPath ? relative(REPO_ROOT, testPath) : '?'} > ${currentTestName ?? '?'}`
+  onTestFinished(() => writeRow(record.row(test)))
+  return record
 }

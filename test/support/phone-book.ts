@@ -25,12 +25,9 @@ export class PhoneBookProbe {
     return this.client.getAll().prefix(servicesPrefix(this.namespace)).strings()
   }
 
+  /** Whether `key` exists; an etcd that cannot be read is an error, never a "no". */
   async has(key: string): Promise<boolean> {
-    try {
-      return (await this.client.get(key).string()) !== null
-    } catch {
-      return false
-    }
+    return (await this.client.get(key).string()) !== null
   }
 
   async record(key: string): Promise<PhoneBookRecord> {

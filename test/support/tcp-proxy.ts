@@ -13,13 +13,25 @@ export class TcpProxy {
   readonly #sockets = new Set<Socket>()
   #cut = false
   #closed = false
+  #targetPort: number
 
   private constructor(
     server: Server,
     readonly port: number,
-    readonly targetPort: number,
+    targetPort: number,
   ) {
     this.#server = server
+    this.#targetPort = targetPort
+  }
+
+  /** The port new connections are forwarded to. */
+  get targetPort(): number {
+    return this.#targetPort
+  }
+
+  /** Forwards new connections to another port from now on (say, another etcd cluster). */
+  retarget(targetPort: number): void {
+    this.#targetPort = targetPort
   }
 
   /** Starts a proxy on a free loopback port forwarding to `127.0.0.1:<targetPort>`. */
@@ -79,7 +91,7 @@ export class TcpProxy {
       client.resetAndDestroy()
       return
     }
-    const upstream = connect({ host: '127.0.0.1', port: this.targetPort, noDelay: true })
+    const upstream = connect({ host: '127.0.0.1', port: this.#targetPort, noDelay: true })
     this.#track(client, upstream)
     this.#track(upstream, client)
     client.pipe(upstream)

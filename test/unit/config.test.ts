@@ -17,6 +17,7 @@ describe('loadConfig', () => {
       loadRefreshMs: 5000,
       drainTimeoutMs: 10000,
       maxBodyBytes: 1024 * 1024,
+      maxBatchSize: 128,
     })
   })
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type AnyServiceDefinition, defineService, initService } from '../../framework/index.js'
@@ -76,7 +77,19 @@ describe('procedure manifest', () => {
     const manifest = procedureManifest(router)
     expect(manifest).toEqual({ 'admin.flush': 'mutation', echo: 'query', ping: 'query' })
     expect(Object.keys(manifest)).toEqual(['admin.flush', 'echo', 'ping'])
-    expect(contractHash(manifest)).toBe(contractHash({ ...manifest }))
+    // docs/registry-protocol.md: SHA-256 of the procedures as JSON with keys sorted, 16 hex digits.
+    const sorted = JSON.stringify({ 'admin.flush': 'mutation', echo: 'query', ping: 'query' })
+    expect(contractHash(manifest)).toBe(
+      createHash('sha256').update(sorted).digest('hex').slice(0, 16),
+    )
     expect(contractHash(manifest)).not.toBe(contractHash({ ...manifest, ping: 'mutation' }))
+  })
+
+  // docs/registry-protocol.md: keys sorted, whatever order the manifest is given in.
+  it('hashes the same procedures in another key order the same', () => {
+    const manifest = procedureManifest(router)
+    const reversed = Object.fromEntries(Object.entries(manifest).reverse())
+    expect(Object.keys(reversed)).not.toEqual(Object.keys(manifest))
+    expect(contractHash(reversed)).toBe(contractHash(manifest))
   })
 })

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { composeCommand, dockerEngineAnswers } from '../../framework/cli/docker.js'
-import { waitFor } from '../support/wait.js'
+import { composeCommand, dockerEngineAnswers } from '../../../framework/cli/docker.js'
+import { waitFor } from '../../support/wait.js'
 
 const INSTALL_TIMEOUT_MS = 600_000
 const ENGINE_START_TIMEOUT_MS = 90_000

@@ -1,6 +1,9 @@
+import type { IncomingMessage } from 'node:http'
 import { createTRPCClient, httpBatchLink, httpLink } from '@trpc/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { MAX_CLIENT_BATCH } from '../../framework/client/http-transport.js'
+import { DEFAULT_MAX_BATCH_SIZE } from '../../framework/protocol/batch.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import kitchen from '../fixtures/app/services/kitchen/index.js'
 import { startInProcess, withDependencies } from '../support/in-process.js'
@@ -130,8 +133,14 @@ describe('fast path: batches', () => {
       ['echo', 'query', { text: 'quick' }, 5000],
     ])
     expect(lines).toHaveLength(3)
+    // The quick items were written first, the slow one last, when it was done.
+    expect(
+      lines
+        .map(([index]) => index)
+        .slice(0, 2)
+        .sort(),
+    ).toEqual([1, 2])
     expect(lines[lines.length - 1]?.[0]).toBe(0)
-    expect(arrivals[0]).toBeLessThan(400)
     expect(arrivals[2]).toBeGreaterThanOrEqual(750)
   })
 
@@ -173,6 +182,69 @@ describe('framework client on the fast path', () => {
         expect(requests - before).toBe(7)
       },
       // Requests, not the RPC stream: this is about batching them.
+      { stream: false },
+    )
+  })
+})
+
+describe('batch sizes by default', () => {
+  let plain: RunningInstance
+  /** Items per /_rpc/_batch request the instance received, in arrival order. */
+  const batchSizes: number[] = []
+
+  beforeAll(async () => {
+    // No FRAMEWORK_MAX_BATCH: the service's own default.
+    plain = await startInProcess(kitchen, etcd.endpoint, 'fast-path-defaults')
+    plain.server.on('request', (req: IncomingMessage) => {
+      if (req.method !== 'POST' || req.url !== '/_rpc/_batch') return
+      // A second reader of the body, beside the service's own: only counts its items.
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        const items = JSON.parse(Buffer.concat(chunks).toString()) as unknown[]
+        batchSizes.push(items.length)
+      })
+    })
+  })
+
+  afterAll(async () => {
+    await plain?.stop()
+  })
+
+  it('the service takes batches of up to 128 calls (FRAMEWORK_MAX_BATCH default) and refuses 129 with 413', async () => {
+    const send = (n: number) =>
+      fetch(`${plain.instance.url}/_rpc/_batch`, {
+        method: 'POST',
+        body: JSON.stringify(
+          Array.from({ length: n }, () => ['echo', 'query', { text: 'x' }, 5_000]),
+        ),
+      })
+    const full = await send(DEFAULT_MAX_BATCH_SIZE)
+    expect(DEFAULT_MAX_BATCH_SIZE).toBe(128)
+    expect(full.status).toBe(200)
+    expect((await full.text()).trim().split('\n')).toHaveLength(128)
+    const over = await send(DEFAULT_MAX_BATCH_SIZE + 1)
+    expect(over.status).toBe(413)
+    expect(await over.text()).toContain('maxBatchSize 128')
+  })
+
+  it('the client sends calls made in one tick in batches of at most 64', async () => {
+    await withDependencies(
+      etcd.endpoint,
+      'fast-path-defaults',
+      ['kitchen'],
+      async (deps) => {
+        const client = deps.clients.get('kitchen')!
+        await client.call('echo', { text: 'warm' })
+        batchSizes.length = 0
+        const answers = await Promise.all(
+          Array.from({ length: 150 }, (_, i) => client.call('echo', { text: `b${i}` })),
+        )
+        expect(answers).toEqual(Array.from({ length: 150 }, (_, i) => `b${i}`))
+        // 150 = 64 + 64 + 22: under the service's 128, so nothing was refused and halved.
+        expect(MAX_CLIENT_BATCH).toBe(64)
+        expect([...batchSizes].sort((a, b) => b - a)).toEqual([64, 64, 22])
+      },
       { stream: false },
     )
   })

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { createEtcdClient } from '../../framework/registry/etcd-client.js'
@@ -9,6 +9,7 @@ import type { RunningInstance } from '../../framework/runtime/boot.js'
 import kitchen from '../fixtures/app/services/kitchen/index.js'
 import { startInProcess, withDependencies } from '../support/in-process.js'
 import { sampleRecord } from '../support/phone-book.js'
+import { RawStream, waitUntil } from '../support/raw-stream.js'
 
 // The RPC stream (runtime/rpc-stream.ts, client/rpc-stream-client.ts) against a real instance:
 // the raw protocol, its refusals, the client's use of it, draining, and the fall-back to requests.
@@ -41,81 +42,9 @@ afterAll(async () => {
   await etcd?.dispose()
 })
 
-type Answer = [
-  number,
-  number,
-  { result?: { data: unknown }; error?: { message: string; data: { code: string } } } | string,
-]
-
-/** A raw stream connection: upgrade, then frames in, answers out (parsed, in arrival order). */
-class RawStream {
-  readonly answers: Answer[] = []
-  readonly socket: Socket
-  #buffer = ''
-  #upgraded = false
-  head = ''
-
-  private constructor(port: number) {
-    this.socket = connect({ host: '127.0.0.1', port })
-    this.socket.setEncoding('utf8')
-    this.socket.on('data', (chunk: string) => {
-      this.#buffer += chunk
-      if (!this.#upgraded) {
-        const end = this.#buffer.indexOf('\r\n\r\n')
-        if (end === -1) return
-        this.head = this.#buffer.slice(0, end)
-        this.#buffer = this.#buffer.slice(end + 4)
-        this.#upgraded = true
-      }
-      // Refused: what follows is a plain-text body, not frames.
-      if (!this.head.startsWith('HTTP/1.1 101 ')) return
-      let newline = this.#buffer.indexOf('\n')
-      while (newline !== -1) {
-        this.answers.push(JSON.parse(this.#buffer.slice(0, newline)) as Answer)
-        this.#buffer = this.#buffer.slice(newline + 1)
-        newline = this.#buffer.indexOf('\n')
-      }
-    })
-  }
-
-  static async open(
-    path = '/_rpc/_stream',
-    protocol = 'framework-rpc/1',
-    method = 'GET',
-  ): Promise<RawStream> {
-    const stream = new RawStream(Number(new URL(url).port))
-    await once(stream.socket, 'connect')
-    stream.socket.write(
-      `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${protocol}\r\n\r\n`,
-    )
-    await waitUntil(() => stream.head !== '', 'the upgrade answer')
-    return stream
-  }
-
-  send(text: string): void {
-    this.socket.write(text)
-  }
-
-  async closed(): Promise<boolean> {
-    if (this.socket.closed) return true
-    return Promise.race([
-      once(this.socket, 'close').then(() => true),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3_000)),
-    ])
-  }
-}
-
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
 describe('the RPC stream protocol', () => {
   it('answers every frame by id in completion order: successes and errors mixed, a slow call last', async () => {
-    const stream = await RawStream.open()
+    const stream = await RawStream.open(url)
     expect(stream.head).toMatch(/^HTTP\/1\.1 101 /)
     stream.send(
       [
@@ -144,7 +73,7 @@ describe('the RPC stream protocol', () => {
   })
 
   it('a malformed frame with a readable id: answered 400 on that id, the connection and its other calls go on', async () => {
-    const stream = await RawStream.open()
+    const stream = await RawStream.open(url)
     stream.send(
       `${[
         '[1,"sleep","query",{"ms":200},5000]',
@@ -167,7 +96,7 @@ describe('the RPC stream protocol', () => {
 
   it('a frame without a readable id: answered on id 0 with 400, connection closed, service unaffected', async () => {
     for (const bad of ['{not json\n', '["x","echo","query",{},1]\n', '[0,"echo","query",{},1]\n']) {
-      const stream = await RawStream.open()
+      const stream = await RawStream.open(url)
       stream.send(bad)
       expect(await stream.closed(), bad).toBe(true)
       expect(stream.answers).toHaveLength(1)
@@ -175,7 +104,7 @@ describe('the RPC stream protocol', () => {
       expect([id, status]).toEqual([0, 400])
       expect(JSON.stringify(body)).toMatch(/RPC stream frame/)
     }
-    const stream = await RawStream.open()
+    const stream = await RawStream.open(url)
     stream.send(`${JSON.stringify([1, 'echo', 'query', { text: 'still here' }, 1_000])}\n`)
     await waitUntil(() => stream.answers.length === 1, 'an answer')
     expect(stream.answers[0]).toEqual([1, 200, { result: { data: 'still here' } }])
@@ -183,7 +112,7 @@ describe('the RPC stream protocol', () => {
   })
 
   it('a frame over the body limit, even one still unfinished: 413 on its id naming FRAMEWORK_MAX_BODY_BYTES, its bytes dropped, the connection goes on', async () => {
-    const stream = await RawStream.open()
+    const stream = await RawStream.open(url)
     // Sent in pieces, no newline yet: the limit holds for a frame that has not ended.
     stream.send(`[1,"echo","query",{"text":"${'x'.repeat(3_000)}`)
     stream.send('x'.repeat(3_000))
@@ -196,14 +125,14 @@ describe('the RPC stream protocol', () => {
     expect(stream.answers[1]).toEqual([2, 200, { result: { data: 'next' } }])
     stream.socket.end()
     // Without a readable id there is no call to answer: 413 on id 0, connection closed.
-    const unreadable = await RawStream.open()
+    const unreadable = await RawStream.open(url)
     unreadable.send(`{"junk":"${'x'.repeat(8_000)}`)
     expect(await unreadable.closed()).toBe(true)
     expect(unreadable.answers[0]?.slice(0, 2)).toEqual([0, 413])
   })
 
   it('a procedure answer JSON cannot encode (a BigInt): 500 on its id, the service stays up', async () => {
-    const stream = await RawStream.open()
+    const stream = await RawStream.open(url)
     stream.send('[1,"big","query",null,1000]\n[2,"echo","query",{"text":"ok"},1000]\n')
     await waitUntil(() => stream.answers.length === 2, 'two answers')
     const byId = new Map(stream.answers.map((answer) => [answer[0], answer]))
@@ -221,13 +150,13 @@ describe('the RPC stream protocol', () => {
 
   it('a request carrying some other Upgrade (h2c, websocket) is served as plain HTTP/1.1 (GET), refused with 400 otherwise', async () => {
     const input = encodeURIComponent(JSON.stringify({ text: 'h2c' }))
-    const served = await RawStream.open(`/trpc/echo?input=${input}`, 'h2c')
+    const served = await RawStream.open(url, `/trpc/echo?input=${input}`, 'h2c')
     expect(served.head).toMatch(/^HTTP\/1\.1 200 /)
     expect(await served.closed()).toBe(true)
-    const websocket = await RawStream.open('/_rpc/_stream', 'websocket')
+    const websocket = await RawStream.open(url, '/_rpc/_stream', 'websocket')
     expect(websocket.head).not.toMatch(/^HTTP\/1\.1 101 /)
     expect(await websocket.closed()).toBe(true)
-    const post = await RawStream.open('/trpc/add', 'h2c', 'POST')
+    const post = await RawStream.open(url, '/trpc/add', 'h2c', 'POST')
     expect(post.head).toMatch(/^HTTP\/1\.1 400 /)
     expect(await post.closed()).toBe(true)
   })
@@ -248,35 +177,6 @@ describe('ctx.deps over the RPC stream', () => {
       expect(requests - requestsBefore).toBe(0)
       expect(upgrades - upgradesBefore).toBe(0)
     })
-  })
-
-  it('SIGTERM-style stop while 300 mutations are in flight: goaway, every mutation answered exactly once, none failed', async () => {
-    const draining = await startKitchen()
-    try {
-      await withDependencies(etcd.endpoint, NAMESPACE, ['kitchen'], async (deps) => {
-        const client = deps.clients.get('kitchen')!
-        await client.call('echo', { text: 'warm' })
-        // Both instances run in this process and share the kitchen's running total.
-        const before = (await client.call('add', { n: 0 })) as number
-        // Slow queries keep the stream busy while the instance drains; mutations go to whichever
-        // instance the balancer picks: both are fine as long as none fails.
-        const slow = Array.from({ length: 20 }, () => client.call('sleep', { ms: 300 }))
-        const mutations = Array.from({ length: 300 }, () => client.call('add', { n: 1 }))
-        const stopping = draining.stop()
-        const results = await Promise.allSettled([...slow, ...mutations])
-        await stopping
-        const failed = results.filter((result) => result.status === 'rejected')
-        expect(failed.map((result) => String((result as PromiseRejectedResult).reason))).toEqual([])
-        const totals = results
-          .slice(slow.length)
-          .map((result) => (result as PromiseFulfilledResult<number>).value)
-        // Exactly once: 300 distinct running totals, and the total grew by exactly 300.
-        expect(new Set(totals).size).toBe(300)
-        expect(await client.call('add', { n: 0 })).toBe(before + 300)
-      })
-    } finally {
-      await draining.stop()
-    }
   })
 })
 

@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { appendFileSync, cpSync, existsSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { composeContainers } from '../../framework/cli/dev-compose.js'
-import type { ContainerState } from '../../framework/cli/docker.js'
-import { REPO_ROOT } from '../support/instance.js'
+import { composeContainers } from '../../../framework/cli/dev-compose.js'
+import type { ContainerState } from '../../../framework/cli/docker.js'
+import { type LogLine, REPO_ROOT } from '../../support/instance.js'
 
 /** What a finished command printed (stdout and stderr interleaved) and how it ended. */
 export interface CommandResult {
@@ -65,16 +65,24 @@ export class ExampleApp {
     return result.stdout.split('\n').filter(Boolean)
   }
 
-  /** The phone book key a container's instance registered under (its last "registered in etcd" line). */
-  registeredKey(containerId: string): string {
+  /** A container's JSON log lines so far (`docker logs`), other output skipped. */
+  logLines(containerId: string): LogLine[] {
     const logs = spawnSync('docker', ['logs', containerId], { encoding: 'utf8', timeout: 30_000 })
-    let key: string | undefined
+    const lines: LogLine[] = []
     for (const text of `${logs.stdout}\n${logs.stderr}`.split('\n')) {
       try {
-        const line = JSON.parse(text) as { msg?: string; key?: string }
-        if (line.msg === 'registered in etcd' && line.key) key = line.key
+        const line = JSON.parse(text) as LogLine
+        if (typeof line.msg === 'string') lines.push(line)
       } catch {}
     }
+    return lines
+  }
+
+  /** The phone book key a container's instance registered under (its last "registered in etcd" line). */
+  registeredKey(containerId: string): string {
+    const key = this.logLines(containerId)
+      .filter((line) => line.msg === 'registered in etcd' && typeof line.key === 'string')
+      .at(-1)?.key as string | undefined
     if (!key) throw new Error(`container ${containerId} logged no "registered in etcd" line`)
     return key
   }

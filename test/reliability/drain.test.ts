@@ -1,0 +1,136 @@
+import { connect } from 'node:net'
+import { resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { instanceKey } from '../../framework/registry/record.js'
+import type { RunningInstance } from '../../framework/runtime/boot.js'
+import kitchen from '../fixtures/app/services/kitchen/index.js'
+import { useEtcd } from '../support/etcd-fixture.js'
+import { startInProcess, withDependencies } from '../support/in-process.js'
+import { REPO_ROOT } from '../support/instance.js'
+import { RawStream } from '../support/raw-stream.js'
+import { waitFor } from '../support/wait.js'
+
+// Graceful stops with calls in flight: the instance leaves the phone book first, stops
+// accepting, tells stream clients to stop sending (goaway), answers what it was given, exits 0.
+
+const FIXTURE_APP = resolve(REPO_ROOT, 'test/fixtures/app')
+const NAMESPACE = 'drain'
+/** How long the in-flight request of the signal tests takes: the checks made during it are ordered before its end. */
+const SLOW_MS = 5_000
+
+const cluster = useEtcd('drain', 2)
+
+function startKitchen(): Promise<RunningInstance> {
+  return startInProcess(kitchen, cluster.etcd.endpoint, NAMESPACE, {
+    FRAMEWORK_MAX_BODY_BYTES: '4096',
+  })
+}
+
+/** Whether a new TCP connection to `url`'s port is refused (nothing listens there any more). */
+function refused(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(url).port) })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(false)
+    })
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'))
+  })
+}
+
+describe('draining', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${signal} of framework start: the lease is revoked and new connections refused while a slow in-flight request completes; exit 0`, async () => {
+      const ns = cluster.namespace()
+      // TTL 10 s: the key can only go this soon by being revoked.
+      const instance = cluster.spawn('slow', ns, {
+        env: { FRAMEWORK_TTL: '10', FRAMEWORK_LOAD_REFRESH_MS: '100' },
+        appRoot: FIXTURE_APP,
+      })
+      const { url, id } = await instance.listening()
+      await instance.waitForLog('registered in etcd')
+      const key = instanceKey(ns, 'slow', id)
+      let answered = false
+      const slow = fetch(
+        `${url}/trpc/sleep?input=${encodeURIComponent(JSON.stringify({ ms: SLOW_MS }))}`,
+      ).finally(() => {
+        answered = true
+      })
+      // Load figures every 100 ms: the record says when the request is being served.
+      await waitFor(
+        'the slow request in flight at the instance',
+        async () => (await cluster.probe.record(key)).load.inflight >= 1,
+      )
+      instance.child.kill(signal)
+      await waitFor('the key revoked', async () => !(await cluster.probe.has(key)))
+      const goneBeforeAnswer = !answered
+      await waitFor('new connections refused', () => refused(url))
+      const refusedBeforeAnswer = !answered
+      const response = await slow
+      expect(goneBeforeAnswer, 'the key went only after the in-flight request was answered').toBe(
+        true,
+      )
+      expect(refusedBeforeAnswer, 'still accepting until the in-flight request was answered').toBe(
+        true,
+      )
+      expect(response.status).toBe(200)
+      expect(await response.json()).toMatchObject({ result: { data: { sleptMs: SLOW_MS } } })
+      expect(await instance.exited).toBe(0)
+      expect(instance.count('lease revoked, record removed')).toBe(1)
+      expect(instance.count('drained in-flight requests')).toBe(1)
+    })
+  }
+
+  it('stop while 300 mutations are in flight on the stream: goaway sent, the draining instance served some, every mutation answered exactly once, none failed', async () => {
+    // One instance stays, one drains: the calls the draining one stops taking go to the other.
+    const staying = await startKitchen()
+    const draining = await startKitchen()
+    try {
+      await withDependencies(cluster.etcd.endpoint, NAMESPACE, ['kitchen'], async (deps) => {
+        const client = deps.clients.get('kitchen')!
+        const resolver = deps.resolvers.get('kitchen')!
+        await waitFor('both kitchens listed', () => resolver.endpoints.length === 2, 10_000)
+        await client.call('echo', { text: 'warm' })
+        // A stream client of the test's own on the draining instance: it must be told goaway.
+        const watcher = await RawStream.open(draining.instance.url)
+        // Both instances run in this process and share the kitchen's running total.
+        const before = ((await client.call('tally', { n: 0 })) as { total: number }).total
+        // Slow queries keep the stream busy while the instance drains; mutations go to whichever
+        // instance the balancer picks: both are fine as long as none fails.
+        const slow = Array.from({ length: 20 }, () => client.call('sleep', { ms: 300 }))
+        const mutations = Array.from({ length: 300 }, () => client.call('tally', { n: 1 }))
+        const stopping = draining.stop()
+        // A stream client is told to stop sending; with nothing in flight it closes (else the
+        // drain would wait for it until its timeout).
+        const goneAway = await waitFor(
+          'a goaway on the test stream',
+          () => watcher.goneAway,
+          10_000,
+        )
+          .then(() => true)
+          .finally(() => watcher.socket.end())
+        const results = await Promise.allSettled([...slow, ...mutations])
+        await stopping
+        const failed = results.filter((result) => result.status === 'rejected')
+        expect(failed.map((result) => String((result as PromiseRejectedResult).reason))).toEqual([])
+        const answers = results
+          .slice(slow.length)
+          .map(
+            (result) =>
+              (result as PromiseFulfilledResult<{ total: number; instance: string }>).value,
+          )
+        // Exactly once: 300 distinct running totals, and the total grew by exactly 300.
+        expect(new Set(answers.map((answer) => answer.total)).size).toBe(300)
+        const after = ((await client.call('tally', { n: 0 })) as { total: number }).total
+        expect(after).toBe(before + 300)
+        // The fault happened: calls were in flight to the instance that drained.
+        const byDraining = answers.filter((answer) => answer.instance === draining.instance.id)
+        expect(byDraining.length).toBeGreaterThan(0)
+        expect(goneAway).toBe(true)
+      })
+    } finally {
+      await draining.stop()
+      await staying.stop()
+    }
+  })
+})

@@ -1,0 +1,201 @@
+import { once } from 'node:events'
+import { connect } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import type { RunningInstance } from '../../framework/runtime/boot.js'
+import cache from '../../services/cache/index.js'
+import { faultRow } from '../support/fault-summary.js'
+import { startInProcess } from '../support/in-process.js'
+
+let etcd: EtcdServer
+let running: RunningInstance
+let url: string
+
+beforeAll(async () => {
+  etcd = await EtcdServer.start()
+  running = await startInProcess(cache, etcd.endpoint, 'bad-input')
+  url = running.instance.url
+})
+
+afterAll(async () => {
+  await running?.stop()
+  await etcd?.dispose()
+})
+
+const query = (path: string, input: unknown) =>
+  fetch(`${url}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`)
+const mutate = (path: string, body: string) =>
+  fetch(`${url}/trpc/${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  })
+
+/** A small seeded generator (mulberry32): the fuzz inputs are the same on every run. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** A random JSON value: wrong types, nesting up to `depth`, long strings, odd numbers. */
+function randomValue(random: () => number, depth: number): unknown {
+  const pick = Math.floor(random() * (depth > 0 ? 9 : 6))
+  switch (pick) {
+    case 0:
+      return null
+    case 1:
+      return random() < 0.5
+    case 2:
+      return [0, -1, 1e308, -0, 2 ** 53 + 1, 3.14][Math.floor(random() * 6)]
+    case 3:
+      return 'x'.repeat(Math.floor(random() * 300))
+    case 4:
+      return '\u0000\ud800<script>'.slice(0, Math.floor(random() * 14))
+    case 5:
+      return ''
+    case 6:
+      return Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth - 1))
+    default: {
+      const keys = ['key', 'value', '__proto__', 'constructor', 'k'.repeat(40)]
+      return Object.fromEntries(
+        keys
+          .filter(() => random() < 0.5)
+          .map((key) => [key, randomValue(random, depth - 1)] as const),
+      )
+    }
+  }
+}
+
+describe('fuzzed and garbage input', () => {
+  it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body, per batch item too', async () => {
+    const row = faultRow('bad input: 403 fuzzed requests (tRPC adapter, fast path, batches)')
+    const random = seeded(20261126)
+    const statuses = new Map<number, number>()
+    const itemStatuses = new Map<number, number>()
+    const unexpected: string[] = []
+    const count = (map: Map<number, number>, status: number) =>
+      map.set(status, (map.get(status) ?? 0) + 1)
+    const check = async (label: string, response: Response, batchOf?: number) => {
+      count(statuses, response.status)
+      const text = await response.text()
+      if (response.status >= 500 || (response.status !== 200 && !text.includes('message'))) {
+        unexpected.push(`${label} → ${response.status} ${text.slice(0, 200)}`)
+      }
+      if (batchOf === undefined || response.status !== 200) return
+      // A batch answered 200: one `[index, status, body]` line per item, and each item must hold
+      // to the same rule as a request of its own.
+      const lines = text.split('\n').filter((line) => line !== '')
+      const answered = new Set<number>()
+      for (const line of lines) {
+        const [index, status, body] = JSON.parse(line) as [number, number, { error?: unknown }]
+        answered.add(index)
+        count(itemStatuses, status)
+        if (status >= 500 || (status !== 200 && !JSON.stringify(body).includes('message'))) {
+          unexpected.push(`${label} item ${index} → ${status} ${line.slice(0, 200)}`)
+        }
+      }
+      if (answered.size !== batchOf || lines.length !== batchOf) {
+        unexpected.push(
+          `${label} → ${lines.length} answers for ${batchOf} items: ${text.slice(0, 200)}`,
+        )
+      }
+    }
+    for (let i = 0; i < 100; i++) {
+      const input = randomValue(random, 6)
+      const body = JSON.stringify(input) ?? 'null'
+      await check(`/trpc/set ${body.slice(0, 80)}`, await mutate('set', body))
+      await check(`/trpc/get ${body.slice(0, 80)}`, await query('get', input))
+      await check(
+        `/_rpc/set ${body.slice(0, 80)}`,
+        await fetch(`${url}/_rpc/set`, { method: 'POST', body }),
+      )
+      // A batch whose items are themselves random: a wrong shape anywhere → 400 for the batch,
+      // well-formed items with bad input → each item its own 400.
+      const items = Array.from({ length: 1 + Math.floor(random() * 3) }, () =>
+        random() < 0.5
+          ? ['set', 'mutation', randomValue(random, 3), 1_000]
+          : randomValue(random, 2),
+      )
+      await check(
+        `/_rpc/_batch ${JSON.stringify(items).slice(0, 80)}`,
+        await fetch(`${url}/_rpc/_batch`, { method: 'POST', body: JSON.stringify(items) }),
+        items.length,
+      )
+    }
+    // Bytes that are not JSON at all.
+    const bytes = Buffer.from(Array.from({ length: 2048 }, () => Math.floor(random() * 256)))
+    for (const path of ['/trpc/set', '/_rpc/set', '/_rpc/_batch']) {
+      await check(
+        `${path} random bytes`,
+        await fetch(`${url}${path}`, { method: 'POST', body: bytes }),
+      )
+    }
+    const healthz = (await fetch(`${url}/healthz`)).status
+    const tally = (map: Map<number, number>) =>
+      [...map].map(([status, n]) => `${status}×${n}`).join(', ')
+    row.measured({
+      calls: [...statuses.values()].reduce((a, b) => a + b, 0),
+      failed: unexpected.length,
+      instances: 1,
+      lost: healthz === 200 ? 0 : 1,
+      note: `statuses ${tally(statuses)}; batch items ${tally(itemStatuses)}; /healthz ${healthz} after`,
+    })
+    expect(unexpected).toEqual([])
+    expect([...itemStatuses.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    expect(healthz).toBe(200)
+    row.passed()
+  })
+
+  it('garbage bytes on the raw port: the connection is closed, the service is unaffected', async () => {
+    const row = faultRow('garbage bytes on a service port (5 connections)')
+    const { port } = new URL(url)
+    const random = seeded(7)
+    const payloads = [
+      Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256))),
+      Buffer.from('GARBAGE / NONSENSE\r\n\r\n'),
+      Buffer.from(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: ${'a'.repeat(128 * 1024)}\r\n\r\n`),
+      Buffer.from('POST /_rpc/set HTTP/1.1\r\nContent-Length: -5\r\n\r\n'),
+      Buffer.from('POST /_rpc/_batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'),
+    ]
+    const answers: string[] = []
+    const wrong: string[] = []
+    for (const payload of payloads) {
+      const socket = connect(Number(port), '127.0.0.1')
+      let received = ''
+      socket.on('data', (chunk) => {
+        received += chunk.toString('latin1')
+      })
+      socket.on('error', () => undefined)
+      socket.write(payload)
+      const closed = await Promise.race([
+        once(socket, 'close').then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+      ])
+      socket.destroy()
+      const head = received.split('\r\n')[0] ?? ''
+      answers.push(head)
+      const what = payload.subarray(0, 40).toString('latin1')
+      if (!closed) wrong.push(`connection left open after ${what}`)
+      if (/^HTTP\/1\.1 (200|5\d\d)/.test(received)) wrong.push(`${head} to ${what}`)
+    }
+    const healthz = (await fetch(`${url}/healthz`)).status
+    const after = (await query('get', { key: 'after-garbage' })).status
+    row.measured({
+      calls: payloads.length,
+      failed: wrong.length,
+      instances: 1,
+      lost: healthz === 200 && after === 200 ? 0 : 1,
+      note: `answers: ${answers.map((line) => line || '(closed)').join('; ')}; then /healthz ${healthz}, a call ${after}`,
+    })
+    expect(wrong).toEqual([])
+    expect(healthz).toBe(200)
+    expect(after).toBe(200)
+    row.passed()
+  })
+})
