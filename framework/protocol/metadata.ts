@@ -53,6 +53,11 @@ const METADATA_KEYS: ReadonlyMap<string, MetadataKey> = new Map([
   ],
 ])
 
+/** Whether `value` may travel as a request id (what a gateway accepts from a client). */
+export function isRequestId(value: string): boolean {
+  return METADATA_KEYS.get(REQUEST_ID_KEY)!.pattern.test(value)
+}
+
 /** Most entries in one call's metadata object (unknown keys included). */
 export const MAX_METADATA_ENTRIES = 16
 /** Most bytes of one call's metadata, keys and values added up (unknown keys included). */

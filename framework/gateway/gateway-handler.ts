@@ -1,0 +1,387 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import type { Dependencies } from '../client/dependencies.js'
+import type { FrameworkErrorCode } from '../internal/errors.js'
+import {
+  CALLER_KEY,
+  type CallMetadata,
+  encodeCaller,
+  isRequestId,
+  REQUEST_ID_KEY,
+} from '../protocol/metadata.js'
+import { describeInputIssues } from '../service/errors.js'
+import { type CallAnswer, callFailure, refusal, success } from './answers.js'
+import { corsHeaders, preflightHeaders } from './cors.js'
+import type { GatewayDefinition, GatewayRequest } from './define-gateway.js'
+import type { ExposedProcedure, ExposedProcedures } from './exposed-procedures.js'
+import { isJsonBody, parseJson, readBody } from './http-body.js'
+import { inputIssues } from './input-check.js'
+import { TokenBuckets } from './rate-limit.js'
+import { type GatewayRoute, parseRoute } from './routes.js'
+
+export interface GatewayHandlerOptions {
+  procedures: ExposedProcedures
+  definition: GatewayDefinition
+  /** Clients of every exposing role: the same resolvers, balancers and retries as `ctx.deps`. */
+  dependencies: Dependencies
+  /** The OpenAPI document, as served. */
+  openapiJson: string
+  log: Logger
+}
+
+type Headers = Record<string, string>
+type CallsRoute = Extract<GatewayRoute, { kind: 'trpc' | 'api' }>
+
+/** A refusal of the whole request (before any call): its answer, and whether to close. */
+class WholeRefusal {
+  constructor(
+    readonly answer: CallAnswer,
+    readonly headers: Headers = {},
+    readonly close = false,
+  ) {}
+}
+
+const JSON_TYPE = 'application/json'
+
+/**
+ * The gateway's request handler: `/trpc` (tRPC's HTTP protocol, batches included), `/api`
+ * (plain JSON), `/openapi.json`, `/healthz`, `/readyz`. Every call it forwards goes through the
+ * clients `ctx.deps` uses; everything refused is answered in tRPC's error shape and forwarded
+ * nowhere. It keeps no state between requests but the rate limit's buckets.
+ */
+export class GatewayHandler {
+  /** Requests being answered. */
+  inflight = 0
+  /** Draining (SIGTERM): requests still served, each answer closes its connection. */
+  draining = false
+  readonly #options: GatewayHandlerOptions
+  readonly #buckets: TokenBuckets
+
+  constructor(options: GatewayHandlerOptions) {
+    this.#options = options
+    const { burst, perSecond } = options.definition.rateLimit
+    this.#buckets = new TokenBuckets(burst, perSecond)
+  }
+
+  /** Every exposing role has been listed in the phone book, and not draining. */
+  get ready(): boolean {
+    if (this.draining) return false
+    for (const resolver of this.#options.dependencies.resolvers.values()) {
+      if (!resolver.listed) return false
+    }
+    return true
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.inflight++
+    res.once('close', () => {
+      this.inflight--
+    })
+    this.#serve(req, res).catch((err: unknown) => {
+      this.#options.log.error({ err }, 'gateway request failed')
+      if (!res.headersSent) {
+        this.#send(res, { 'x-request-id': randomUUID() }, internalError())
+      } else res.destroy()
+    })
+  }
+
+  async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { definition } = this.#options
+    const sent = req.headers[REQUEST_ID_KEY]
+    const requestId = typeof sent === 'string' && isRequestId(sent) ? sent : randomUUID()
+    const headers: Headers = { 'x-request-id': requestId }
+    if (this.draining) headers.connection = 'close'
+    if (sent !== undefined && requestId !== sent) {
+      return this.#send(
+        res,
+        headers,
+        refusal(
+          'BAD_REQUEST',
+          `header ${REQUEST_ID_KEY} is invalid: send 1-128 visible ASCII characters (a UUID), or none and the gateway makes one`,
+          undefined,
+        ),
+      )
+    }
+    if (req.method === 'OPTIONS') {
+      const preflight = preflightHeaders(definition.cors, req.headers)
+      if (preflight === 'refused') return this.#send(res, headers, originRefused(req))
+      res.writeHead(204, { ...headers, ...preflight, 'content-length': '0' })
+      res.end()
+      return
+    }
+    const cors = corsHeaders(definition.cors, req.headers)
+    if (cors === 'refused') return this.#send(res, headers, originRefused(req))
+    if (cors) Object.assign(headers, cors)
+
+    const route = parseRoute(req.url ?? '/')
+    switch (route.kind) {
+      case 'healthz':
+        return this.#sendJson(res, headers, 200, '{"status":"alive"}')
+      case 'readyz':
+        return this.ready
+          ? this.#sendJson(res, headers, 200, '{"status":"ready"}')
+          : this.#sendJson(res, headers, 503, '{"status":"not ready"}')
+      case 'openapi':
+        return this.#sendJson(res, headers, 200, this.#options.openapiJson)
+      case 'malformed':
+        return this.#send(res, headers, refusal('BAD_REQUEST', route.message, undefined))
+      case 'unknown':
+        return this.#send(res, headers, notExposed(route.name))
+      default:
+        return this.#serveCalls(req, res, route, headers, requestId)
+    }
+  }
+
+  async #serveCalls(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: CallsRoute,
+    headers: Headers,
+    requestId: string,
+  ): Promise<void> {
+    const { procedures, definition } = this.#options
+    const names = route.kind === 'trpc' ? route.names : [route.name]
+    const found = names.map((name) => procedures.get(name))
+    const answerAll = (answers: CallAnswer[]) => this.#answer(res, headers, route, answers)
+    try {
+      if (req.method !== 'GET' && req.method !== 'POST') {
+        throw new WholeRefusal(
+          refusal('METHOD_NOT_SUPPORTED', 'use GET for queries and POST for mutations', undefined),
+          { allow: 'GET, POST' },
+        )
+      }
+      if (names.length > definition.limits.maxBatch) {
+        throw new WholeRefusal(
+          refusal(
+            'PAYLOAD_TOO_LARGE',
+            `a batch of ${names.length} calls is over the gateway's limit of ${definition.limits.maxBatch}; send smaller batches`,
+            undefined,
+          ),
+        )
+      }
+      if (req.headers['trpc-accept'] === 'application/jsonl') {
+        throw new WholeRefusal(
+          refusal(
+            'BAD_REQUEST',
+            'this gateway does not stream answers: use httpBatchLink or httpLink, not httpBatchStreamLink',
+            undefined,
+          ),
+        )
+      }
+      // Nothing here to forward: answer without asking anyone (authenticate, the rate limit).
+      if (found.every((procedure) => procedure === undefined)) {
+        req.resume()
+        return answerAll(names.map((name) => notExposed(name)))
+      }
+      const gatewayRequest = this.#requestView(req, names)
+      this.#limitRate(gatewayRequest, names.length)
+      const inputs = await this.#inputs(req, route, names.length)
+      const metadata = await this.#metadata(gatewayRequest, requestId)
+      const answers = await Promise.all(
+        found.map((procedure, index) =>
+          procedure === undefined
+            ? notExposed(names[index]!)
+            : this.#call(procedure, req.method === 'POST', route.kind, inputs[index], metadata),
+        ),
+      )
+      return answerAll(answers)
+    } catch (err) {
+      if (!(err instanceof WholeRefusal)) throw err
+      if (err.close) headers.connection = 'close'
+      Object.assign(headers, err.headers)
+      return this.#send(res, headers, err.answer)
+    }
+  }
+
+  /** One call: method and input checked at the edge, then forwarded through the role's client. */
+  async #call(
+    procedure: ExposedProcedure,
+    posted: boolean,
+    form: 'trpc' | 'api',
+    input: unknown,
+    metadata: CallMetadata,
+  ): Promise<CallAnswer> {
+    const { name } = procedure
+    // tRPC: queries GET, mutations POST. Plain JSON: queries also POST (inputs too long for a URL).
+    if (procedure.kind === 'mutation' ? !posted : posted && form === 'trpc') {
+      return refusal(
+        'METHOD_NOT_SUPPORTED',
+        `${name} is a ${procedure.kind}: send it with ${procedure.kind === 'query' ? 'GET' : 'POST'}`,
+        name,
+      )
+    }
+    const issues = await inputIssues(procedure.inputs, input)
+    if (issues) return refusal('BAD_REQUEST', describeInputIssues(issues), name, { issues })
+    const client = this.#options.dependencies.clients.get(procedure.role)
+    if (!client) return notExposed(name)
+    try {
+      return success(await client.call(procedure.path, input, undefined, undefined, metadata))
+    } catch (err) {
+      return callFailure(err, name, procedure.role, this.#options.log)
+    }
+  }
+
+  #requestView(req: IncomingMessage, names: readonly string[]): GatewayRequest {
+    return {
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: req.headers,
+      ip: req.socket.remoteAddress ?? '',
+      calls: names,
+    }
+  }
+
+  /** Takes a token per call from the client's bucket, or refuses with 429 and Retry-After. */
+  #limitRate(request: GatewayRequest, calls: number): void {
+    const { rateLimit } = this.#options.definition
+    if (rateLimit.burst === Number.POSITIVE_INFINITY) return
+    const key = rateLimit.key ? rateLimit.key(request) : request.ip
+    const waitMs = this.#buckets.take(key, calls, Date.now())
+    if (waitMs === 0) return
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000))
+    throw new WholeRefusal(
+      refusal(
+        'TOO_MANY_REQUESTS',
+        `rate limit: at most ${rateLimit.burst} calls at once and ${rateLimit.perSecond}/s per client; retry after ${seconds} s`,
+        undefined,
+        { frameworkCode: 'FRAMEWORK_ERR_RATE_LIMITED' },
+      ),
+      { 'retry-after': String(seconds) },
+    )
+  }
+
+  /** Each call's input: from `?input=` (GET) or the JSON body (POST); a batch's by position. */
+  async #inputs(req: IncomingMessage, route: CallsRoute, count: number): Promise<unknown[]> {
+    let text: string | null
+    if (req.method === 'POST') {
+      const body = await readBody(req, this.#options.definition.limits.maxBodyBytes)
+      if (body === 'too-large') {
+        throw new WholeRefusal(
+          refusal(
+            'PAYLOAD_TOO_LARGE',
+            `request body is over the gateway's limit of ${this.#options.definition.limits.maxBodyBytes} bytes; send less`,
+            undefined,
+          ),
+          {},
+          true,
+        )
+      }
+      if (body !== '' && !isJsonBody(req)) {
+        throw new WholeRefusal(
+          refusal(
+            'UNSUPPORTED_MEDIA_TYPE',
+            `send the input as JSON with content-type: ${JSON_TYPE}`,
+            undefined,
+          ),
+        )
+      }
+      text = body === '' ? null : body
+    } else {
+      text = route.params.get('input')
+    }
+    if (text === null) return new Array(count).fill(undefined)
+    const parsed = parseJson(text)
+    if ('error' in parsed) {
+      throw new WholeRefusal(
+        refusal(
+          'BAD_REQUEST',
+          `request input is not valid JSON (${parsed.error}); send a JSON body or ?input=<url-encoded JSON>`,
+          undefined,
+        ),
+      )
+    }
+    if (!(route.kind === 'trpc' && route.batch)) return [parsed.value]
+    const byIndex = parsed.value
+    if (typeof byIndex !== 'object' || byIndex === null) {
+      throw new WholeRefusal(
+        refusal(
+          'BAD_REQUEST',
+          'a batch input is a JSON object of inputs by call index: {"0": <input>, "1": <input>}',
+          undefined,
+        ),
+      )
+    }
+    return Array.from({ length: count }, (_, index) =>
+      Object.hasOwn(byIndex, index) ? (byIndex as Record<number, unknown>)[index] : undefined,
+    )
+  }
+
+  /** What the calls carry: the request id, and the caller `authenticate` names (401 if it throws). */
+  async #metadata(request: GatewayRequest, requestId: string): Promise<CallMetadata> {
+    const { authenticate } = this.#options.definition
+    if (!authenticate) return { [REQUEST_ID_KEY]: requestId }
+    let caller: unknown
+    try {
+      caller = await authenticate(request)
+    } catch (err) {
+      throw new WholeRefusal(
+        refusal(
+          'UNAUTHORIZED',
+          err instanceof Error && err.message ? err.message : 'not authenticated',
+          undefined,
+          { frameworkCode: 'FRAMEWORK_ERR_UNAUTHENTICATED' },
+        ),
+      )
+    }
+    if (caller === undefined) return { [REQUEST_ID_KEY]: requestId }
+    const encoded = encodeCaller(caller)
+    if (typeof encoded !== 'string') {
+      this.#options.log.error(
+        { problem: encoded.error },
+        'gateway authenticate returned a principal that cannot travel as ctx.caller',
+      )
+      throw new WholeRefusal(internalError())
+    }
+    return { [REQUEST_ID_KEY]: requestId, [CALLER_KEY]: encoded }
+  }
+
+  #answer(res: ServerResponse, headers: Headers, route: CallsRoute, answers: CallAnswer[]): void {
+    if (route.kind === 'trpc' && route.batch) {
+      const status = answers.every((answer) => answer.status === answers[0]!.status)
+        ? answers[0]!.status
+        : 207
+      this.#sendJson(res, headers, status, JSON.stringify(answers.map((answer) => answer.body)))
+    } else if (route.kind === 'api' && 'result' in answers[0]!.body) {
+      this.#sendJson(res, headers, 200, JSON.stringify(answers[0]!.body.result.data ?? null))
+    } else {
+      this.#send(res, headers, answers[0]!)
+    }
+  }
+
+  #send(res: ServerResponse, headers: Headers, answer: CallAnswer): void {
+    this.#sendJson(res, headers, answer.status, JSON.stringify(answer.body))
+  }
+
+  #sendJson(res: ServerResponse, headers: Headers, status: number, text: string): void {
+    res.writeHead(status, {
+      ...headers,
+      'content-type': JSON_TYPE,
+      'content-length': String(Buffer.byteLength(text)),
+    })
+    res.end(text)
+  }
+}
+
+function notExposed(name: string | undefined): CallAnswer {
+  const shown = name === undefined ? 'this path' : JSON.stringify(name.slice(0, 200))
+  return refusal(
+    'NOT_FOUND',
+    `${shown} is not an exposed procedure: use /trpc/<role>.<path> or /api/<role>/<path> of one (GET /openapi.json lists them)`,
+    undefined,
+    { frameworkCode: 'FRAMEWORK_ERR_NOT_EXPOSED' satisfies FrameworkErrorCode },
+  )
+}
+
+function originRefused(req: IncomingMessage): CallAnswer {
+  return refusal(
+    'FORBIDDEN',
+    `origin ${JSON.stringify(String(req.headers.origin ?? '').slice(0, 200))} is not allowed: add it to cors.origins in gateway.ts`,
+    undefined,
+    { frameworkCode: 'FRAMEWORK_ERR_ORIGIN_REFUSED' },
+  )
+}
+
+function internalError(): CallAnswer {
+  return refusal('INTERNAL_SERVER_ERROR', 'the gateway failed on this request', undefined)
+}
