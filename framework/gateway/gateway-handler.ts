@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Dependencies } from '../client/dependencies.js'
 import type { FrameworkErrorCode } from '../internal/errors.js'
@@ -84,6 +85,30 @@ export class GatewayHandler {
         this.#send(res, { 'x-request-id': randomUUID() }, internalError())
       } else res.destroy()
     })
+  }
+
+  /**
+   * The HTTP parser refused a request (a head over the limit: 431; anything unreadable: 400):
+   * answered in tRPC's error shape too, then the connection is closed.
+   */
+  readonly clientError = (err: Error & { code?: string }, socket: Duplex): void => {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy()
+      return
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+    const answer = tooLarge
+      ? refusal(
+          'BAD_REQUEST',
+          `the request line and headers are over the gateway's limit of ${this.#options.definition.limits.maxHeaderBytes} bytes; send less (a long ?input= goes in a POST body instead)`,
+          undefined,
+          { status: 431 },
+        )
+      : refusal('BAD_REQUEST', 'the request is not readable HTTP/1.1', undefined)
+    const text = JSON.stringify(answer.body)
+    socket.end(
+      `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nconnection: close\r\ncontent-type: ${JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    )
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -95,6 +95,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     log,
   })
   const server = createServer({ maxHeaderSize: gateway.limits.maxHeaderBytes }, handler.handle)
+  server.on('clientError', handler.clientError)
   let address: AddressInfo
   try {
     address = await new Promise<AddressInfo>((resolve, reject) => {

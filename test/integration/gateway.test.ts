@@ -1,4 +1,3 @@
-import { request as rawRequest } from 'node:http'
 import { validate } from '@readme/openapi-parser'
 import { createTRPCClient, httpBatchLink, httpLink, TRPCClientError } from '@trpc/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,6 +6,7 @@ import { defineGateway, type GatewayRouter } from '../../framework/index.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import { back, front, type ghost, served, startTestGateway } from '../support/gateway-services.js'
 import { startInProcess } from '../support/in-process.js'
+import { raw } from '../support/raw-request.js'
 import { waitFor } from '../support/wait.js'
 
 type AppRouter = GatewayRouter<{
@@ -71,39 +71,6 @@ const input = (value: unknown) => encodeURIComponent(JSON.stringify(value))
 
 async function json(response: Response): Promise<ErrorBody & { result?: { data: unknown } }> {
   return (await response.json()) as ErrorBody & { result?: { data: unknown } }
-}
-
-/** A request exactly as written (fetch would normalise `..` and encoded slashes away). */
-function raw(
-  url: string,
-  method: string,
-  path: string,
-  body?: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve, reject) => {
-    const req = rawRequest(
-      {
-        host: hostname,
-        port,
-        method,
-        path,
-        headers: body ? { 'content-type': 'application/json', ...headers } : headers,
-      },
-      (res) => {
-        let text = ''
-        res.on('data', (chunk: Buffer) => {
-          text += chunk.toString()
-        })
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }),
-        )
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
-  })
 }
 
 describe('tRPC clients through the gateway', () => {
@@ -421,6 +388,9 @@ describe('bad input is refused at the edge, nothing forwarded', () => {
         `/trpc/gw-front.echo?input=${input({ text: 'x'.repeat(5000) })}`,
       )
       expect(bigHead.status).toBe(431)
+      expect(JSON.parse(bigHead.body)).toMatchObject({
+        error: { data: { code: 'BAD_REQUEST', httpStatus: 431 } },
+      })
       expect(served).toEqual(before)
       const healthy = await fetch(
         `${url}/trpc/gw-front.echo?input=${input({ text: 'still here' })}`,
