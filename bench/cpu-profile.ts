@@ -12,10 +12,24 @@ interface CpuProfile {
   timeDeltas: number[]
 }
 
-/** Where a sampled function lives, by its script URL (first match wins). */
+/** Categories left out of the busy time: waiting, and loading modules at startup. */
+const NOT_BUSY = new Set(['idle', 'startup (module loading, tsx)'])
+
+/** Where a sampled function lives, by its name and script URL (first match wins). */
 const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
   ['idle', (f) => f.functionName === '(idle)'],
+  [
+    'startup (module loading, tsx)',
+    (f) =>
+      /node:internal\/(modules|source_map|deps\/cjs-module-lexer)|\/node_modules\/(tsx|esbuild|protobufjs|@grpc)\//.test(
+        f.url,
+      ),
+  ],
   ['garbage collection', (f) => f.functionName === '(garbage collector)'],
+  [
+    'socket writes (writev, write*String: syscalls)',
+    (f) => f.url === '' && /^(writev|write\w*String|writeBuffer)$/.test(f.functionName),
+  ],
   [
     'framework gateway (routing, edge checks, answers)',
     (f) => f.url.includes('/framework/gateway/'),
@@ -27,17 +41,20 @@ const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
   ['zod (input check at the edge)', (f) => f.url.includes('/node_modules/zod/')],
   ['node http server (parse, respond)', (f) => /node:(_http|internal\/http|http)/.test(f.url)],
   [
-    'node net, streams, timers',
+    'node net, streams, events, timers, ticks',
     (f) =>
-      /node:(net|internal\/(stream|streams|timers|net|process|async_hooks)|stream|events|timers|internal\/event)/.test(
+      /node:(net|stream|events|timers|internal\/(stream|streams|timers|net|process|async_hooks|event))/.test(
         f.url,
-      ),
+      ) || f.functionName === 'runMicrotasks',
   ],
   ['JSON parse / stringify', (f) => f.url === '' && /^(parse|stringify)$/.test(f.functionName)],
-  ['V8 / native (program)', (f) => f.functionName === '(program)' || f.url === ''],
+  ['V8 / other native', (f) => f.url === ''],
 ]
 
-/** Self time of a `--cpu-prof` profile by category: ms and share of the busy (non-idle) time. */
+/**
+ * Self time of a `--cpu-prof` profile by category: ms, and share of the busy time (not idle,
+ * not module loading at startup).
+ */
 export function profileBreakdown(
   profile: CpuProfile,
 ): { category: string; ms: number; busyShare: number }[] {
@@ -57,7 +74,7 @@ export function profileBreakdown(
     .map(([category, ms]) => ({
       category,
       ms: Math.round(ms),
-      busyShare: category === 'idle' ? Number.NaN : ms / busy,
+      busyShare: NOT_BUSY.has(category) ? Number.NaN : ms / busy,
     }))
     .sort((a, b) => b.ms - a.ms)
 }
