@@ -236,7 +236,13 @@ export class GatewayHandler {
         name,
       )
     }
-    const issues = await inputIssues(procedure.inputs, input)
+    let issues: Awaited<ReturnType<typeof inputIssues>>
+    try {
+      issues = await inputIssues(procedure.inputs, input)
+    } catch (err) {
+      // A schema that throws (a refinement's bug) throws in the service too: it answers that.
+      this.#options.log.warn({ err, call: name }, 'input schema threw at the edge')
+    }
     if (issues) return refusal('BAD_REQUEST', describeInputIssues(issues), name, { issues })
     const client = this.#options.dependencies.clients.get(procedure.role)
     if (!client) return notExposed(name)
