@@ -199,17 +199,18 @@ export class GatewayHandler {
         req.resume()
         return answerAll(names.map((name) => notExposed(name)))
       }
-      const gatewayRequest = this.#requestView(req, names)
-      this.#limitRate(gatewayRequest, names.length)
+      const view = () => this.#requestView(req, names)
+      this.#limitRate(view, names.length)
       const inputs = await this.#inputs(req, route, names.length)
-      const metadata = await this.#metadata(gatewayRequest, requestId)
-      const answers = await Promise.all(
-        found.map((procedure, index) =>
-          procedure === undefined
-            ? notExposed(names[index]!)
-            : this.#call(procedure, req.method === 'POST', route.kind, inputs[index], metadata),
-        ),
-      )
+      const metadata = await this.#metadata(view, requestId)
+      const posted = req.method === 'POST'
+      const callOne = (procedure: ExposedProcedure | undefined, index: number) =>
+        procedure === undefined
+          ? notExposed(names[index]!)
+          : this.#call(procedure, posted, route.kind, inputs[index], metadata)
+      // One call (the common case) needs no Promise.all.
+      const answers =
+        found.length === 1 ? [await callOne(found[0], 0)] : await Promise.all(found.map(callOne))
       return answerAll(answers)
     } catch (err) {
       if (!(err instanceof WholeRefusal)) throw err
@@ -264,9 +265,10 @@ export class GatewayHandler {
   }
 
   /** Takes a token per call from the client's bucket, or refuses with 429 and Retry-After. */
-  #limitRate(request: GatewayRequest, calls: number): void {
+  #limitRate(view: () => GatewayRequest, calls: number): void {
     const { rateLimit } = this.#options.definition
     if (rateLimit.burst === Number.POSITIVE_INFINITY) return
+    const request = view()
     const key = rateLimit.key ? rateLimit.key(request) : request.ip
     const waitMs = this.#buckets.take(key, calls, Date.now())
     if (waitMs === 0) return
@@ -339,12 +341,12 @@ export class GatewayHandler {
   }
 
   /** What the calls carry: the request id, and the caller `authenticate` names (401 if it throws). */
-  async #metadata(request: GatewayRequest, requestId: string): Promise<CallMetadata> {
+  async #metadata(view: () => GatewayRequest, requestId: string): Promise<CallMetadata> {
     const { authenticate } = this.#options.definition
     if (!authenticate) return { [REQUEST_ID_KEY]: requestId }
     let caller: unknown
     try {
-      caller = await authenticate(request)
+      caller = await authenticate(view())
     } catch (err) {
       throw new WholeRefusal(
         refusal(
@@ -381,7 +383,13 @@ export class GatewayHandler {
   }
 
   #send(res: ServerResponse, headers: Headers, answer: CallAnswer): void {
-    this.#sendJson(res, headers, answer.status, JSON.stringify(answer.body))
+    const { body } = answer
+    // A success is a template around its data: no wrapper objects to walk.
+    const text =
+      'result' in body && body.result.data !== undefined
+        ? `{"result":{"data":${JSON.stringify(body.result.data)}}}`
+        : JSON.stringify(body)
+    this.#sendJson(res, headers, answer.status, text)
   }
 
   #sendJson(res: ServerResponse, headers: Headers, status: number, text: string): void {
