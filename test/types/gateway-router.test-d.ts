@@ -1,7 +1,12 @@
 import { createTRPCClient, httpBatchLink } from '@trpc/client'
 import { describe, expectTypeOf, it } from 'vitest'
 import { z } from 'zod'
-import { defineService, type GatewayRouter, initService } from '../../framework/index.js'
+import {
+  defineGateway,
+  defineService,
+  type GatewayRouter,
+  initService,
+} from '../../framework/index.js'
 import type api from '../../services/api/index.js'
 import type cache from '../../services/cache/index.js'
 
@@ -62,5 +67,22 @@ describe('GatewayRouter', () => {
     defineService({ role: 'ok', router, expose: true })
     // @ts-expect-error: not a procedure of the router
     defineService({ role: 'bad', router, expose: ['pong'] })
+  })
+
+  it('types gateway.ts: the hash key function sees the role’s inputs', () => {
+    defineGateway<{ api: typeof api }>({
+      deps: {
+        api: {
+          balancer: {
+            hash: ({ path, input }) => {
+              expectTypeOf(path).toEqualTypeOf<'get' | 'put'>()
+              return input.key
+            },
+          },
+        },
+      },
+    })
+    // @ts-expect-error: not a role of the gateway's services
+    defineGateway<{ api: typeof api }>({ deps: { orders: {} } })
   })
 })
