@@ -38,6 +38,15 @@ export function httpStatusOf(code: TRPC_ERROR_CODE_KEY): number {
   return status
 }
 
+/** A refusal of the whole request before any call: its answer, headers to add, whether to close. */
+export class WholeRefusal {
+  constructor(
+    readonly answer: CallAnswer,
+    readonly headers: Record<string, string> = {},
+    readonly close = false,
+  ) {}
+}
+
 export function success(data: unknown): CallAnswer {
   return { status: 200, body: { result: { data } } }
 }

@@ -12,14 +12,17 @@ import {
   REQUEST_ID_KEY,
 } from '../protocol/metadata.js'
 import { describeInputIssues } from '../service/errors.js'
-import { type CallAnswer, callFailure, refusal, success } from './answers.js'
+import { type CallAnswer, callFailure, refusal, success, WholeRefusal } from './answers.js'
+import { readCallInputs } from './call-inputs.js'
 import { corsHeaders, preflightHeaders } from './cors.js'
 import type { GatewayDefinition, GatewayRequest } from './define-gateway.js'
 import type { ExposedProcedure, ExposedProcedures } from './exposed-procedures.js'
-import { isJsonBody, parseJson, readBody } from './http-body.js'
 import { inputIssues } from './input-check.js'
 import { TokenBuckets } from './rate-limit.js'
-import { type GatewayRoute, parseRoute } from './routes.js'
+import { type CallsRoute, parseRoute } from './routes.js'
+
+/** Response headers, lower-case names. */
+type Headers = Record<string, string>
 
 export interface GatewayHandlerOptions {
   procedures: ExposedProcedures
@@ -29,18 +32,6 @@ export interface GatewayHandlerOptions {
   /** The OpenAPI document, as served. */
   openapiJson: string
   log: Logger
-}
-
-type Headers = Record<string, string>
-type CallsRoute = Extract<GatewayRoute, { kind: 'trpc' | 'api' }>
-
-/** A refusal of the whole request (before any call): its answer, and whether to close. */
-class WholeRefusal {
-  constructor(
-    readonly answer: CallAnswer,
-    readonly headers: Headers = {},
-    readonly close = false,
-  ) {}
 }
 
 const JSON_TYPE = 'application/json'
@@ -201,7 +192,7 @@ export class GatewayHandler {
       }
       const view = () => this.#requestView(req, names)
       this.#limitRate(view, names.length)
-      const inputs = await this.#inputs(req, route, names.length)
+      const inputs = await readCallInputs(req, route, names.length, definition.limits.maxBodyBytes)
       const metadata = await this.#metadata(view, requestId)
       const posted = req.method === 'POST'
       const callOne = (procedure: ExposedProcedure | undefined, index: number) =>
@@ -281,62 +272,6 @@ export class GatewayHandler {
         { frameworkCode: 'FRAMEWORK_ERR_RATE_LIMITED' },
       ),
       { 'retry-after': String(seconds) },
-    )
-  }
-
-  /** Each call's input: from `?input=` (GET) or the JSON body (POST); a batch's by position. */
-  async #inputs(req: IncomingMessage, route: CallsRoute, count: number): Promise<unknown[]> {
-    let text: string | null
-    if (req.method === 'POST') {
-      const body = await readBody(req, this.#options.definition.limits.maxBodyBytes)
-      if (body === 'too-large') {
-        throw new WholeRefusal(
-          refusal(
-            'PAYLOAD_TOO_LARGE',
-            `request body is over the gateway's limit of ${this.#options.definition.limits.maxBodyBytes} bytes; send less`,
-            undefined,
-          ),
-          {},
-          true,
-        )
-      }
-      if (body !== '' && !isJsonBody(req)) {
-        throw new WholeRefusal(
-          refusal(
-            'UNSUPPORTED_MEDIA_TYPE',
-            `send the input as JSON with content-type: ${JSON_TYPE}`,
-            undefined,
-          ),
-        )
-      }
-      text = body === '' ? null : body
-    } else {
-      text = route.params.get('input')
-    }
-    if (text === null) return new Array(count).fill(undefined)
-    const parsed = parseJson(text)
-    if ('error' in parsed) {
-      throw new WholeRefusal(
-        refusal(
-          'BAD_REQUEST',
-          `request input is not valid JSON (${parsed.error}); send a JSON body or ?input=<url-encoded JSON>`,
-          undefined,
-        ),
-      )
-    }
-    if (!(route.kind === 'trpc' && route.batch)) return [parsed.value]
-    const byIndex = parsed.value
-    if (typeof byIndex !== 'object' || byIndex === null) {
-      throw new WholeRefusal(
-        refusal(
-          'BAD_REQUEST',
-          'a batch input is a JSON object of inputs by call index: {"0": <input>, "1": <input>}',
-          undefined,
-        ),
-      )
-    }
-    return Array.from({ length: count }, (_, index) =>
-      Object.hasOwn(byIndex, index) ? (byIndex as Record<number, unknown>)[index] : undefined,
     )
   }
 

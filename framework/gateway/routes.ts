@@ -12,6 +12,9 @@ export type GatewayRoute =
   /** A path that cannot be read (bad percent-encoding): 400. */
   | { kind: 'malformed'; message: string }
 
+/** A route that makes calls. */
+export type CallsRoute = Extract<GatewayRoute, { kind: 'trpc' | 'api' }>
+
 export const TRPC_PREFIX = '/trpc/'
 export const API_PREFIX = '/api/'
 export const OPENAPI_PATH = '/openapi.json'
