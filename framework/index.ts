@@ -10,6 +10,17 @@ export {
 export { type Connection, type ConnectOptions, connect } from './client/connect.js'
 export { ConfigError } from './config/config-error.js'
 export {
+  type CorsOptions,
+  defineGateway,
+  GatewayConfigError,
+  type GatewayDefinition,
+  type GatewayLimits,
+  type GatewayOptions,
+  type GatewayRequest,
+  type RateLimitOptions,
+} from './gateway/define-gateway.js'
+export type { GatewayRouter } from './gateway/gateway-router.js'
+export {
   ERROR_CODES,
   FrameworkError,
   type FrameworkErrorCode,
@@ -22,7 +33,7 @@ export type {
   CallsOf,
   HashBalancer,
 } from './service/balancer-spec.js'
-export type { InstanceInfo, ServiceContext } from './service/context.js'
+export type { Caller, InstanceInfo, ServiceContext } from './service/context.js'
 export {
   type AnyServiceDefinition,
   type DepOptions,
@@ -31,6 +42,7 @@ export {
   initService,
   type ServiceDefinition,
 } from './service/define-service.js'
+export type { ExposeSpec, ProcedurePaths } from './service/expose.js'
 export { InvalidRoleError } from './service/role.js'
 export type { CallOptions, RouterClient } from './service/router-client.js'
 export { ServiceDefinitionError } from './service/service-definition-error.js'

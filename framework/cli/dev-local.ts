@@ -1,6 +1,9 @@
+import { existsSync, watch } from 'node:fs'
+import { join } from 'node:path'
 import { readAppInfo } from '../config/app.js'
 import { parseEtcdEndpoints } from '../config/etcd-endpoints.js'
 import { resolveNamespace } from '../config/phone-book.js'
+import { GATEWAY_MODULE } from '../gateway/config.js'
 import { CliError } from './cli-error.js'
 import { devPlan } from './dev/plan.js'
 import { type DevInstance, Supervisor } from './dev/supervisor.js'
@@ -23,8 +26,9 @@ export interface DevOptions {
  * `framework dev` as local processes: an etcd (ETCD_ENDPOINTS if set, else one started from the
  * etcd binary), then every service × its replicas via `framework start`, and a readiness table
  * once all are registered. A change to a file a role loads (its folder, or a shared module it
- * imports) restarts that role. Ctrl-C stops everything gracefully (SIGTERM: leases revoked),
- * then etcd; nothing is left running.
+ * imports) restarts that role. When some service exposes procedures, `framework gateway` runs
+ * too (GATEWAY_PORT, default 8080), restarted with any role or when gateway.ts changes.
+ * Ctrl-C stops everything gracefully (SIGTERM: leases revoked), then etcd; nothing is left running.
  */
 export async function devLocal(options: DevOptions): Promise<number> {
   const { appRoot, env, out } = options
@@ -63,6 +67,7 @@ export async function devLocal(options: DevOptions): Promise<number> {
       say(`try: framework call ${first.role}.<procedure> '<json>'   (framework routes lists them)`)
     say('Ctrl-C stops everything')
   }
+  const exposing = plan.filter((entry) => entry.exposed > 0).map(({ role }) => role)
   const supervisor = new Supervisor({
     appRoot,
     plan,
@@ -71,8 +76,29 @@ export async function devLocal(options: DevOptions): Promise<number> {
     style,
     say,
     onAllRegistered: printSummary,
+    gateway:
+      exposing.length > 0
+        ? {
+            onListening: (url) =>
+              say(
+                `gateway at ${url} for ${exposing.join(', ')}: /trpc/<role>.<procedure>, /api/<role>/<procedure>, /openapi.json`,
+              ),
+          }
+        : undefined,
   })
   supervisor.startAll()
+  const gatewayFile = join(appRoot, GATEWAY_MODULE)
+  let gatewayTimer: NodeJS.Timeout | undefined
+  const gatewayWatcher =
+    options.watchFiles && exposing.length > 0 && existsSync(gatewayFile)
+      ? watch(gatewayFile, () => {
+          clearTimeout(gatewayTimer)
+          gatewayTimer = setTimeout(
+            () => void supervisor.restartGateway(`${GATEWAY_MODULE} changed`),
+            300,
+          )
+        })
+      : undefined
 
   // Imports are read while the instances boot; restarts are watched from then on.
   const watcher = options.watchFiles
@@ -99,6 +125,8 @@ export async function devLocal(options: DevOptions): Promise<number> {
   const stop = async (signal: string) => {
     const watching = await watcher
     watching?.close()
+    gatewayWatcher?.close()
+    clearTimeout(gatewayTimer)
     await supervisor.stop(signal)
     if (etcd) await etcd.dispose()
     say('stopped')

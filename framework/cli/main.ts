@@ -329,6 +329,19 @@ program
     await startCommand(role, flags.dir)
   })
 
+program
+  .command('gateway')
+  .description(
+    'the edge: tRPC, plain JSON and OpenAPI for exposed procedures, on GATEWAY_PORT (default 8080)',
+  )
+  .option('--config <file>', 'the gateway settings module (default: gateway.ts at the app root)')
+  .addOption(dirOption())
+  .action(async (flags: { dir: string; config?: string }) => {
+    // Loaded on demand: the other commands never load the gateway.
+    const { gatewayCommand } = await import('./gateway.js')
+    await gatewayCommand(flags.dir, flags.config)
+  })
+
 try {
   await program.parseAsync(process.argv)
 } catch (err) {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { createBalancer } from '../discovery/balancers/index.js'
 import { EtcdResolver } from '../discovery/etcd-resolver.js'
 import { sleep } from '../internal/timers.js'
+import { type CallMetadata, hasMetadata } from '../protocol/metadata.js'
 import type { DepOptions } from '../service/define-service.js'
 import { DependencyWaitError } from './call-errors.js'
 import { DEFAULT_TIMEOUT_MS, DependencyClient } from './dependency-client.js'
@@ -64,13 +65,17 @@ export class Dependencies {
     this.#shared = this.forRequest(undefined)
   }
 
-  /** `ctx.deps` for one request; calls made through it end no later than `deadline` (epoch ms). */
-  forRequest(deadline: number | undefined): Record<string, unknown> {
-    if (deadline === undefined && this.#shared) return this.#shared
+  /**
+   * `ctx.deps` for one request; calls made through it end no later than `deadline` (epoch ms) and
+   * carry `metadata` (what propagates of the request's own) to the callee.
+   */
+  forRequest(deadline: number | undefined, metadata?: CallMetadata): Record<string, unknown> {
+    const carried = hasMetadata(metadata) ? metadata : undefined
+    if (deadline === undefined && carried === undefined && this.#shared) return this.#shared
     const deps: Record<string, unknown> = {}
     for (const [role, client] of this.clients) {
       deps[role] = routerProxy((path, input, options) =>
-        client.call(path, input, options, deadline),
+        client.call(path, input, options, deadline, carried),
       )
     }
     return deps

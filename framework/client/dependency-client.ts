@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { type Balancer, BalancerKeyError } from '../discovery/balancers/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
+import type { CallMetadata } from '../protocol/metadata.js'
 import type { CallOptions } from '../service/router-client.js'
 import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
 import {
@@ -44,12 +45,16 @@ export class DependencyClient {
     return this.options.role
   }
 
-  /** Calls `path` with `input`; `parentDeadline` (epoch ms) caps the deadline, from the caller's own request. */
+  /**
+   * Calls `path` with `input`; `parentDeadline` (epoch ms) caps the deadline, from the caller's
+   * own request, and `metadata` travels with every attempt (request id, caller).
+   */
   async call(
     path: string,
     input: unknown,
     callOptions?: CallOptions,
     parentDeadline?: number,
+    metadata?: CallMetadata,
   ): Promise<unknown> {
     const { resolver, budget } = this.options
     const started = Date.now()
@@ -85,6 +90,7 @@ export class DependencyClient {
           attemptMs,
           attemptMs,
           callOptions?.signal,
+          metadata,
         )
       } catch (err) {
         if (!(err instanceof TransportError)) throw err
@@ -137,6 +143,7 @@ export class DependencyClient {
     attemptMs: number,
     remainingMs: number,
     callerSignal: AbortSignal | undefined,
+    metadata: CallMetadata | undefined,
   ): Promise<TimedAnswer> {
     endpoint.inflight++
     try {
@@ -148,6 +155,7 @@ export class DependencyClient {
         remainingMs,
         attemptMs,
         callerSignal,
+        metadata,
       )
       if (answer.status < 500) {
         endpoint.succeeded()

@@ -1,4 +1,5 @@
 import { Pool } from 'undici'
+import type { CallMetadata } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { sendBatch } from './batch-request.js'
 import type { PendingCall, TimedAnswer } from './pending-call.js'
@@ -50,9 +51,9 @@ export class HttpTransport {
   }
 
   /**
-   * Sends one call. `deadlineMs` travels to the service (its own nested calls get no longer);
-   * after `timeoutMs` the call is given up (a `timeout` TransportError, counted as sent), and
-   * when `signal` aborts, an `aborted` one.
+   * Sends one call. `deadlineMs` and `metadata` travel to the service (its own nested calls get
+   * no longer, and carry the metadata on); after `timeoutMs` the call is given up (a `timeout`
+   * TransportError, counted as sent), and when `signal` aborts, an `aborted` one.
    */
   send(
     url: string,
@@ -62,6 +63,7 @@ export class HttpTransport {
     deadlineMs: number,
     timeoutMs: number,
     signal?: AbortSignal,
+    metadata?: CallMetadata,
   ): Promise<TimedAnswer> {
     const channel = this.#channel(url)
     return new Promise<TimedAnswer>((resolve, reject) => {
@@ -83,6 +85,7 @@ export class HttpTransport {
         path,
         input,
         deadlineMs: Math.max(0, Math.floor(deadlineMs)),
+        metadata,
         settled: false,
         sentAt: undefined,
         abandoned: undefined,

@@ -1,4 +1,5 @@
 import { parseAnswer } from '../protocol/answer.js'
+import { encodeMetadata } from '../protocol/metadata.js'
 import { encodeCallFrame, serviceFrameKind } from '../protocol/stream-frames.js'
 import { inputJson, type StreamCall, StreamCalls } from './stream-calls.js'
 import { StreamSocket } from './stream-socket.js'
@@ -62,7 +63,16 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
       if (this.#socket.lastReceived < sentAt) this.#probe()
       this.#maybeEnd()
     }
-    this.#socket.send(encodeCallFrame(id, call.path, call.kind, input, call.deadlineMs))
+    this.#socket.send(
+      encodeCallFrame(
+        id,
+        call.path,
+        call.kind,
+        input,
+        call.deadlineMs,
+        encodeMetadata(call.metadata),
+      ),
+    )
   }
 
   /**

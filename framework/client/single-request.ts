@@ -17,7 +17,11 @@ export async function sendSingle(target: RequestTarget, call: PendingCall): Prom
   // No input travels as no input (not `null`, which a schema may refuse).
   const json = call.input === undefined ? undefined : inputJson(call)
   if (call.input !== undefined && json === undefined) return
-  const headers: Record<string, string> = { [DEADLINE_HEADER]: String(call.deadlineMs) }
+  // Metadata entries are header names already (protocol/metadata.ts).
+  const headers: Record<string, string> = {
+    ...call.metadata,
+    [DEADLINE_HEADER]: String(call.deadlineMs),
+  }
   if (call.kind === 'mutation') headers['content-type'] = 'application/json'
   const abort = new AbortController()
   call.abandoned = () => abort.abort()

@@ -1,3 +1,4 @@
+import type { CallMetadata } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { encodeFrameInput } from '../protocol/stream-frames.js'
 
@@ -7,6 +8,8 @@ export interface StreamCall {
   path: string
   input: unknown
   deadlineMs: number
+  /** Sent with the call (request id, caller); undefined or empty: nothing is added. */
+  metadata: CallMetadata | undefined
   settled: boolean
   /** When the call was written to a connection (performance.now()); unset while it waits for one. */
   sentAt: number | undefined

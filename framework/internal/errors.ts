@@ -14,6 +14,10 @@ export const ERROR_CODES = {
   FRAMEWORK_ERR_BAD_SERVICE: { exitCode: 2 },
   /** `defineService` got an unknown balancer name or shape in `deps`. */
   FRAMEWORK_ERR_BAD_BALANCER: { exitCode: 2 },
+  /** `defineService` got an `expose` that is not `true` or a list of its procedure paths. */
+  FRAMEWORK_ERR_BAD_EXPOSE: { exitCode: 2 },
+  /** `gateway.ts` at the app root (or `defineGateway`) is missing its export or has a bad option. */
+  FRAMEWORK_ERR_BAD_GATEWAY: { exitCode: 2 },
   /** `services/<role>/index.ts` is missing, cannot load, or is not that role's definition. */
   FRAMEWORK_ERR_SERVICE_MODULE: { exitCode: 2 },
   /** A command-line argument, flag or app layout the user fixes before running again. */
@@ -40,6 +44,14 @@ export const ERROR_CODES = {
   FRAMEWORK_ERR_BAD_HASH_KEY: { exitCode: 1, trpc: 'BAD_REQUEST' },
   /** The callee answered with an error; its own tRPC code travels on. */
   FRAMEWORK_ERR_REMOTE: { exitCode: 1 },
+  /** Gateway: the path names no procedure a service exposes (or is not a procedure path). */
+  FRAMEWORK_ERR_NOT_EXPOSED: { exitCode: 1, trpc: 'NOT_FOUND' },
+  /** Gateway: `authenticate` threw; the call went nowhere. */
+  FRAMEWORK_ERR_UNAUTHENTICATED: { exitCode: 1, trpc: 'UNAUTHORIZED' },
+  /** Gateway: the client's token bucket is empty; retry after `Retry-After` seconds. */
+  FRAMEWORK_ERR_RATE_LIMITED: { exitCode: 1, trpc: 'TOO_MANY_REQUESTS' },
+  /** Gateway: the request's `Origin` is not in the CORS allowlist. */
+  FRAMEWORK_ERR_ORIGIN_REFUSED: { exitCode: 1, trpc: 'FORBIDDEN' },
 } as const satisfies Record<string, { exitCode: 1 | 2; trpc?: TRPC_ERROR_CODE_KEY }>
 
 export type FrameworkErrorCode = keyof typeof ERROR_CODES

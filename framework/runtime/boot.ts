@@ -17,6 +17,7 @@ import { Registration } from '../registry/registration.js'
 import type { InstanceInfo } from '../service/context.js'
 import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
+import { callContextFactory, requestMetadata } from './call-context.js'
 import type { RuntimeConfig } from './config.js'
 import { createFastPathHandler } from './fast-path.js'
 import { createHttpApp } from './http-server.js'
@@ -90,18 +91,10 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
           log,
         })
       : undefined
-  const noDeps = {}
-
-  const contextFor = (deadlineMs: number | undefined) => ({
-    instance,
-    log,
-    deps: deps
-      ? deps.forRequest(deadlineMs === undefined ? undefined : Date.now() + deadlineMs)
-      : noDeps,
-  })
+  const contextFor = callContextFactory({ instance, log, deps })
   const httpApp = createHttpApp({
     router: definition.router,
-    context: (req) => contextFor(deadlineFrom(req.headers)),
+    context: (req) => contextFor(deadlineFrom(req.headers), requestMetadata(req.headers)),
     log,
     load,
     maxBodyBytes: config.maxBodyBytes,

@@ -1,5 +1,6 @@
 import { networkInterfaces } from 'node:os'
 import { ConfigError } from '../config/config-error.js'
+import { envDrainTimeoutMs, envInteger, envLogLevel } from '../config/env-values.js'
 import { resolveEtcdEndpoints, resolveNamespace } from '../config/phone-book.js'
 
 /** Everything an instance reads from its environment, validated (the phone book part by config/). */
@@ -32,25 +33,6 @@ export interface RuntimeConfig {
   portFile: string | undefined
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-
-function integer(
-  env: NodeJS.ProcessEnv,
-  variable: string,
-  fallback: number,
-  min: number,
-  max: number,
-  accepted: string,
-): number {
-  const raw = env[variable]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(variable, raw, accepted)
-  }
-  return value
-}
-
 /** The first non-internal IPv4 address of this host (a container's address), else loopback. */
 export function defaultAdvertiseHost(): string {
   for (const addresses of Object.values(networkInterfaces())) {
@@ -63,7 +45,7 @@ export function defaultAdvertiseHost(): string {
 
 export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string }): RuntimeConfig {
   const etcdEndpoints = resolveEtcdEndpoints(env)
-  const port = integer(
+  const port = envInteger(
     env,
     'PORT',
     0,
@@ -71,7 +53,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
     65535,
     'a port number 0-65535 (0 = any free port), e.g. PORT=3000',
   )
-  const ttlSeconds = integer(
+  const ttlSeconds = envInteger(
     env,
     'FRAMEWORK_TTL',
     5,
@@ -103,10 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       'a host name or IP address, e.g. ADVERTISE_HOST=127.0.0.1',
     )
   }
-  const logLevel = env.LOG_LEVEL || 'info'
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
-  }
+  const logLevel = envLogLevel(env)
   return {
     etcdEndpoints,
     port,
@@ -115,7 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
     ttlSeconds,
     advertiseUrl,
     advertiseHost,
-    loadRefreshMs: integer(
+    loadRefreshMs: envInteger(
       env,
       'FRAMEWORK_LOAD_REFRESH_MS',
       5_000,
@@ -123,15 +102,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       3_600_000,
       'milliseconds between load-figure refreshes, at least 100, e.g. FRAMEWORK_LOAD_REFRESH_MS=5000',
     ),
-    drainTimeoutMs: integer(
-      env,
-      'FRAMEWORK_DRAIN_TIMEOUT_MS',
-      10_000,
-      0,
-      3_600_000,
-      'milliseconds shutdown waits for in-flight requests, e.g. FRAMEWORK_DRAIN_TIMEOUT_MS=10000',
-    ),
-    maxBodyBytes: integer(
+    drainTimeoutMs: envDrainTimeoutMs(env),
+    maxBodyBytes: envInteger(
       env,
       'FRAMEWORK_MAX_BODY_BYTES',
       1024 * 1024,
@@ -140,7 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       'the largest request body in bytes, at least 1024, e.g. FRAMEWORK_MAX_BODY_BYTES=1048576',
     ),
     logLevel,
-    maxBatchSize: integer(
+    maxBatchSize: envInteger(
       env,
       'FRAMEWORK_MAX_BATCH',
       128,

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { encodeAnswer } from '../protocol/answer.js'
 import { parseBatch } from '../protocol/batch.js'
 import { deadlineFrom } from '../protocol/headers.js'
+import { metadataFromHeaders } from '../protocol/metadata.js'
 import { BATCH_NAME, parseRpcUrl, queryInput } from '../protocol/paths.js'
 import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
 
@@ -84,12 +85,14 @@ export function createFastPathHandler(options: FastPathOptions) {
     }
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     let pending = items.length
-    items.forEach(([path, kind, input, deadlineMs], index) => {
-      void invoker.call(path, kind, input, deadlineMs ?? undefined, index).then((outcome) => {
-        const { status, text } = encodeOutcome(invoker, outcome, path)
-        res.write(encodeAnswer(index, status, text))
-        if (--pending === 0) res.end()
-      })
+    items.forEach(([path, kind, input, deadlineMs, metadata], index) => {
+      void invoker
+        .call(path, kind, input, deadlineMs ?? undefined, index, metadata)
+        .then((outcome) => {
+          const { status, text } = encodeOutcome(invoker, outcome, path)
+          res.write(encodeAnswer(index, status, text))
+          if (--pending === 0) res.end()
+        })
     })
   }
 
@@ -100,6 +103,11 @@ export function createFastPathHandler(options: FastPathOptions) {
     query: string,
   ): Promise<void> {
     const deadlineMs = deadlineFrom(req.headers)
+    const metadata = metadataFromHeaders(req.headers)
+    if (typeof metadata === 'string') {
+      req.resume()
+      return badRequest(res, 'BAD_REQUEST', metadata, path)
+    }
     if (req.method === 'GET') {
       let input: unknown
       const raw = queryInput(query)
@@ -110,7 +118,7 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'query', input, deadlineMs, 0), path)
+      return send(res, await invoker.call(path, 'query', input, deadlineMs, 0, metadata), path)
     }
     if (req.method === 'POST') {
       const text = await readBody(req, res)
@@ -123,7 +131,7 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'mutation', input, deadlineMs, 0), path)
+      return send(res, await invoker.call(path, 'mutation', input, deadlineMs, 0, metadata), path)
     }
     send(
       res,

@@ -9,7 +9,7 @@ import type { LoadSampler } from './load.js'
 
 export interface HttpAppOptions {
   router: AnyRouter
-  /** Builds each request's `ctx`. */
+  /** Builds each request's `ctx`; throws a TRPCError for a request it refuses (bad metadata). */
   context: (req: IncomingMessage) => ServiceContext<unknown>
   log: Logger
   load: LoadSampler

@@ -1,8 +1,9 @@
 import { type AnyRouter, getTRPCErrorFromUnknown, getTRPCErrorShape, TRPCError } from '@trpc/server'
 import { getHTTPStatusCodeFromError } from '@trpc/server/http'
 import type { Logger } from 'pino'
+import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
-import type { ServiceContext } from '../service/context.js'
+import type { ContextFactory } from './call-context.js'
 import type { LoadSampler } from './load.js'
 
 type Procedure = ((opts: {
@@ -17,7 +18,7 @@ type Procedure = ((opts: {
 export interface InvokerOptions {
   router: AnyRouter
   /** Builds each call's `ctx`; `deadlineMs` is the caller's remaining time, if it sent one. */
-  context: (deadlineMs: number | undefined) => ServiceContext<unknown>
+  context: ContextFactory
   load: LoadSampler
   log: Logger
 }
@@ -36,6 +37,7 @@ export interface Invoker {
     input: unknown,
     deadlineMs: number | undefined,
     batchIndex: number,
+    metadata?: CallMetadata,
   ): Promise<Outcome>
   /** A tRPC error body (shape, status) for a request refused before any procedure ran. */
   refuse(
@@ -74,7 +76,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
   }
 
   return {
-    async call(path, kind, input, deadlineMs, batchIndex) {
+    async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA) {
       const procedure = procedures[path]
       let ctx: unknown
       load.inflight++
@@ -88,7 +90,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
               : `No procedure found on path "${path}"`,
           })
         }
-        ctx = context(deadlineMs)
+        ctx = context(deadlineMs, metadata)
         const data = await procedure({
           ctx,
           path,

@@ -160,12 +160,12 @@ export class StreamConnection {
     if (this.#overLimit(line)) return badFrame(this.#tooLarge())
     const frame = parseCallFrame(line)
     if (typeof frame === 'string') return badFrame(this.#invoker.refuse('BAD_REQUEST', frame))
-    const [id, path, kind, input, deadlineMs] = frame
+    const [id, path, kind, input, deadlineMs, metadata] = frame
     const invoker = this.#invoker
     this.#inflight++
     this.#flow()
     void invoker
-      .call(path, kind, input, deadlineMs ?? undefined, 0)
+      .call(path, kind, input, deadlineMs ?? undefined, 0, metadata)
       .catch((err: unknown) => invoker.fail(err, path))
       .then((outcome) => {
         this.#inflight--

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { CallMetadata } from '../protocol/metadata.js'
 
 /** Who is answering: the instance a procedure runs in. */
 export interface InstanceInfo {
@@ -10,11 +11,24 @@ export interface InstanceInfo {
   readonly url: string
 }
 
+/**
+ * The end user a call is made for: the JSON object the gateway's `authenticate()` returned,
+ * passed on to every nested call. Asserted by the caller, not signed (yet): do not grant on it
+ * for calls that may come from elsewhere than the gateway.
+ */
+export type Caller = Readonly<Record<string, unknown>>
+
 /** What every procedure receives as `ctx`. `TDeps` is the typed client of each declared dependency. */
 export interface ServiceContext<TDeps = {}> {
   readonly instance: InstanceInfo
-  /** A pino child logger bound to this instance and request. */
+  /** A pino child logger bound to this instance (and the request id, when the call has one). */
   readonly log: Logger
   /** One typed client per declared dependency role: `await ctx.deps.cache.get({ key })`. */
   readonly deps: TDeps
+  /** The call's request id (`x-request-id`), made by the gateway; carried on by `ctx.deps` calls. */
+  readonly requestId: string | undefined
+  /** The end user the call is made for (see `Caller`); undefined when no one was authenticated. */
+  readonly caller: Caller | undefined
+  /** Everything the call carried besides its input (lower-case header names → values). */
+  readonly metadata: CallMetadata
 }

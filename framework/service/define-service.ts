@@ -8,6 +8,7 @@ import {
 } from './balancer-spec.js'
 import type { ServiceContext } from './context.js'
 import { formatServiceError } from './errors.js'
+import { type ExposedPaths, type ExposeSpec, resolveExpose } from './expose.js'
 import { assertRole } from './role.js'
 import type { RouterClient } from './router-client.js'
 import { ServiceDefinitionError } from './service-definition-error.js'
@@ -26,10 +27,14 @@ export interface DepOptions<TCall extends BalancedCall = BalancedCall> {
   timeoutMs?: number
 }
 
-/** A service module's default export: everything the runtime needs to boot and register it. */
+/**
+ * A service module's default export: everything the runtime needs to boot and register it.
+ * `TExposed` is the union of the procedure paths the gateway may reach (`never`: none).
+ */
 export interface ServiceDefinition<
   TRole extends string = string,
   TRouter extends AnyRouter = AnyRouter,
+  TExposed extends string = string,
 > {
   readonly kind: 'framework.service'
   /** Name in the phone book. */
@@ -46,6 +51,8 @@ export interface ServiceDefinition<
   readonly port: number | undefined
   /** Register (and so be ready) only once every dependency has a live instance; fail after the timeout. */
   readonly waitForDeps: WaitForDeps | undefined
+  /** The procedure paths the gateway lets outside callers reach, sorted; empty: none. */
+  readonly expose: readonly TExposed[]
 }
 
 /** `waitForDeps: true` waits up to 30 s. */
@@ -86,19 +93,32 @@ type DepsField<TRouter extends AnyRouter> = [keyof DepsOf<TRouter>] extends [nev
   ? { deps?: Record<string, never> }
   : { deps: { [K in keyof DepsOf<TRouter>]: DepOptions<CallsOf<DepsOf<TRouter>[K]>> | true } }
 
-export type ServiceSpec<TRole extends string, TRouter extends AnyRouter> = {
+export type ServiceSpec<
+  TRole extends string,
+  TRouter extends AnyRouter,
+  TExpose extends ExposeSpec<TRouter> = false,
+> = {
   role: TRole
   router: TRouter
   version?: string
   replicas?: number
   port?: number
   waitForDeps?: boolean | Partial<WaitForDeps>
+  /**
+   * Which procedures the gateway (`framework gateway`) lets browsers and other outside callers
+   * reach: `true` for all, or their paths (`['get', 'put']`). Default: none.
+   */
+  expose?: TExpose
 } & DepsField<TRouter>
 
 /** Declare a service: its role, its router and the roles it depends on. Validates eagerly. */
-export function defineService<TRole extends string, TRouter extends AnyRouter>(
-  spec: ServiceSpec<TRole, TRouter>,
-): ServiceDefinition<TRole, TRouter> {
+export function defineService<
+  TRole extends string,
+  TRouter extends AnyRouter,
+  const TExpose extends ExposeSpec<TRouter> = false,
+>(
+  spec: ServiceSpec<TRole, TRouter, TExpose>,
+): ServiceDefinition<TRole, TRouter, ExposedPaths<TRouter, TExpose>> {
   assertRole(spec.role, 'defineService({ role })')
   const deps: Record<string, DepOptions> = {}
   for (const [role, options] of Object.entries(
@@ -127,6 +147,10 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
       `invalid port ${JSON.stringify(spec.port)} for service '${spec.role}': use a whole number 1-65535`,
     )
   }
+  const expose = resolveExpose(spec.role, spec.router, spec.expose) as readonly ExposedPaths<
+    TRouter,
+    TExpose
+  >[]
   return Object.freeze({
     kind: 'framework.service' as const,
     role: spec.role,
@@ -140,6 +164,7 @@ export function defineService<TRole extends string, TRouter extends AnyRouter>(
           timeoutMs: (spec.waitForDeps === true ? undefined : spec.waitForDeps.timeoutMs) ?? 30_000,
         }
       : undefined,
+    expose,
   })
 }
 

@@ -12,6 +12,14 @@ export type ServiceErrorShape = TRPCDefaultErrorShape & {
   data: TRPCDefaultErrorShape['data'] & { issues?: InputIssue[] }
 }
 
+/** `invalid input: key: …; value: …`: each bad field by its path (the gateway words it so too). */
+export function describeInputIssues(issues: readonly InputIssue[]): string {
+  const where = issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`)
+    .join('; ')
+  return `invalid input: ${where}`
+}
+
 /** By shape, not `instanceof`: an app may validate with its own copy of zod. */
 function isZodError(value: unknown): value is ZodError {
   return (
@@ -40,10 +48,7 @@ export function formatServiceError({
       message: issue.message,
       code: issue.code,
     }))
-    const where = issues
-      .map((issue) => `${issue.path.length ? issue.path.join('.') : '(input)'}: ${issue.message}`)
-      .join('; ')
-    return { ...shape, message: `invalid input: ${where}`, data: { ...shape.data, issues } }
+    return { ...shape, message: describeInputIssues(issues), data: { ...shape.data, issues } }
   }
   if (error.code === 'BAD_REQUEST' && error.cause instanceof SyntaxError) {
     return {

@@ -28,4 +28,7 @@ export default defineService({
   // Each cache instance keeps its own store: a key's reads must go where its writes went.
   // Routing by key sends them to one instance while it lives; `stats` (no key) is balanced by p2c.
   deps: { cache: { balancer: { hash: ({ input }) => input?.key } } },
+  // The gateway (framework gateway) lets browsers and other outside callers reach these; cache
+  // exposes nothing, so it stays internal.
+  expose: ['get', 'put'],
 })

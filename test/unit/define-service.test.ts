@@ -67,6 +67,34 @@ describe('defineService', () => {
     }
   })
 
+  it('resolves expose: nothing by default, every procedure for true, the listed paths sorted', () => {
+    expect(defineService({ role: 'echo', router }).expose).toEqual([])
+    expect(defineService({ role: 'echo', router, expose: true }).expose).toEqual([
+      'admin.flush',
+      'echo',
+      'ping',
+    ])
+    expect(defineService({ role: 'echo', router, expose: ['ping', 'admin.flush'] }).expose).toEqual(
+      ['admin.flush', 'ping'],
+    )
+  })
+
+  it('rejects an expose naming no procedure, or of a bad shape, with FRAMEWORK_ERR_BAD_EXPOSE', () => {
+    for (const expose of [['pong'], ['admin'], 'ping', [3], { ping: true }]) {
+      let thrown: unknown
+      try {
+        defineService({ role: 'echo', router, expose: expose as never })
+      } catch (err) {
+        thrown = err
+      }
+      expect(thrown, JSON.stringify(expose)).toBeInstanceOf(ServiceDefinitionError)
+      expect((thrown as ServiceDefinitionError).code).toBe('FRAMEWORK_ERR_BAD_EXPOSE')
+      expect((thrown as Error).message).toMatch(
+        /^service 'echo': .*use expose: true \(every procedure\) or a list of its procedure paths \(admin.flush, echo, ping\)$/,
+      )
+    }
+  })
+
   it('rejects bad replicas', () => {
     expect(() => defineService({ role: 'echo', router, replicas: 0 })).toThrow(/replicas/)
   })

@@ -7,10 +7,12 @@ import {
   encodeBatch,
   encodeCallFrame,
   encodeFrameInput,
+  encodeMetadata,
   encodeRefusal,
   frameId,
   GOAWAY_FRAME,
   isStreamUpgrade,
+  NO_METADATA,
   PROTOCOL_VERSION,
   parseAnswer,
   parseBatch,
@@ -78,7 +80,14 @@ describe('framework/protocol', () => {
     const input = encodeFrameInput({ key: 'a' })!
     const line = encodeCallFrame(7, 'stats.hits', 'query', input, 1500)
     expect(line).toBe('[7,"stats.hits","query",{"key":"a"},1500]\n')
-    expect(parseCallFrame(line.trimEnd())).toEqual([7, 'stats.hits', 'query', { key: 'a' }, 1500])
+    expect(parseCallFrame(line.trimEnd())).toEqual([
+      7,
+      'stats.hits',
+      'query',
+      { key: 'a' },
+      1500,
+      NO_METADATA,
+    ])
     expect(encodeCallFrame(8, '', 'query', encodeFrameInput(undefined)!, Number.NaN)).toBe(
       '[8,"","query",null,null]\n',
     )
@@ -86,7 +95,7 @@ describe('framework/protocol', () => {
     expect(() => encodeFrameInput(1n)).toThrow(TypeError)
     expect(parseCallFrame('[1,')).toMatch(/^RPC stream frame is not valid JSON \(/)
     expect(parseCallFrame('[0,"get","query",null,null]')).toBe(
-      'an RPC stream frame is [id > 0, path, "query"|"mutation", input, deadlineMs]',
+      'an RPC stream frame is [id > 0, path, "query"|"mutation", input, deadlineMs, metadata?]',
     )
     expect(parseCallFrame('[1,"get","subscription",null,null]')).toMatch(/^an RPC stream frame/)
     expect([frameId(' [ 42 , garbage'), frameId('[0,'), frameId('{"id":1}')]).toEqual([
@@ -118,14 +127,49 @@ describe('framework/protocol', () => {
     ])
     expect(body).toBe('[["get","query",{"key":"a"},900],["set","mutation",null,0]]')
     expect(parseBatch(body)).toEqual([
-      ['get', 'query', { key: 'a' }, 900],
-      ['set', 'mutation', null, 0],
+      ['get', 'query', { key: 'a' }, 900, NO_METADATA],
+      ['set', 'mutation', null, 0, NO_METADATA],
     ])
     expect(parseBatch('[')).toMatch(/^batch body is not valid JSON \(/)
     for (const bad of ['[]', '{}', '[["get","delete",null,1]]', '[["get","query",null,"1"]]']) {
       expect(parseBatch(bad)).toBe(
-        'a batch body is a non-empty JSON array of [path, "query"|"mutation", input, deadlineMs]',
+        'a batch body is a non-empty JSON array of [path, "query"|"mutation", input, deadlineMs, metadata?]',
       )
     }
+  })
+
+  it('metadata rides as a 6th frame element and a 5th batch element, only when there is some', () => {
+    const metadata = { 'x-request-id': 'r-1', 'x-framework-caller': 'eyJpZCI6InUxIn0' }
+    const line = encodeCallFrame(9, 'get', 'query', '{"key":"a"}', 800, encodeMetadata(metadata))
+    expect(line).toBe(
+      '[9,"get","query",{"key":"a"},800,{"x-request-id":"r-1","x-framework-caller":"eyJpZCI6InUxIn0"}]\n',
+    )
+    expect(parseCallFrame(line.trimEnd())).toEqual([9, 'get', 'query', { key: 'a' }, 800, metadata])
+    // Empty metadata adds nothing: the first version's bytes.
+    expect(encodeCallFrame(9, 'get', 'query', 'null', 800, encodeMetadata(NO_METADATA))).toBe(
+      '[9,"get","query",null,800]\n',
+    )
+    expect(encodeCallFrame(9, 'get', 'query', 'null', 800, encodeMetadata({}))).toBe(
+      '[9,"get","query",null,800]\n',
+    )
+    expect(parseCallFrame('[9,"get","query",null,800,{"x-request-id":"two words"}]')).toBe(
+      'call metadata x-request-id is invalid: use 1-128 visible ASCII characters, e.g. a UUID',
+    )
+    expect(parseCallFrame('[9,"get","query",null,800,["x"]]')).toMatch(/^call metadata is a JSON/)
+
+    const body = encodeBatch([
+      { path: 'get', kind: 'query', input: null, deadlineMs: 5, metadata },
+      { path: 'get', kind: 'query', input: null, deadlineMs: 5, metadata: NO_METADATA },
+    ])
+    expect(body).toBe(
+      '[["get","query",null,5,{"x-request-id":"r-1","x-framework-caller":"eyJpZCI6InUxIn0"}],["get","query",null,5]]',
+    )
+    expect(parseBatch(body)).toEqual([
+      ['get', 'query', null, 5, metadata],
+      ['get', 'query', null, 5, NO_METADATA],
+    ])
+    expect(parseBatch('[["get","query",null,5,{"x-request-id":""}]]')).toMatch(
+      /^batch call 0: call metadata x-request-id is invalid/,
+    )
   })
 })

@@ -12,6 +12,8 @@ export interface DevPlanEntry {
   port: number | undefined
   procedures: string[]
   deps: number
+  /** How many of its procedures the gateway exposes. */
+  exposed: number
 }
 
 /** Parses `--replicas cache=3,api=2` (or repeated flags). */
@@ -52,6 +54,7 @@ export async function devPlan(
       port: definition.port,
       procedures: Object.keys(procedureManifest(definition.router)),
       deps: Object.keys(definition.deps).length,
+      exposed: definition.expose.length,
     })
   }
   return plan

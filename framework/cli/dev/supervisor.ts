@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Styler } from '../output.js'
-import { formatInstanceLine } from './log-format.js'
+import { formatInstanceLine, type InstanceLine } from './log-format.js'
 import type { DevPlanEntry } from './plan.js'
 
 const BIN = join(import.meta.dirname, '..', 'bin.js')
@@ -32,14 +32,20 @@ export interface SupervisorOptions {
   say(line: string): void
   /** Called once, when every planned instance has registered for the first time. */
   onAllRegistered(instances: DevInstance[]): void
+  /** Also run `framework gateway` (some service exposes procedures); its URL once it listens. */
+  gateway?: { onListening(url: string): void } | undefined
 }
+
+/** The name `framework dev` shows the gateway's output under. */
+export const GATEWAY_NAME = 'gateway'
 
 const isRunning = (instance: DevInstance) =>
   instance.process.exitCode === null && instance.process.signalCode === null
 
 /**
  * Runs every role × its replicas as child processes, one colored, prefixed stream each; follows
- * each instance by the lifecycle events of its log lines; restarts roles; stops them all.
+ * each instance by the lifecycle events of its log lines; restarts roles; stops them all. When
+ * some service exposes procedures it runs `framework gateway` too, restarted with any role.
  */
 export class Supervisor {
   readonly #instances = new Map<string, DevInstance>()
@@ -50,12 +56,22 @@ export class Supervisor {
   #stopping = false
   #summaryShown = false
   #onAllExited: () => void = () => undefined
+  #gateway: ChildProcess | undefined
+  #gatewayRestarting = false
 
   constructor(private readonly options: SupervisorOptions) {
     const { plan } = options
     this.#total = plan.reduce((sum, entry) => sum + entry.replicas, 0)
-    this.#width = Math.max(...plan.map(({ role, replicas }) => `${role}#${replicas}`.length))
-    this.#colorOf = new Map(plan.map(({ role }, i) => [role, COLORS[i % COLORS.length]!]))
+    this.#width = Math.max(
+      ...plan.map(({ role, replicas }) => `${role}#${replicas}`.length),
+      options.gateway ? GATEWAY_NAME.length : 0,
+    )
+    this.#colorOf = new Map(
+      [...plan.map(({ role }) => role), GATEWAY_NAME].map((key, i) => [
+        key,
+        COLORS[i % COLORS.length]!,
+      ]),
+    )
   }
 
   get instances(): DevInstance[] {
@@ -64,6 +80,32 @@ export class Supervisor {
 
   startAll(): void {
     for (const entry of this.options.plan) this.#startRole(entry)
+    this.#startGateway()
+  }
+
+  /** The processes still running: instances, and the gateway. */
+  #running(): ChildProcess[] {
+    const processes = this.instances.filter(isRunning).map((instance) => instance.process)
+    if (this.#gateway && this.#gateway.exitCode === null && this.#gateway.signalCode === null) {
+      processes.push(this.#gateway)
+    }
+    return processes
+  }
+
+  /** Stops the gateway (SIGTERM: it drains) and starts it again; it loads every service definition. */
+  async restartGateway(why: string): Promise<void> {
+    const gateway = this.#gateway
+    if (!this.options.gateway || this.#stopping || this.#gatewayRestarting) return
+    this.#gatewayRestarting = true
+    if (why) this.options.say(`${why}: restarting the gateway`)
+    if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        gateway.once('exit', () => resolve())
+        gateway.kill('SIGTERM')
+      })
+    }
+    this.#gatewayRestarting = false
+    if (!this.#stopping) this.#startGateway()
   }
 
   /** Stops the roles' instances (SIGTERM: leases revoked) and starts them again. */
@@ -80,8 +122,8 @@ export class Supervisor {
     const old = this.instances.filter((instance) =>
       entries.some(({ role }) => role === instance.role),
     )
-    await Promise.all(
-      old.map(
+    await Promise.all([
+      ...old.map(
         (instance) =>
           new Promise<void>((resolve) => {
             if (!isRunning(instance)) return resolve()
@@ -89,26 +131,26 @@ export class Supervisor {
             instance.process.kill('SIGTERM')
           }),
       ),
-    )
+      // The gateway loaded these roles' definitions (what they expose, their input schemas).
+      this.restartGateway(''),
+    ])
     for (const { role } of entries) this.#restarting.delete(role)
     if (this.#stopping) return
     for (const entry of entries) this.#startRole(entry)
   }
 
-  /** SIGTERM to every instance, SIGKILL to those still running after 15 s; resolves when all exited. */
+  /** SIGTERM to every process, SIGKILL to those still running after 15 s; resolves when all exited. */
   async stop(signal: string): Promise<void> {
     this.#stopping = true
-    const running = this.instances.filter(isRunning)
-    this.options.say(`${signal}: stopping ${running.length} instance(s) (leases revoked)…`)
+    const running = this.#running()
+    this.options.say(`${signal}: stopping ${running.length} process(es) (leases revoked)…`)
     const allExited = new Promise<void>((resolve) => {
       this.#onAllExited = resolve
       if (running.length === 0) resolve()
     })
-    for (const instance of running) instance.process.kill('SIGTERM')
+    for (const child of running) child.kill('SIGTERM')
     const timer = setTimeout(() => {
-      for (const instance of this.instances) {
-        if (isRunning(instance)) instance.process.kill('SIGKILL')
-      }
+      for (const child of this.#running()) child.kill('SIGKILL')
     }, STOP_TIMEOUT_MS)
     await allExited
     clearTimeout(timer)
@@ -120,34 +162,88 @@ export class Supervisor {
   }
 
   #start(role: string, n: number, port: number | undefined): void {
-    const { appRoot, env, out, style } = this.options
+    const { env } = this.options
     const name = `${role}#${n}`
-    const child = spawn(process.execPath, [BIN, 'start', role], {
+    const instance: DevInstance = {
+      name,
+      role,
+      process: this.#spawn(
+        name,
+        role,
+        ['start', role],
+        {
+          HOST: env.HOST || '127.0.0.1',
+          ADVERTISE_HOST: env.ADVERTISE_HOST || '127.0.0.1',
+          ...(port !== undefined ? { PORT: String(port) } : {}),
+        },
+        (line) => {
+          if (line.event === 'listening' && typeof line.fields?.url === 'string') {
+            instance.url = line.fields.url
+          }
+          if (line.event === 'registered' && !instance.registered) {
+            instance.registered = true
+            this.#checkAllRegistered()
+          }
+        },
+        () =>
+          this.#instances.get(name)?.process === instance.process &&
+          !this.#stopping &&
+          !this.#restarting.has(role),
+      ),
+      url: undefined,
+      registered: false,
+    }
+    this.#instances.set(name, instance)
+  }
+
+  #startGateway(): void {
+    const gateway = this.options.gateway
+    if (!gateway) return
+    const { env } = this.options
+    const child = this.#spawn(
+      GATEWAY_NAME,
+      GATEWAY_NAME,
+      ['gateway'],
+      { HOST: env.HOST || '127.0.0.1' },
+      (line) => {
+        if (line.event === 'listening' && typeof line.fields?.url === 'string') {
+          gateway.onListening(line.fields.url)
+        }
+      },
+      () => this.#gateway === child && !this.#stopping && !this.#gatewayRestarting,
+    )
+    this.#gateway = child
+  }
+
+  /**
+   * A `framework <args>` child with a colored, prefixed output stream; `onLine` sees each log
+   * line; an exit while `unexpected()` is said.
+   */
+  #spawn(
+    name: string,
+    colorKey: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    onLine: (line: InstanceLine) => void,
+    unexpected: () => boolean,
+  ): ChildProcess {
+    const { appRoot, out, style } = this.options
+    const child = spawn(process.execPath, [BIN, ...args], {
       cwd: appRoot,
       env: {
+        ...this.options.env,
         ...env,
-        HOST: env.HOST || '127.0.0.1',
-        ADVERTISE_HOST: env.ADVERTISE_HOST || '127.0.0.1',
-        ...(port !== undefined ? { PORT: String(port) } : {}),
-        // If dev dies without stopping us (kill -9), the instance notices and stops itself.
+        // If dev dies without stopping us (kill -9), the process notices and stops itself.
         FRAMEWORK_PARENT_PID: String(process.pid),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    const instance: DevInstance = { name, role, process: child, url: undefined, registered: false }
-    this.#instances.set(name, instance)
-    const prefix = style.color(this.#colorOf.get(role) ?? 0, `${name.padEnd(this.#width)} |`)
+    const prefix = style.color(this.#colorOf.get(colorKey) ?? 0, `${name.padEnd(this.#width)} |`)
     if (child.stdout) {
       createInterface({ input: child.stdout }).on('line', (raw) => {
         const line = formatInstanceLine(raw, style)
         out.write(`${prefix} ${line.text}\n`)
-        if (line.event === 'listening' && typeof line.fields?.url === 'string') {
-          instance.url = line.fields.url
-        }
-        if (line.event === 'registered' && !instance.registered) {
-          instance.registered = true
-          this.#checkAllRegistered()
-        }
+        onLine(line)
       })
     }
     if (child.stderr) {
@@ -156,17 +252,14 @@ export class Supervisor {
       )
     }
     child.on('exit', (code, signal) => {
-      if (
-        this.#instances.get(name)?.process === child &&
-        !this.#stopping &&
-        !this.#restarting.has(role)
-      ) {
+      if (unexpected()) {
         this.options.say(
           `${name} exited (${signal ?? `code ${code}`}); fix and save a file it uses to restart it`,
         )
       }
-      if (this.#stopping && !this.instances.some(isRunning)) this.#onAllExited()
+      if (this.#stopping && this.#running().length === 0) this.#onAllExited()
     })
+    return child
   }
 
   #checkAllRegistered(): void {

@@ -1,0 +1,87 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string }
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[]
+  samples: number[]
+  timeDeltas: number[]
+}
+
+/** Categories left out of the busy time: waiting, and loading modules at startup. */
+const NOT_BUSY = new Set(['idle', 'startup (module loading, tsx)'])
+
+/** Where a sampled function lives, by its name and script URL (first match wins). */
+const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
+  ['idle', (f) => f.functionName === '(idle)'],
+  [
+    'startup (module loading, tsx)',
+    (f) =>
+      /node:internal\/(modules|source_map|deps\/cjs-module-lexer)|\/node_modules\/(tsx|esbuild|protobufjs|@grpc)\//.test(
+        f.url,
+      ),
+  ],
+  ['garbage collection', (f) => f.functionName === '(garbage collector)'],
+  [
+    'socket writes (writev, write*String: syscalls)',
+    (f) => f.url === '' && /^(writev|write\w*String|writeBuffer)$/.test(f.functionName),
+  ],
+  [
+    'framework gateway (routing, edge checks, answers)',
+    (f) => f.url.includes('/framework/gateway/'),
+  ],
+  [
+    'framework client (balancer, RPC stream, retries)',
+    (f) => /\/framework\/(client|discovery|protocol)\//.test(f.url),
+  ],
+  ['zod (input check at the edge)', (f) => f.url.includes('/node_modules/zod/')],
+  ['node http server (parse, respond)', (f) => /node:(_http|internal\/http|http)/.test(f.url)],
+  [
+    'node net, streams, events, timers, ticks',
+    (f) =>
+      /node:(net|stream|events|timers|internal\/(stream|streams|timers|net|process|async_hooks|event))/.test(
+        f.url,
+      ) || f.functionName === 'runMicrotasks',
+  ],
+  ['JSON parse / stringify', (f) => f.url === '' && /^(parse|stringify)$/.test(f.functionName)],
+  ['V8 / other native', (f) => f.url === ''],
+]
+
+/**
+ * Self time of a `--cpu-prof` profile by category: ms, and share of the busy time (not idle,
+ * not module loading at startup).
+ */
+export function profileBreakdown(
+  profile: CpuProfile,
+): { category: string; ms: number; busyShare: number }[] {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const totals = new Map<string, number>()
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]!)
+    if (!node) continue
+    const category =
+      CATEGORIES.find(([, match]) => match(node.callFrame))?.[0] ?? 'other JavaScript'
+    totals.set(category, (totals.get(category) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000)
+  }
+  const busy = [...totals]
+    .filter(([category]) => category !== 'idle')
+    .reduce((a, [, ms]) => a + ms, 0)
+  return [...totals]
+    .map(([category, ms]) => ({
+      category,
+      ms: Math.round(ms),
+      busyShare: NOT_BUSY.has(category) ? Number.NaN : ms / busy,
+    }))
+    .sort((a, b) => b.ms - a.ms)
+}
+
+/** The one `.cpuprofile` a process wrote into `dir`. */
+export function readProfile(dir: string): CpuProfile {
+  const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'))
+  if (!file) throw new Error(`no .cpuprofile in ${dir}`)
+  return JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile
+}
