@@ -23,6 +23,7 @@ import { createHttpApp } from './http-server.js'
 import { createInvoker } from './invoker.js'
 import { LoadSampler } from './load.js'
 import { createStreamServer } from './rpc-stream.js'
+import { ServedCalls } from './served-calls.js'
 
 /** A booted instance: serving, and registered (or registering) in the phone book. */
 export interface RunningInstance {
@@ -34,6 +35,8 @@ export interface RunningInstance {
   readonly log: Logger
   /** Clients of the declared dependencies (undefined when there are none). */
   readonly deps: Dependencies | undefined
+  /** Calls served per procedure (logged on the `stopped` line). */
+  readonly served: ServedCalls
   /** Graceful stop: revoke the lease, stop accepting, drain in-flight requests, close. */
   stop(): Promise<void>
 }
@@ -75,6 +78,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
 
   const procedures = procedureManifest(definition.router)
   const load = new LoadSampler()
+  const served = new ServedCalls(procedures)
   const etcd = createEtcdClient(config.etcdEndpoints)
   const startedAt = new Date().toISOString()
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
@@ -104,10 +108,17 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     context: (req) => contextFor(deadlineFrom(req.headers)),
     log,
     load,
+    served,
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
   })
-  const invoker = createInvoker({ router: definition.router, context: contextFor, load, log })
+  const invoker = createInvoker({
+    router: definition.router,
+    context: contextFor,
+    load,
+    served,
+    log,
+  })
   const fastPath = createFastPathHandler({
     invoker,
     log,
@@ -202,11 +213,11 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       await deps?.close()
       load.close()
       etcd.close()
-      log.info(lifecycle('stopped'), 'stopped')
+      log.info({ ...lifecycle('stopped'), served: served.snapshot() }, 'stopped')
     })()
     return stopping
   }
-  return { instance, key, server, registration, etcd, log, deps, stop }
+  return { instance, key, server, registration, etcd, log, deps, served, stop }
 }
 
 function formatHost(host: string): string {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import type { ServiceContext } from '../service/context.js'
 import type { LoadSampler } from './load.js'
+import type { ServedCalls } from './served-calls.js'
 
 type Procedure = ((opts: {
   ctx: unknown
@@ -19,6 +20,8 @@ export interface InvokerOptions {
   /** Builds each call's `ctx`; `deadlineMs` is the caller's remaining time, if it sent one. */
   context: (deadlineMs: number | undefined) => ServiceContext<unknown>
   load: LoadSampler
+  /** Counts the calls run, per procedure. */
+  served: ServedCalls
   log: Logger
 }
 
@@ -52,7 +55,7 @@ export interface Invoker {
  * error shapes and statuses as tRPC's adapters.
  */
 export function createInvoker(options: InvokerOptions): Invoker {
-  const { router, context, load, log } = options
+  const { router, context, load, served, log } = options
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
   const config = router._def._config
 
@@ -102,6 +105,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
         return errorOutcome(cause, path, kind, input, ctx)
       } finally {
         load.inflight--
+        served.count(path)
       }
     },
     refuse: (code, message, path) =>
