@@ -36,7 +36,9 @@ export interface DependencyClientOptions {
  * Calls one dependency role: picks a live instance (balancer), sends the call (transport),
  * and on failure ejects the instance and retries where that is safe (policy):
  * queries after a connection failure, a 503 or a per-attempt timeout, on another instance;
- * mutations only when the request provably never reached a server.
+ * mutations only when the request provably never reached a server. A call that never reached
+ * its instance (a refused connection, an instance leaving) is rerouted without spending the
+ * retry budget.
  */
 export class DependencyClient {
   constructor(private readonly options: DependencyClientOptions) {}
@@ -102,10 +104,16 @@ export class DependencyClient {
           )
         }
         if (err.reason === 'connect') this.#eject(endpoint, err.message)
+        tried.add(endpoint)
         const deadlineLeft = deadline - Date.now()
-        const retryable = kind === 'query' || (err.reason === 'connect' && !err.sent)
+        // Never reached the instance (it is leaving, or the connection failed before a byte
+        // left): a reroute, not a retry. Another healthy instance takes it, mutations included,
+        // without spending the retry budget (it adds no work to any instance); each instance at
+        // most once per call.
+        const reroutable = !err.sent && err.reason !== 'input'
+        if (reroutable && deadlineLeft > 0 && this.#hasAlternative(path, endpoint, tried)) continue
+        const retryable = err.reason !== 'input' && (kind === 'query' || !err.sent)
         if (retryable && retries < MAX_RETRIES && deadlineLeft > 0 && budget.withdraw()) {
-          tried.add(endpoint)
           retries++
           continue
         }

@@ -102,6 +102,9 @@ export class HttpTransport {
         },
         fail: (message, sent, cause) =>
           call.reject(new TransportError(message, 'connect', sent, { cause })),
+        reroute: (message) => call.reject(new TransportError(message, 'leaving', false)),
+        refuse: (message, cause) =>
+          call.reject(new TransportError(message, 'input', false, { cause })),
       }
       if (signal) {
         if (signal.aborted) return onAbort()
@@ -118,12 +121,21 @@ export class HttpTransport {
     })
   }
 
-  /** Closes the connections of an instance that left the phone book (after their calls). */
+  /**
+   * An instance left the phone book: it gets no new call, and calls not yet written to it (queued,
+   * or waiting for the stream's upgrade) go elsewhere now. Calls written are answered (it drains)
+   * before its connections close.
+   */
   release(url: string): void {
     const channel = this.#channels.get(url)
     if (!channel) return
     this.#channels.delete(url)
-    channel.stream?.closeWhenIdle()
+    const message = `${url} left the phone book`
+    channel.stream?.release(message)
+    const queued = channel.queue
+    channel.queue = []
+    for (const call of queued) call.reroute(message)
+    // Requests already handed to the pool are written and answered before it closes.
     void channel.pool.close().catch(() => undefined)
   }
 
@@ -134,17 +146,20 @@ export class HttpTransport {
     await Promise.all(channels.map(({ pool }) => pool.destroy().catch(() => undefined)))
   }
 
-  /** The open (or opening) stream to the channel's instance; a new one if it closed or drains. */
+  /**
+   * The stream to the channel's instance while one is opening, open or draining (which reroutes
+   * new calls: the instance said goaway); a new one once it closed.
+   */
   #stream(channel: Channel): RpcStreamClient<PendingCall> {
     const current = channel.stream
-    if (current && (current.state === 'open' || current.state === 'connecting')) return current
+    if (current && current.state !== 'closed') return current
     const stream = new RpcStreamClient<PendingCall>(new URL(channel.url), (unsent) => {
       // The service does not speak the stream: requests from now on, starting with these.
       channel.noStream = true
       if (channel.stream === stream) channel.stream = undefined
       if (this.#channels.get(channel.url) !== channel) {
         // Released meanwhile (the instance left the phone book): its pool is closed.
-        for (const call of unsent) call.fail(`${channel.url} left the phone book`, false)
+        for (const call of unsent) call.reroute(`${channel.url} left the phone book`)
         return
       }
       channel.queue.push(...unsent)

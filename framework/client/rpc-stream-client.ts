@@ -15,13 +15,13 @@ export type StreamState = 'connecting' | 'open' | 'draining' | 'closed'
  * One upgraded connection to one instance, many calls in flight on it (the frames:
  * protocol/stream-frames.ts). Calls made before the upgrade is answered wait for it; if the
  * service does not speak the stream (a peer in another language, an older version) they are
- * handed back unsent through `onUnsupported`.
+ * handed back unsent through `onUnsupported`. When the instance leaves (goaway, a 503 upgrade
+ * answer, `release`), calls not written yet are rerouted and those written are answered.
  */
 export class RpcStreamClient<C extends StreamCall = StreamCall> {
   state: StreamState = 'connecting'
   readonly #socket: StreamSocket
   readonly #calls = new StreamCalls<C>()
-  #closeWhenIdle = false
   #probeTimer: NodeJS.Timeout | undefined
 
   constructor(
@@ -46,8 +46,13 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
       this.#calls.wait(call)
       return
     }
-    if (this.state !== 'open') {
-      call.fail(`connection to ${this.url.origin} is closing`, false)
+    if (this.state === 'draining') {
+      // The instance said goaway: it answers what it has, and gets nothing new.
+      call.reroute(`${this.url.origin} is shutting down (goaway)`)
+      return
+    }
+    if (this.state === 'closed') {
+      call.fail(`connection to ${this.url.origin} is closed`, false)
       return
     }
     const input = inputJson(call)
@@ -96,9 +101,18 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
     this.#probeTimer.unref()
   }
 
-  /** Ends the connection once nothing is in flight (the instance left the phone book). */
-  closeWhenIdle(): void {
-    this.#closeWhenIdle = true
+  /**
+   * The instance left the phone book: calls still waiting for the upgrade go elsewhere at once
+   * (`message` says why), calls written are answered before the connection ends.
+   */
+  release(message: string): void {
+    if (this.state === 'connecting') {
+      this.state = 'closed'
+      const waiting = this.#calls.takeWaiting()
+      this.#socket.destroy()
+      for (const call of waiting) call.reroute(message)
+      return
+    }
     if (this.state === 'open') this.state = 'draining'
     this.#maybeEnd()
   }
@@ -111,13 +125,15 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
   #onOpen(): void {
     this.state = 'open'
     for (const call of this.#calls.takeWaiting()) if (!call.settled) this.send(call)
-    if (this.#closeWhenIdle) this.closeWhenIdle()
   }
 
   #onRefused(status: string | undefined): void {
-    // 503: the instance is draining (try elsewhere); anything else: no stream spoken here.
-    if (status === '503') this.#failWaiting(`${this.url.origin} is shutting down`, false)
-    else this.#unsupported()
+    // 503: the instance is draining (the waiting calls go elsewhere); anything else: no stream
+    // spoken here.
+    if (status === '503') {
+      const message = `${this.url.origin} is shutting down (503 to the stream upgrade)`
+      for (const call of this.#calls.takeWaiting()) call.reroute(message)
+    } else this.#unsupported()
     this.state = 'closed'
   }
 

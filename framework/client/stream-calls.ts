@@ -15,8 +15,15 @@ export interface StreamCall {
   sentAt: number | undefined
   abandoned: (() => void) | undefined
   resolve(answer: { status: number; body: unknown }): void
-  /** `sent`: the frame may have reached the service. `cause`: the connection error, if any. */
+  /** The connection failed. `sent`: the frame may have reached the service. `cause`: the error. */
   fail(message: string, sent: boolean, cause?: unknown): void
+  /**
+   * The instance is leaving (goaway, 503 on the upgrade, gone from the phone book) and the call
+   * was not written: it goes to another instance.
+   */
+  reroute(message: string): void
+  /** JSON cannot carry the call's input: it fails here, nothing written. */
+  refuse(message: string, cause?: unknown): void
 }
 
 /**
@@ -28,11 +35,11 @@ export function inputJson(call: StreamCall): string | undefined {
   try {
     json = encodeFrameInput(call.input)
   } catch (err) {
-    call.fail(`the input of ${call.path} is not JSON: ${(err as Error).message}`, false, err)
+    call.refuse(`the input of ${call.path} is not JSON: ${(err as Error).message}`, err)
     return undefined
   }
   if (json === undefined)
-    call.fail(`the input of ${call.path} is not JSON (a function or a symbol)`, false)
+    call.refuse(`the input of ${call.path} is not JSON (a function or a symbol)`)
   return json
 }
 

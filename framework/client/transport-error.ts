@@ -6,13 +6,23 @@ const NOT_SENT_CODES = new Set([
   'ENETUNREACH',
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
+  // undici refuses a request on a pool already closed (its instance left the phone book) at dispatch.
+  'UND_ERR_CLOSED',
 ])
+
+/**
+ * Why a call got no answer: `connect` its connection failed (`sent` says whether the call may
+ * have reached the instance); `leaving` the instance is shutting down (it left the phone book,
+ * said goaway, or refused the stream with 503) and the call was not written; `input` JSON cannot
+ * carry the call's input, so nothing was sent; `timeout` or `aborted` the caller gave up.
+ */
+export type TransportFailure = 'connect' | 'leaving' | 'input' | 'timeout' | 'aborted'
 
 /** The request got no HTTP answer. `sent: false` proves the server never saw it. */
 export class TransportError extends Error {
   constructor(
     message: string,
-    readonly reason: 'connect' | 'timeout' | 'aborted',
+    readonly reason: TransportFailure,
     readonly sent: boolean,
     options?: { cause: unknown },
   ) {

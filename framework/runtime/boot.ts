@@ -20,10 +20,12 @@ import { contractHash, procedureManifest } from '../service/manifest.js'
 import { callContextFactory, requestMetadata } from './call-context.js'
 import type { RuntimeConfig } from './config.js'
 import { createFastPathHandler } from './fast-path.js'
+import { HttpDrain } from './http-drain.js'
 import { createHttpApp } from './http-server.js'
 import { createInvoker } from './invoker.js'
 import { LoadSampler } from './load.js'
 import { createStreamServer } from './rpc-stream.js'
+import { ServedCalls } from './served-calls.js'
 
 /** A booted instance: serving, and registered (or registering) in the phone book. */
 export interface RunningInstance {
@@ -35,7 +37,9 @@ export interface RunningInstance {
   readonly log: Logger
   /** Clients of the declared dependencies (undefined when there are none). */
   readonly deps: Dependencies | undefined
-  /** Graceful stop: revoke the lease, stop accepting, drain in-flight requests, close. */
+  /** Calls served per procedure (logged on the `stopped` line). */
+  readonly served: ServedCalls
+  /** Graceful stop: revoke the lease, goaway, answer the calls already sent, stop listening, close. */
   stop(): Promise<void>
 }
 
@@ -76,6 +80,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
 
   const procedures = procedureManifest(definition.router)
   const load = new LoadSampler()
+  const served = new ServedCalls(procedures)
   const etcd = createEtcdClient(config.etcdEndpoints)
   const startedAt = new Date().toISOString()
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
@@ -97,10 +102,17 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     context: (req) => contextFor(deadlineFrom(req.headers), requestMetadata(req.headers)),
     log,
     load,
+    served,
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
   })
-  const invoker = createInvoker({ router: definition.router, context: contextFor, load, log })
+  const invoker = createInvoker({
+    router: definition.router,
+    context: contextFor,
+    load,
+    served,
+    log,
+  })
   const fastPath = createFastPathHandler({
     invoker,
     log,
@@ -109,17 +121,23 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   })
   // The framework's own clients take the lean path (an upgraded RPC stream, or single and batch
   // requests under /_rpc/); everyone else gets express + tRPC's adapter.
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
+  const route = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url?.startsWith(RPC_PREFIX)) fastPath(req, res)
     else httpApp(req, res)
+  }
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    httpDrain.track(res)
+    route(req, res)
   }
   const streams = createStreamServer({
     invoker,
     log,
     maxFrameBytes: config.maxBodyBytes,
-    fallback: handle,
+    // (Its answers close their connection, and are not waited for by the drain.)
+    fallback: route,
   })
   const server = createServer(handle)
+  const httpDrain = new HttpDrain(server)
   server.on('upgrade', (req, socket, head) => streams.upgrade(req, socket, head))
   const address = await listen(server, config.port, config.host)
   instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`
@@ -173,18 +191,26 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     stopping ??= (async () => {
       log.info(lifecycle('stopping'), 'shutting down: revoking lease')
       await registration.stop()
-      server.close()
-      // Stream clients stop sending on this connection and close it once answered.
+      // The lease is gone, so callers stop picking this instance; stream callers are told to
+      // stop sending (goaway) and new streams are refused (503: the caller goes elsewhere).
+      httpDrain.start()
       streams.drain()
+      // The port stays open until the calls already here are answered: a connection a caller
+      // opened before it knew gets an answer, not a reset with its request unread (which the
+      // caller could not tell from a call that ran).
       const deadline = Date.now() + config.drainTimeoutMs
-      // The lease is gone, so no new caller finds us; let requests already here finish.
-      while ((load.inflight > 0 || streams.open > 0) && Date.now() < deadline) {
-        server.closeIdleConnections()
-        await sleep(10)
-      }
-      if (load.inflight > 0 || streams.open > 0) {
+      const busy = () => httpDrain.busy || load.inflight > 0 || streams.open > 0
+      while (busy() && Date.now() < deadline) await sleep(10)
+      server.close()
+      if (busy()) {
         log.warn(
-          { ...lifecycle('drained'), inflight: load.inflight, streams: streams.open },
+          {
+            ...lifecycle('drained'),
+            requests: httpDrain.requests,
+            connections: httpDrain.connections,
+            inflight: load.inflight,
+            streams: streams.open,
+          },
           'drain timeout; closing remaining connections',
         )
       } else {
@@ -195,11 +221,11 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       await deps?.close()
       load.close()
       etcd.close()
-      log.info(lifecycle('stopped'), 'stopped')
+      log.info({ ...lifecycle('stopped'), served: served.snapshot() }, 'stopped')
     })()
     return stopping
   }
-  return { instance, key, server, registration, etcd, log, deps, stop }
+  return { instance, key, server, registration, etcd, log, deps, served, stop }
 }
 
 function formatHost(host: string): string {

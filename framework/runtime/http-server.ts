@@ -6,6 +6,7 @@ import type { Logger } from 'pino'
 import { TRPC_PREFIX } from '../protocol/paths.js'
 import type { ServiceContext } from '../service/context.js'
 import type { LoadSampler } from './load.js'
+import type { ServedCalls } from './served-calls.js'
 
 export interface HttpAppOptions {
   router: AnyRouter
@@ -13,6 +14,8 @@ export interface HttpAppOptions {
   context: (req: IncomingMessage) => ServiceContext<unknown>
   log: Logger
   load: LoadSampler
+  /** Counts the calls served at `/trpc`, per procedure. */
+  served: ServedCalls
   maxBodyBytes: number
   /** `/readyz` answers 200 only while this is true (registered in the phone book). */
   isReady: () => boolean
@@ -24,7 +27,7 @@ export interface HttpAppOptions {
  * (registered). The user's own express routes can be added to the returned app.
  */
 export function createHttpApp(options: HttpAppOptions): Express {
-  const { router, context, log, load, maxBodyBytes, isReady } = options
+  const { router, context, log, load, served, maxBodyBytes, isReady } = options
   const app = express()
   app.disable('x-powered-by')
   app.use((_req, res, next) => {
@@ -41,6 +44,14 @@ export function createHttpApp(options: HttpAppOptions): Express {
     const ready = isReady()
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not registered' })
   })
+  app.use(TRPC_PREFIX, (req, res, next) => {
+    // tRPC names a request's procedures in its path, comma-separated for a batch.
+    const paths = procedurePaths(req.path)
+    res.once('close', () => {
+      for (const path of paths) served.count(path)
+    })
+    next()
+  })
   app.use(
     TRPC_PREFIX,
     createExpressMiddleware({
@@ -55,4 +66,13 @@ export function createHttpApp(options: HttpAppOptions): Express {
     }),
   )
   return app
+}
+
+/** The procedure paths of a `/trpc` request path (`/a.b,c`); none when it is not decodable. */
+function procedurePaths(path: string): string[] {
+  try {
+    return decodeURIComponent(path.slice(1)).split(',')
+  } catch {
+    return []
+  }
 }

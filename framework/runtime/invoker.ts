@@ -5,6 +5,7 @@ import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import type { ContextFactory } from './call-context.js'
 import type { LoadSampler } from './load.js'
+import type { ServedCalls } from './served-calls.js'
 
 type Procedure = ((opts: {
   ctx: unknown
@@ -20,6 +21,8 @@ export interface InvokerOptions {
   /** Builds each call's `ctx`; `deadlineMs` is the caller's remaining time, if it sent one. */
   context: ContextFactory
   load: LoadSampler
+  /** Counts the calls run, per procedure. */
+  served: ServedCalls
   log: Logger
 }
 
@@ -54,7 +57,7 @@ export interface Invoker {
  * error shapes and statuses as tRPC's adapters.
  */
 export function createInvoker(options: InvokerOptions): Invoker {
-  const { router, context, load, log } = options
+  const { router, context, load, served, log } = options
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
   const config = router._def._config
 
@@ -104,6 +107,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
         return errorOutcome(cause, path, kind, input, ctx)
       } finally {
         load.inflight--
+        served.count(path)
       }
     },
     refuse: (code, message, path) =>

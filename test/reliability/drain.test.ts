@@ -133,4 +133,77 @@ describe('draining', () => {
       await staying.stop()
     }
   })
+
+  // The same stop on both transports: the RPC stream (the instance says goaway) and requests;
+  // on the stream, with its connections open, and with them still opening when the stop begins.
+  it.each([
+    ['over the RPC stream, connections open', { stream: true }, 'open'],
+    ['over the RPC stream, connections still opening', { stream: true }, 'opening'],
+    ['over requests', { stream: false }, 'open'],
+  ] as const)(
+    'SIGTERM-style stop while 300 mutations are in flight %s: every mutation answered exactly once, none failed',
+    async (_name, transport, connections) => {
+      const staying = await startKitchen()
+      const draining = await startKitchen()
+      let drainingUpgrades = 0
+      let drainingRequests = 0
+      draining.server.on('upgrade', () => drainingUpgrades++)
+      draining.server.on('request', () => drainingRequests++)
+      const adds = (instance: RunningInstance) => instance.served.snapshot().add ?? 0
+      try {
+        await withDependencies(
+          cluster.etcd.endpoint,
+          NAMESPACE,
+          ['kitchen'],
+          async (deps) => {
+            const client = deps.clients.get('kitchen')!
+            // Both instances in the phone book and known to the client: the drained one gets calls.
+            await waitFor(
+              'both kitchens known to the client',
+              () => deps.resolvers.get('kitchen')!.endpoints.length === 2,
+              10_000,
+            )
+            if (connections === 'open') {
+              for (let i = 0; i < 200 && !draining.served.snapshot().echo; i++) {
+                await client.call('echo', { text: 'warm' })
+              }
+            }
+            const servedBefore = adds(staying) + adds(draining)
+            const drainingBefore = adds(draining)
+            // Slow queries keep the connections busy while the instance drains; mutations go to
+            // whichever instance the balancer picks: both are fine as long as none fails.
+            const slow = Array.from({ length: 20 }, () => client.call('sleep', { ms: 300 }))
+            const mutations = Array.from({ length: 300 }, () => client.call('add', { n: 1 }))
+            const stopping = draining.stop()
+            const results = await Promise.allSettled([...slow, ...mutations])
+            await stopping
+            const failed = results.filter((result) => result.status === 'rejected')
+            expect(
+              failed.map((result) => String((result as PromiseRejectedResult).reason)),
+            ).toEqual([])
+            // Exactly once: the two instances (which share the kitchen's running total) ran `add`
+            // 300 times between them, and answered 300 consecutive totals.
+            expect(adds(staying) + adds(draining) - servedBefore).toBe(300)
+            const totals = results
+              .slice(slow.length)
+              .map((result) => (result as PromiseFulfilledResult<number>).value)
+            expect(new Set(totals).size).toBe(300)
+            expect(Math.max(...totals) - Math.min(...totals)).toBe(299)
+            if (connections === 'open') {
+              // The stopped instance had its share: the calls written to it were answered while
+              // it drained. (Calls waiting for a connection still opening went elsewhere.)
+              expect(adds(draining) - drainingBefore).toBeGreaterThan(0)
+            }
+            // ...over the transport under test.
+            if (transport.stream) expect(drainingRequests).toBe(0)
+            else expect(drainingUpgrades).toBe(0)
+          },
+          transport,
+        )
+      } finally {
+        await draining.stop()
+        await staying.stop()
+      }
+    },
+  )
 })
