@@ -190,10 +190,11 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const stop = () => {
     stopping ??= (async () => {
       log.info(lifecycle('stopping'), 'shutting down: revoking lease')
+      // From now on every answer closes its connection, also while the revoke is on its way.
+      httpDrain.start()
       await registration.stop()
       // The lease is gone, so callers stop picking this instance; stream callers are told to
       // stop sending (goaway) and new streams are refused (503: the caller goes elsewhere).
-      httpDrain.start()
       streams.drain()
       // The port stays open until the calls already here are answered: a connection a caller
       // opened before it knew gets an answer, not a reset with its request unread (which the

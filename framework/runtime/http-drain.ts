@@ -39,7 +39,7 @@ export class HttpDrain {
     if (this.#startedAt !== undefined) res.shouldKeepAlive = false
   }
 
-  /** The instance left the phone book: answers close their connections from now on. */
+  /** The instance is stopping (leaving the phone book): answers close their connections from now on. */
   start(): void {
     this.#startedAt ??= Date.now()
   }
