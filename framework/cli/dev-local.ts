@@ -30,7 +30,7 @@ export async function devLocal(options: DevOptions): Promise<number> {
   const { appRoot, env, out } = options
   const style = styler(out)
   const say = (line: string) => out.write(`${style.bold('framework')} ${line}\n`)
-  const plan = await devPlan(appRoot, options.replicas)
+  const plan = await devPlan(appRoot, options.replicas, say)
   const namespace = resolveNamespace(env, undefined, () => readAppInfo(appRoot).namespace)
 
   let etcd: EtcdServer | undefined
