@@ -7,8 +7,9 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests spawn etcd and service processes; two cores run two files at a time.
     maxWorkers: 2,
-    // Reliability tests record a row per fault; the run ends with them as one table.
-    globalSetup: ['test/support/fault-report.ts'],
+    // Reliability tests record a row per fault; the run ends with them as one table. The package
+    // is built and packed once, for the tests of apps that install it.
+    globalSetup: ['test/support/fault-report.ts', 'test/support/framework-package.ts'],
     typecheck: { enabled: true, include: ['test/**/*.test-d.ts'] },
     // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
     reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],

@@ -161,8 +161,8 @@ export async function writeCompose(
       )
     }
   }
-  checkBuildScript(options.appRoot)
   const plan = await composePlan(options, log)
+  checkBuildScript(options.appRoot)
   mkdirSync(join(options.appRoot, '.framework'), { recursive: true })
   writeFileSync(join(options.appRoot, GENERATED_DOCKERFILE), renderDockerfile(options.appRoot))
   const dockerignore = join(options.appRoot, '.dockerignore')

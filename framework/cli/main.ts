@@ -12,10 +12,8 @@ import { parseReplicas } from './replicas.js'
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`)
 }
-/** Progress of commands whose stdout is their answer (routes --json, k8s): to stderr. */
-const note = (line: string): void => {
-  process.stderr.write(`framework ${line}\n`)
-}
+/** Progress of a command whose stdout is its answer (routes --json, k8s without --out): none. */
+const quiet = (_line: string): void => undefined
 const dirOption = () =>
   new Option('--dir <path>', 'the app root (holds services/ and package.json)').default(
     process.cwd(),
@@ -171,7 +169,7 @@ program
   .addOption(dirOption())
   .action(async (flags: { json?: boolean; dir: string }) => {
     const { listRoutes } = await import('./routes.js')
-    const routes = await listRoutes(resolve(flags.dir), note)
+    const routes = await listRoutes(resolve(flags.dir), flags.json ? quiet : out)
     if (flags.json) return out(JSON.stringify(routes, null, 2))
     out(
       formatTable(
@@ -350,7 +348,7 @@ program
           replicas: parseReplicas(flags.replicas),
         },
         (text) => process.stdout.write(text),
-        note,
+        flags.out === undefined ? quiet : out,
       )
     },
   )

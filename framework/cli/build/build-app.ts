@@ -123,6 +123,6 @@ export async function builtApp(
       (entry) => roles.includes(entry.role) && staleSources(appRoot, entry).length === 0,
     )
   if (current) return manifest
-  log('framework build (services changed since the last build)')
+  log('building the services first (changed since the last framework build)')
   return buildApp({ appRoot, roles: [], log })
 }
