@@ -34,6 +34,8 @@ export interface ComposePlan {
   yaml: string
   /** Instances per role, for `up --scale` (compose v1 ignores deploy.replicas). */
   replicas: Record<string, number>
+  /** The image each role's containers run. */
+  images: Record<string, string>
   namespace: string
 }
 
@@ -85,10 +87,12 @@ export async function composePlan(
     },
   }
   const replicas: Record<string, number> = {}
+  const images: Record<string, string> = {}
   for (const definition of manifest.roles) {
     const { role } = definition
     const count = options.replicas[role] ?? definition.replicas
     replicas[role] = count
+    images[role] = `${namespace.toLowerCase()}-${role}:dev`
     // On the host network replicas must not share a port: a fixed port only for one replica.
     const port = host ? (count === 1 && definition.port ? definition.port : 0) : CONTAINER_PORT
     services[role] = {
@@ -98,7 +102,7 @@ export async function composePlan(
         args: { SERVICE: role, BASE_IMAGE: options.baseImage, FRAMEWORK_BIN: frameworkBin },
         ...(host ? { network: 'host' } : {}),
       },
-      image: `${namespace.toLowerCase()}-${role}:dev`,
+      image: images[role],
       environment: {
         ETCD_ENDPOINTS: etcdUrl,
         FRAMEWORK_NAMESPACE: namespace,
@@ -120,7 +124,12 @@ export async function composePlan(
     }
   }
   const header = `${COMPOSE_MARKER} from services/ (${network} network). Rerun it after changing services; do not edit.\n`
-  return { yaml: header + stringify({ services }, { lineWidth: 0 }), replicas, namespace }
+  return {
+    yaml: header + stringify({ services }, { lineWidth: 0 }),
+    replicas,
+    images,
+    namespace,
+  }
 }
 
 /** The Dockerfile template for this app: its vendored framework (if any) goes in before npm ci. */
