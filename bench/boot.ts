@@ -37,7 +37,7 @@ function groupAlive(pid: number): boolean {
 }
 
 /** Runs `framework dev --local` in its own process group until ready, then Ctrl-C (SIGINT). */
-async function devOnce(): Promise<DevRun> {
+export async function devOnce(): Promise<DevRun> {
   const env: NodeJS.ProcessEnv = { ...process.env }
   delete env.ETCD_ENDPOINTS
   delete env.FRAMEWORK_NAMESPACE
@@ -92,7 +92,7 @@ async function devOnce(): Promise<DevRun> {
 }
 
 /** The floor: etcd from the binary, then 4 bare node:http processes through tsx, until listening. */
-async function baselineOnce(): Promise<{ etcdReadyMs: number; allReadyMs: number }> {
+export async function baselineOnce(): Promise<{ etcdReadyMs: number; allReadyMs: number }> {
   const started = now()
   const etcd = await EtcdServer.start()
   const etcdReadyMs = now() - started

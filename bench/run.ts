@@ -11,6 +11,7 @@ const BENCHMARKS: Record<
   scale: () => import('./scale.js'),
   boot: () => import('./boot.js'),
   'hash-balance': () => import('./hash-balance.js'),
+  footprint: () => import('./footprint.js'),
 }
 
 const wanted = process.argv.slice(2)

@@ -166,17 +166,22 @@ describe('a framework new app in docker compose (real engine, host network)', ()
     note(`image sizes: ${sizes}`)
 
     const orders = containers().find((c) => c.service === 'orders')!
+    // The image has node and sh, not coreutils: the checks are node one-liners.
     const inside = (script: string) =>
-      spawnSync('docker', ['exec', orders.id, 'sh', '-c', script], { encoding: 'utf8' })
+      spawnSync('docker', ['exec', orders.id, 'node', '-e', script], { encoding: 'utf8' })
     // The runtime stage: production dependencies and bundles, nothing to build or run TypeScript.
     const lean = inside(
-      'test -f .framework/build/orders.mjs && test -d node_modules/framework/dist && ' +
-        'test ! -e node_modules/tsx && test ! -e node_modules/typescript && ' +
-        'test ! -e node_modules/esbuild && test ! -e node_modules/vitest && test ! -e services',
+      `const has = require('fs').existsSync
+       const missing = ['.framework/build/orders.mjs', 'node_modules/framework/dist'].filter((p) => !has(p))
+       const extra = ['node_modules/tsx', 'node_modules/typescript', 'node_modules/esbuild', 'node_modules/vitest', 'services'].filter(has)
+       if (missing.length || extra.length) { console.error('missing', missing, 'extra', extra); process.exit(1) }`,
     )
     expect(lean.status, lean.stderr).toBe(0)
-    expect(inside('id -u').stdout.trim()).toBe('1000')
-    const pid1 = inside("tr '\\0' ' ' < /proc/1/cmdline").stdout
+    expect(inside('console.log(process.getuid())').stdout.trim()).toBe('1000')
+    // node is PID 1 (sh exec'd it), so the engine's SIGTERM reaches the instance itself.
+    const pid1 = inside(
+      "console.log(require('fs').readFileSync('/proc/1/cmdline', 'utf8').split('\\0').join(' '))",
+    ).stdout
     expect(pid1).toMatch(
       /^node \S*node_modules\/framework\/dist\/cli\/bin\.js start --built orders/,
     )
@@ -264,6 +269,7 @@ describe('a framework new app in docker compose (real engine, host network)', ()
       await waitFor(
         'every container healthy',
         () => {
+          if (dev.exitCode !== null) throw new Error(`framework dev exited early:\n${output}`)
           const all = containers()
           return all.length === 5 && all.every((c) => c.health === 'healthy')
         },
