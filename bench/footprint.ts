@@ -5,13 +5,17 @@
  *     anchor: a Moleculer broker with one service (its node compiled to JS, plain node), after
  *     1,000 calls from a client broker.
  *   - boot to registered of one instance (spawn → "registered in etcd"), built vs tsx.
- *   - `framework dev --local` all ready vs etcd + 4 bare node:http processes (boot's runs).
+ *   - `framework dev --local` all ready vs etcd + 4 bare node:http processes (boot's runs): the
+ *     example app with this repo's CLI (all TypeScript, through tsx), and an app made by
+ *     `framework new` from the packed framework with its installed CLI (the framework compiled,
+ *     only the app's services through tsx), both 3 + 1 instances.
+ *   - where an instance's memory goes: each package it loads, imported alone in a fresh node.
  *   - CLI one-shot wall time (`ps`, `call`), built CLI and this repo's tsx CLI, vs `etcdctl get`.
  *   - image size of the example app's images, when a Docker engine answers and they exist.
  * Medians of interleaved rounds. Needs `npm run build` first (the bench runs it).
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { build } from 'esbuild'
@@ -36,6 +40,9 @@ const DEV_GOAL_RATIO = 1.5
 const CLI_GOAL_MS = 300
 
 type Variant = 'built' | 'tsx'
+
+/** What a running instance loads, each measured alone (the framework's runtime dependencies). */
+const PACKAGES = ['etcd3', 'undici', 'zod', 'express', '@trpc/server', 'pino', 'commander']
 
 /** Resident set size of a process, MB (from /proc: what the kernel counts). */
 function rssMb(pid: number): number {
@@ -155,6 +162,54 @@ async function oneShots(etcd: string): Promise<Record<string, number[]>> {
   }
 }
 
+function runChecked(command: string, args: string[], cwd: string): string {
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 300_000 })
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(' ')} failed:\n${result.stderr}${result.stdout}`)
+  }
+  return result.stdout
+}
+
+/**
+ * An app as users make it: `framework new` with the packed framework, npm install, a `store`
+ * service (3 replicas, like the example's cache) and a `front` that calls it (like api).
+ */
+function generatedApp(): { cwd: string; cli: string; args: string[] } {
+  const dir = join(REPO_ROOT, '.tmp/bench/footprint-app')
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(join(REPO_ROOT, '.tmp/bench'), { recursive: true })
+  const packed = JSON.parse(
+    runChecked(
+      'npm',
+      ['pack', '--json', '--ignore-scripts', '--pack-destination', '.tmp/bench'],
+      REPO_ROOT,
+    ),
+  ) as { filename: string }[]
+  const tarball = join(REPO_ROOT, '.tmp/bench', packed[0]!.filename)
+  runChecked(
+    process.execPath,
+    [SOURCE_CLI, 'new', dir, '--skip-install', '--framework', tarball],
+    REPO_ROOT,
+  )
+  runChecked('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], dir)
+  const cli = join(dir, 'node_modules/framework/dist/cli/bin.js')
+  runChecked(process.execPath, [cli, 'generate', 'service', 'store'], dir)
+  runChecked(process.execPath, [cli, 'generate', 'service', 'front', '--deps', 'store'], dir)
+  rmSync(join(dir, 'services/hello'), { recursive: true })
+  return { cwd: dir, cli, args: ['--replicas', 'store=3'] }
+}
+
+/** RSS and V8 heap a package adds to a bare node process, imported alone (after a full GC). */
+function packageCost(name: string): { rssMb: number; heapMb: number } {
+  const script = `const base = process.memoryUsage(); await import(${JSON.stringify(name)}); gc(); const m = process.memoryUsage(); console.log(JSON.stringify({ rssMb: (m.rss - base.rss) / 2 ** 20, heapMb: (m.heapUsed - base.heapUsed) / 2 ** 20 }))`
+  const out = runChecked(
+    process.execPath,
+    ['--expose-gc', '--input-type=module', '-e', script],
+    REPO_ROOT,
+  )
+  return JSON.parse(out) as { rssMb: number; heapMb: number }
+}
+
 /** Sizes of the example app's images, if a Docker engine answers and `framework dev` built them. */
 function imageSizes(): string {
   const images = ['framework-cache:dev', 'framework-api:dev']
@@ -176,6 +231,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const built = spawnSync('npm', ['run', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' })
   if (built.status !== 0) throw new Error(`npm run build failed:\n${built.stderr}${built.stdout}`)
   const moleculerScript = await compiledMoleculerNode()
+  const app = generatedApp()
   const etcd = await EtcdServer.start()
   const instances: Record<Variant, { registeredMs: number; rssMb: number }[]> = {
     built: [],
@@ -183,6 +239,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   }
   const moleculer: number[] = []
   const dev: { allReadyMs: number }[] = []
+  const devApp: { allReadyMs: number }[] = []
   const base: { allReadyMs: number }[] = []
   let cli: Record<string, number[]>
   try {
@@ -198,13 +255,16 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   for (let round = 0; round < DEV_ROUNDS; round++) {
     base.push(await baselineOnce())
     dev.push(await devOnce())
+    devApp.push(await devOnce(app))
   }
   const images = imageSizes()
+  const packages = Object.fromEntries(PACKAGES.map((name) => [name, packageCost(name)]))
 
   const rss = (variant: Variant) => median(instances[variant].map((r) => r.rssMb))
   const boot = (variant: Variant) => median(instances[variant].map((r) => r.registeredMs))
   const anchor = median(moleculer)
   const devMs = median(dev.map((r) => r.allReadyMs))
+  const devAppMs = median(devApp.map((r) => r.allReadyMs))
   const baseMs = median(base.map((r) => r.allReadyMs))
   const etcdctl = median(cli['etcdctl get --prefix']!)
   const list = (values: number[], digits = 0) => values.map((v) => fixed(v, digits)).join(', ')
@@ -256,6 +316,14 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       `etcd + 4 bare node:http ${fixed(baseMs, 0)}`,
       `${fixed(devMs / baseMs)}×`,
     ],
+    [
+      '',
+      'generated app, installed CLI (3 store, 1 front)',
+      fixed(devAppMs, 0),
+      list(devApp.map((r) => r.allReadyMs)),
+      `etcd + 4 bare node:http ${fixed(baseMs, 0)}`,
+      `${fixed(devAppMs / baseMs)}×`,
+    ],
     ...Object.entries(cli).map(([name, values]) => [
       'CLI one-shot wall, ms',
       name,
@@ -265,6 +333,14 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       name.startsWith('etcdctl') ? '1.00×' : `${fixed(median(values) / etcdctl, 1)}×`,
     ]),
     ['image size', 'example app images', images, '—', '—', '—'],
+    ...Object.entries(packages).map(([name, cost]) => [
+      'loaded alone: RSS / heap, MB',
+      name,
+      `${fixed(cost.rssMb, 1)} / ${fixed(cost.heapMb, 1)}`,
+      '—',
+      'bare node',
+      '—',
+    ]),
   ]
   const table = markdownTable(
     [
@@ -307,6 +383,14 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     },
     {
       benchmark: 'footprint',
+      figure: `dev --local all ready, generated app with its installed CLI (median of ${DEV_ROUNDS})`,
+      framework: `${fixed(devAppMs, 0)} ms`,
+      baseline: `etcd + 4 bare node:http processes ${fixed(baseMs, 0)} ms`,
+      ratio: `${fixed(devAppMs / baseMs)}×`,
+      goal: `≤ ${DEV_GOAL_RATIO}×: ${verdict(devAppMs / baseMs <= DEV_GOAL_RATIO)}`,
+    },
+    {
+      benchmark: 'footprint',
       figure: 'CLI one-shot wall time (built CLI)',
       framework: `ps ${fixed(psMs, 0)} ms, call ${fixed(callMs, 0)} ms`,
       baseline: `etcdctl get ${fixed(etcdctl, 0)} ms`,
@@ -321,7 +405,9 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     instances,
     moleculer,
     dev,
+    devGeneratedApp: devApp,
     baseline: base,
+    packages,
     cli,
     images,
     summary,
