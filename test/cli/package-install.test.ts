@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
@@ -97,6 +97,13 @@ it('npm pack → install into a new app → framework build → built instances 
   expect(called.code, called.stderr).toBe(0)
   expect(JSON.parse(called.stdout)).toMatchObject({ message: 'hello ada' })
   expect(JSON.parse(called.stdout).instance).toMatch(/^inventory-/)
+
+  // The installed CLI re-vendors itself: npm pack of node_modules/framework.
+  rmSync(join(app, 'vendor'), { recursive: true })
+  const upgraded = run(framework, ['upgrade', '--skip-install'], app)
+  expect(upgraded.code, upgraded.stderr).toBe(0)
+  expect(upgraded.stdout).toContain('create vendor/framework-0.1.0.tgz')
+  expect(existsSync(join(app, 'vendor/framework-0.1.0.tgz'))).toBe(true)
 
   for (const { instance } of [inventory, orders]) expect(await instance.kill('SIGTERM')).toBe(0)
   for (const probeFile of [
