@@ -70,6 +70,33 @@ function framework(args: string[], timeoutMs = 120_000) {
   return { code: result.status, stdout: result.stdout ?? '', output, ms: Date.now() - started }
 }
 
+/** The same, without blocking this process: etcd watch events keep arriving while it runs. */
+function frameworkAsync(
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(app, 'node_modules/.bin/framework'), args, {
+      cwd: app,
+      env: env(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString()
+    }
+    child.stdout.on('data', collect)
+    child.stderr.on('data', collect)
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs)
+    child.once('error', reject)
+    child.once('close', (code) => {
+      clearTimeout(timer)
+      appendFileSync(join(LOG_DIR, 'commands.log'), `\n$ framework ${args.join(' ')}\n${output}`)
+      resolve({ code, output })
+    })
+  })
+}
+
 function theProbe(): PhoneBookProbe {
   if (!probe) throw new Error('the probe is made in beforeAll')
   return probe
@@ -239,7 +266,7 @@ describe('a framework new app in docker compose (real engine, host network)', ()
     expect(keys.length).toBeGreaterThanOrEqual(3)
     const deletions = await Deletions.open(theProbe())
     try {
-      const down = framework(['down'], 120_000)
+      const down = await frameworkAsync(['down'])
       expect(down.code, down.output).toBe(0)
       expect(containers()).toEqual([])
       expect(keys.filter((key) => !deletions.at.has(key))).toEqual([])
