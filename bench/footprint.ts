@@ -26,7 +26,7 @@ import { SpawnedInstance, testEnv } from '../test/support/instance.js'
 import { baselineOnce, devOnce } from './boot.js'
 import { markdownTable, type SummaryRow, writeResult } from './harness.js'
 import { startMoleculer } from './moleculer-client.js'
-import { fixed, median, now, REPO_ROOT } from './support.js'
+import { fixed, median, now, REPO_ROOT, sleep } from './support.js'
 
 const ROUNDS = 5
 const DEV_ROUNDS = 3
@@ -81,6 +81,10 @@ async function instanceOnce(
     const ran = await instance.waitForLog(variant === 'built' ? 'built bundle' : 'from TypeScript')
     if (ran.code !== (variant === 'built' ? 'bundle' : 'typescript'))
       throw new Error(`expected the ${variant} instance, it ran ${String(ran.code)}`)
+    // The instance is registered; the client's watch sees it a moment later.
+    const resolver = connection.dependencies.resolvers.get('cache')!
+    const deadline = Date.now() + 10_000
+    while (resolver.endpoints.length === 0 && Date.now() < deadline) await sleep(10)
     await connection.deps.cache.set({ key: 'k', value: 'v' })
     for (let i = 0; i < CALLS; i++) await connection.deps.cache.get({ key: 'k' })
     return { registeredMs, rssMb: rssMb(instance.pid) }
