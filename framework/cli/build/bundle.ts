@@ -35,16 +35,14 @@ function crossServiceImport(
   inputs: Metafile['inputs'],
   bundled: string[],
 ): string | undefined {
-  const foreign = bundled.filter(
+  const foreign = bundled.find(
     (file) => file.startsWith('services/') && !file.startsWith(serviceDir(role)),
   )
-  for (const file of foreign) {
-    const importer = Object.entries(inputs).find(([, input]) =>
-      input.imports.some((edge) => edge.path === file),
-    )?.[0]
-    return `${importer ?? serviceDir(role)} imports ${file} at runtime: a service may import another service's types only (import type …) and call it through ctx.deps`
-  }
-  return undefined
+  if (!foreign) return undefined
+  const importer = Object.entries(inputs).find(([, input]) =>
+    input.imports.some((edge) => edge.path === foreign),
+  )?.[0]
+  return `${importer ?? serviceDir(role)} imports ${foreign} at runtime: a service may import another service's types only (import type …) and call it through ctx.deps`
 }
 
 /**
