@@ -163,7 +163,8 @@ describe('ctx.deps through discovery (real etcd, real processes)', () => {
     })
     await new Promise((resolve) => setTimeout(resolve, 100)) // the api's watch has seen the deletes
     const input = encodeURIComponent(JSON.stringify({ key: 'k' }))
-    await fetch(`${api.url}/healthz`) // warm the connection
+    // Warm the connection and tRPC's standard adapter (express is loaded at its first request).
+    await (await fetch(`${api.url}/trpc/warmup`)).arrayBuffer()
     const started = performance.now()
     const response = await fetch(`${api.url}/trpc/get?input=${input}`)
     const body = (await response.json()) as { error: { message: string; data: { code: string } } }
