@@ -10,7 +10,11 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { composeCommand } from '../../framework/cli/docker.js'
+import {
+  type ContainerState,
+  composeCommand,
+  inspectContainers,
+} from '../../framework/cli/docker.js'
 import { CallLoop, type LoopTarget } from '../support/call-loop.js'
 import { packFramework } from '../support/framework-package.js'
 import { CLI, REPO_ROOT } from '../support/instance.js'
@@ -102,8 +106,8 @@ function theProbe(): PhoneBookProbe {
   return probe
 }
 
-/** The project's containers (docker's compose labels), with their service and state. */
-function containers(): { id: string; service: string; status: string; health: string }[] {
+/** The project's containers (found by compose's label), with their service and state. */
+function containers(): ContainerState[] {
   const ids = spawnSync(
     'docker',
     ['ps', '--all', '--quiet', '--filter', `label=com.docker.compose.project=${project}`],
@@ -111,20 +115,7 @@ function containers(): { id: string; service: string; status: string; health: st
   )
     .stdout.split('\n')
     .filter(Boolean)
-  if (ids.length === 0) return []
-  const inspected = JSON.parse(
-    spawnSync('docker', ['inspect', ...ids], { encoding: 'utf8', timeout: 30_000 }).stdout || '[]',
-  ) as {
-    Id: string
-    State: { Status: string; Health?: { Status: string } }
-    Config: { Labels: Record<string, string> }
-  }[]
-  return inspected.map((c) => ({
-    id: c.Id,
-    service: c.Config.Labels['com.docker.compose.service'] ?? '',
-    status: c.State.Status,
-    health: c.State.Health?.Status ?? 'none',
-  }))
+  return inspectContainers(ids)
 }
 
 const devFlags = () => [
