@@ -36,18 +36,27 @@ function groupAlive(pid: number): boolean {
   }
 }
 
-/** Runs `framework dev --local` in its own process group until ready, then Ctrl-C (SIGINT). */
-async function devOnce(): Promise<DevRun> {
+/**
+ * Runs `framework dev --local` in its own process group until ready, then Ctrl-C (SIGINT): the
+ * example app with this repo's CLI, or `app` with its own CLI and extra arguments.
+ */
+export async function devOnce(
+  app: { cwd: string; cli: string; args: string[] } = { cwd: REPO_ROOT, cli: CLI, args: [] },
+): Promise<DevRun> {
   const env: NodeJS.ProcessEnv = { ...process.env }
   delete env.ETCD_ENDPOINTS
   delete env.FRAMEWORK_NAMESPACE
   const started = now()
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'dev', '--local', '--no-watch'], {
-    cwd: REPO_ROOT,
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [app.cli, 'dev', '--local', '--no-watch', ...app.args],
+    {
+      cwd: app.cwd,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   const pid = child.pid as number
   let output = ''
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -92,7 +101,7 @@ async function devOnce(): Promise<DevRun> {
 }
 
 /** The floor: etcd from the binary, then 4 bare node:http processes through tsx, until listening. */
-async function baselineOnce(): Promise<{ etcdReadyMs: number; allReadyMs: number }> {
+export async function baselineOnce(): Promise<{ etcdReadyMs: number; allReadyMs: number }> {
   const started = now()
   const etcd = await EtcdServer.start()
   const etcdReadyMs = now() - started

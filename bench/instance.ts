@@ -16,6 +16,11 @@ export class LoggingChild {
   readonly exited: Promise<number | null>
   #waiters: { text: string; resolve: (line: LogLine) => void }[] = []
 
+  /** The child's pid (for process figures such as its RSS). */
+  get pid(): number {
+    return this.child.pid as number
+  }
+
   constructor(readonly child: ChildProcess) {
     if (child.stdout) {
       createInterface({ input: child.stdout }).on('line', (text) => {

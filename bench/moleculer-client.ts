@@ -17,6 +17,8 @@ export interface MoleculerBaseline {
   call: () => Promise<unknown>
   /** Stops the client broker, then the node process (SIGTERM, SIGKILL after 5 s). */
   close: () => Promise<void>
+  /** The node process (the broker with the service). */
+  pid: number
 }
 
 async function twoFreePorts(): Promise<[number, number]> {
@@ -38,7 +40,11 @@ async function stopChild(node: LoggingChild): Promise<void> {
 }
 
 export async function startMoleculer(
-  options: { readyTimeoutMs?: number } = {},
+  options: {
+    readyTimeoutMs?: number
+    /** How node runs the service node (default through tsx; footprint runs it compiled). */
+    script?: string[]
+  } = {},
 ): Promise<MoleculerBaseline> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 15_000
   const [nodePort, clientPort] = await twoFreePorts()
@@ -46,9 +52,7 @@ export async function startMoleculer(
     spawn(
       process.execPath,
       [
-        '--import',
-        'tsx',
-        'bench/moleculer-node.ts',
+        ...(options.script ?? ['--import', 'tsx', 'bench/moleculer-node.ts']),
         '--port',
         String(nodePort),
         '--client-port',
@@ -92,6 +96,7 @@ export async function startMoleculer(
   const client = broker
   let closed: Promise<void> | undefined
   return {
+    pid: node.pid,
     call: () => client.call('cache.get', { key: 'k' }),
     close: () => {
       closed ??= (async () => {

@@ -12,6 +12,7 @@ const BENCHMARKS: Record<
   boot: () => import('./boot.js'),
   'hash-balance': () => import('./hash-balance.js'),
   gateway: () => import('./gateway.js'),
+  footprint: () => import('./footprint.js'),
 }
 
 const wanted = process.argv.slice(2)

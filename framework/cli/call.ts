@@ -1,8 +1,12 @@
 import { TRPCError } from '@trpc/server'
 import { pino } from 'pino'
-import { connect } from '../client/connect.js'
+import { DependencyClient } from '../client/dependency-client.js'
+import { HttpTransport } from '../client/http-transport.js'
+import { RetryBudget } from '../client/retry-budget.js'
+import { createBalancer } from '../discovery/balancers/index.js'
 import { ROLE_PATTERN } from '../service/role.js'
 import { CliError } from './cli-error.js'
+import { ListedResolver } from './listed-resolver.js'
 import type { PhoneBookTarget } from './phone-book-target.js'
 
 /** Splits `cache.admin.flush` into role `cache` and path `admin.flush`. */
@@ -31,7 +35,11 @@ export function parseCallInput(json: string | undefined): unknown {
   }
 }
 
-/** Calls one procedure through discovery, exactly as `ctx.deps` would. */
+/**
+ * Calls one procedure through discovery with the client `ctx.deps` uses (balancer, retries on
+ * another instance, ejection, deadline, the RPC stream), over the role's instances as listed once
+ * through etcd's JSON gateway: a one-shot has no use for a watch.
+ */
 export async function callThroughDiscovery(
   target: PhoneBookTarget,
   role: string,
@@ -39,14 +47,26 @@ export async function callThroughDiscovery(
   input: unknown,
   timeoutMs: number,
 ): Promise<unknown> {
-  const connection = connect({
-    deps: { [role]: { timeoutMs } },
-    etcdEndpoints: target.etcdEndpoints.join(','),
+  const resolver = new ListedResolver(
+    role,
+    target.namespace,
+    target.etcdEndpoints,
+    Date.now() + timeoutMs,
+  )
+  const transport = new HttpTransport()
+  const client = new DependencyClient({
+    role,
     namespace: target.namespace,
+    etcdEndpoints: target.etcdEndpoints,
+    resolver,
+    transport,
+    balancer: createBalancer(),
+    budget: new RetryBudget(),
+    timeoutMs,
     log: pino({ level: 'silent' }),
   })
   try {
-    return await connection.dependencies.clients.get(role)!.call(path, input)
+    return await client.call(path, input)
   } catch (err) {
     if (err instanceof TRPCError)
       throw new CliError(`${err.code}: ${err.message}`, 'FRAMEWORK_ERR_COMMAND_FAILED', {
@@ -54,6 +74,7 @@ export async function callThroughDiscovery(
       })
     throw err
   } finally {
-    await connection.close()
+    await resolver.close()
+    await transport.close()
   }
 }

@@ -38,9 +38,14 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
   const { appRoot, compose, log } = options
   const plan = await writeCompose(options, log)
   const scale = Object.entries(plan.replicas).flatMap(([role, n]) => ['--scale', `${role}=${n}`])
+  log(`${compose.join(' ')} build …`)
+  const built = await run(compose, ['build'], appRoot)
+  if (built !== 0)
+    throw new CliError(`${compose.join(' ')} build failed (exit ${built}); see its output above`)
+  log(`images (node, production dependencies, bundles): ${imageSizes(plan.images)}`)
   if (options.detach) {
-    log(`${compose.join(' ')} up --detach --build …`)
-    const code = await run(compose, ['up', '--detach', '--build', ...scale], appRoot)
+    log(`${compose.join(' ')} up --detach …`)
+    const code = await run(compose, ['up', '--detach', ...scale], appRoot)
     if (code !== 0)
       throw new CliError(`${compose.join(' ')} up failed (exit ${code}); see its output above`)
     log('waiting for every container to be healthy (etcd answers, each instance registered)…')
@@ -76,19 +81,41 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
       )
     }
   }
-  log(`${compose.join(' ')} up --build … (Ctrl-C stops everything)`)
-  const child = spawn(compose[0]!, [...compose.slice(1), 'up', '--build', ...scale], {
+  log(`${compose.join(' ')} up … (Ctrl-C stops everything)`)
+  // compose gets its own process group: a terminal's Ctrl-C reaches only us and is passed on
+  // once (a second SIGINT makes compose kill the containers instead of stopping them).
+  const child = spawn(compose[0]!, [...compose.slice(1), 'up', ...scale], {
     cwd: appRoot,
     stdio: 'inherit',
+    detached: true,
   })
-  // A terminal's Ctrl-C reaches compose itself; a SIGTERM to us is passed on as Ctrl-C.
-  const forward = () => child.kill('SIGINT')
+  let forwarded = false
+  const forward = () => {
+    if (forwarded) return
+    forwarded = true
+    child.kill('SIGINT')
+  }
+  process.on('SIGINT', forward)
   process.on('SIGTERM', forward)
-  process.on('SIGINT', () => undefined)
   const code = await new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? 0)))
   for (const watcher of watchers) watcher.close()
+  process.off('SIGINT', forward)
   process.off('SIGTERM', forward)
   return code
+}
+
+/** `framework-api:dev 187 MB, …`: each role's image and its size as the engine reports it. */
+function imageSizes(images: Record<string, string>): string {
+  return Object.values(images)
+    .map((image) => {
+      const inspect = spawnSync('docker', ['image', 'inspect', '--format', '{{.Size}}', image], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      })
+      const bytes = Number(inspect.stdout.trim())
+      return `${image} ${inspect.status === 0 && bytes > 0 ? `${Math.round(bytes / 1e6)} MB` : '(size unknown)'}`
+    })
+    .join(', ')
 }
 
 /** Ids of the app's containers, running or not (`compose ps --all`; the project as `env` names it). */

@@ -34,18 +34,33 @@ export async function devLocal(options: DevOptions): Promise<number> {
   const { appRoot, env, out } = options
   const style = styler(out)
   const say = (line: string) => out.write(`${style.bold('framework')} ${line}\n`)
-  const plan = await devPlan(appRoot, options.replicas)
   const namespace = resolveNamespace(env, undefined, () => readAppInfo(appRoot).namespace)
 
+  // etcd starts while the services are built and planned: neither waits for the other.
   let etcd: EtcdServer | undefined
-  let endpoints: string
-  if (env.ETCD_ENDPOINTS) {
-    endpoints = parseEtcdEndpoints(env.ETCD_ENDPOINTS).join(',')
+  let endpoints = env.ETCD_ENDPOINTS ? parseEtcdEndpoints(env.ETCD_ENDPOINTS).join(',') : ''
+  let etcdStarting: Promise<EtcdServer> | undefined
+  if (endpoints) {
     say(`using etcd at ${endpoints} (ETCD_ENDPOINTS)`)
   } else {
     say('starting etcd (temp data dir, free port)…')
+    etcdStarting = EtcdServer.start()
+    // Whatever fails first is reported; etcd must not be left running either way.
+    etcdStarting.catch(() => undefined)
+  }
+  let plan: Awaited<ReturnType<typeof devPlan>>
+  try {
+    plan = await devPlan(appRoot, options.replicas, say)
+  } catch (err) {
+    await etcdStarting?.then(
+      (started) => started.dispose(),
+      () => undefined,
+    )
+    throw err
+  }
+  if (etcdStarting) {
     try {
-      etcd = await EtcdServer.start()
+      etcd = await etcdStarting
     } catch (err) {
       throw new CliError((err as Error).message.split('\n')[0] ?? 'etcd failed to start')
     }

@@ -1,25 +1,19 @@
 import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { exitCodeOf } from '../internal/errors.js'
-import { callThroughDiscovery, parseCallInput, parseCallTarget } from './call.js'
 import { CliError } from './cli-error.js'
-import { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE, writeCompose } from './compose.js'
-import { parseReplicas } from './dev/plan.js'
-import { composeDown, devCompose } from './dev-compose.js'
-import { devLocal } from './dev-local.js'
-import { composeCommand, dockerEngineAnswers } from './docker.js'
-import { generateService } from './generate-service.js'
-import { newApp } from './new-app.js'
+import { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE } from './images.js'
 import { formatTable, styler } from './output.js'
-import { phoneBookTarget } from './phone-book-target.js'
-import { formatAge, readPhoneBook } from './ps.js'
-import { listRoutes } from './routes.js'
-import { startCommand } from './start.js'
-import { watchRole } from './watch.js'
+import { parseReplicas } from './replicas.js'
+
+// Each command imports what it runs when it runs (await import): a one-shot such as `ps` or
+// `call` loads no service code, no bundler and no TypeScript loader.
 
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`)
 }
+/** Progress of a command whose stdout is its answer (routes --json, k8s without --out): none. */
+const quiet = (_line: string): void => undefined
 const dirOption = () =>
   new Option('--dir <path>', 'the app root (holds services/ and package.json)').default(
     process.cwd(),
@@ -99,8 +93,31 @@ program
   .description('create an app: package.json, tsconfig, services/hello, README')
   .argument('<dir>', 'a new or empty directory')
   .option('--skip-install', 'do not run npm install')
-  .action((dir: string, flags: { skipInstall?: boolean }) => {
-    newApp({ dir, install: !flags.skipInstall, log: out })
+  .option(
+    '--framework <spec>',
+    'depend on this npm spec (a published version), or vendor this framework-<version>.tgz; default: this framework, packed into vendor/',
+  )
+  .action(async (dir: string, flags: { skipInstall?: boolean; framework?: string }) => {
+    const { newApp } = await import('./new-app.js')
+    newApp({ dir, install: !flags.skipInstall, framework: flags.framework, log: out })
+  })
+
+program
+  .command('upgrade')
+  .description(
+    "replace the app's vendored framework with this one (or --framework), then npm install",
+  )
+  .option('--framework <spec>', 'an npm spec, or a framework-<version>.tgz to vendor')
+  .option('--skip-install', 'do not run npm install')
+  .addOption(dirOption())
+  .action(async (flags: { framework?: string; skipInstall?: boolean; dir: string }) => {
+    const { upgradeFramework } = await import('./upgrade.js')
+    upgradeFramework({
+      appRoot: resolve(flags.dir),
+      framework: flags.framework,
+      install: !flags.skipInstall,
+      log: out,
+    })
   })
 
 const generate = program.command('generate').description('generate code by convention')
@@ -111,7 +128,8 @@ generate
   .option('--deps <roles>', 'comma-separated roles it calls through ctx.deps', '')
   .option('--port <n>', 'a fixed port for dev and compose')
   .addOption(dirOption())
-  .action((role: string, flags: { deps: string; port?: string; dir: string }) => {
+  .action(async (role: string, flags: { deps: string; port?: string; dir: string }) => {
+    const { generateService } = await import('./generate-service.js')
     const appRoot = resolve(flags.dir)
     const deps = flags.deps
       .split(',')
@@ -133,12 +151,25 @@ generate
   })
 
 program
+  .command('build')
+  .description(
+    'one bundle per service (esbuild) and a manifest in .framework/build/: what images and start --built run',
+  )
+  .argument('[roles...]', 'roles to build (default: every service)')
+  .addOption(dirOption())
+  .action(async (roles: string[], flags: { dir: string }) => {
+    const { buildApp } = await import('./build/build-app.js')
+    await buildApp({ appRoot: resolve(flags.dir), roles, log: out })
+  })
+
+program
   .command('routes')
   .description('every role, its procedures (query/mutation, input) and its deps; from the code')
   .option('--json', 'print JSON')
   .addOption(dirOption())
   .action(async (flags: { json?: boolean; dir: string }) => {
-    const routes = await listRoutes(resolve(flags.dir))
+    const { listRoutes } = await import('./routes.js')
+    const routes = await listRoutes(resolve(flags.dir), flags.json ? quiet : out)
     if (flags.json) return out(JSON.stringify(routes, null, 2))
     out(
       formatTable(
@@ -162,6 +193,8 @@ program
   .addOption(namespaceOption())
   .addOption(dirOption())
   .action(async (flags: { json?: boolean; etcd?: string; namespace?: string; dir: string }) => {
+    const { phoneBookTarget } = await import('./phone-book-target.js')
+    const { formatAge, readPhoneBook } = await import('./ps.js')
     const target = phoneBookTarget(flags, process.env)
     const book = await readPhoneBook(target)
     if (flags.json) return out(JSON.stringify({ namespace: target.namespace, ...book }, null, 2))
@@ -211,6 +244,8 @@ program
   .addOption(namespaceOption())
   .addOption(dirOption())
   .action(async (role: string, flags: { etcd?: string; namespace?: string; dir: string }) => {
+    const { phoneBookTarget } = await import('./phone-book-target.js')
+    const { watchRole } = await import('./watch.js')
     const target = phoneBookTarget(flags, process.env)
     const stop = new AbortController()
     process.once('SIGINT', () => stop.abort())
@@ -240,6 +275,8 @@ program
       inputText: string | undefined,
       flags: { timeout: string; etcd?: string; namespace?: string; dir: string },
     ) => {
+      const { callThroughDiscovery, parseCallInput, parseCallTarget } = await import('./call.js')
+      const { phoneBookTarget } = await import('./phone-book-target.js')
       const { role, path } = parseCallTarget(targetText)
       const input = parseCallInput(inputText)
       const timeoutMs = Number(flags.timeout)
@@ -263,8 +300,58 @@ composeFlags(
     )
     .addOption(dirOption()),
 ).action(async (flags: ComposeFlags) => {
+  const { writeCompose } = await import('./compose.js')
   await writeCompose(composeOptions(flags), out)
 })
+
+program
+  .command('k8s')
+  .description(
+    'Kubernetes manifests from the same plan as compose: namespace, etcd, a Deployment per role, probes, PDBs',
+  )
+  .option('--out <dir>', 'write one file per group there (default: print to stdout)')
+  .addOption(
+    new Option(
+      '--namespace <name>',
+      'Kubernetes namespace and phone book namespace (default: the package name)',
+    ),
+  )
+  .option('--etcd-endpoints <urls>', 'use this etcd (comma list) instead of a 3-member StatefulSet')
+  .addOption(
+    new Option('--etcd-image <image>', 'image the etcd members run').default(DEFAULT_ETCD_IMAGE),
+  )
+  .option('--registry <prefix>', 'image registry prefix: <prefix>/<namespace>-<role>:<tag>')
+  .option('--tag <tag>', 'image tag (default: the package version)')
+  .addOption(replicasOption())
+  .addOption(dirOption())
+  .action(
+    async (flags: {
+      out?: string
+      namespace?: string
+      etcdEndpoints?: string
+      etcdImage: string
+      registry?: string
+      tag?: string
+      replicas: string[]
+      dir: string
+    }) => {
+      const { writeK8s } = await import('./k8s/k8s-command.js')
+      await writeK8s(
+        {
+          appRoot: resolve(flags.dir),
+          out: flags.out,
+          namespace: flags.namespace,
+          etcdEndpoints: flags.etcdEndpoints,
+          etcdImage: flags.etcdImage,
+          registry: flags.registry,
+          tag: flags.tag,
+          replicas: parseReplicas(flags.replicas),
+        },
+        (text) => process.stdout.write(text),
+        flags.out === undefined ? quiet : out,
+      )
+    },
+  )
 
 composeFlags(
   program
@@ -277,9 +364,11 @@ composeFlags(
     .option('--no-watch', 'do not restart services when their files change')
     .addOption(dirOption()),
 ).action(async (flags: ComposeFlags & { local?: boolean; detach?: boolean; watch: boolean }) => {
+  const { composeCommand, dockerEngineAnswers } = await import('./docker.js')
   const compose = flags.local ? undefined : dockerEngineAnswers() ? composeCommand() : undefined
   let code: number
   if (compose) {
+    const { devCompose } = await import('./dev-compose.js')
     code = await devCompose({
       ...composeOptions(flags),
       compose,
@@ -295,6 +384,7 @@ composeFlags(
       )
     if (!flags.local)
       out('framework no Docker engine answered (docker info): running local processes')
+    const { devLocal } = await import('./dev-local.js')
     code = await devLocal({
       appRoot: resolve(flags.dir),
       replicas: parseReplicas(flags.replicas),
@@ -311,6 +401,8 @@ program
   .description('stop and remove what framework dev --detach started in compose')
   .addOption(dirOption())
   .action(async (flags: { dir: string }) => {
+    const { composeCommand } = await import('./docker.js')
+    const { composeDown } = await import('./dev-compose.js')
     const compose = composeCommand()
     if (!compose)
       throw new CliError(
@@ -324,9 +416,14 @@ program
   .command('start')
   .description('run one instance of services/<role> and register it in etcd')
   .argument('<role>', 'the service role (folder name under services/)')
+  .option(
+    '--built',
+    'run the bundle from framework build (the default when NODE_ENV=production and one exists)',
+  )
   .addOption(dirOption())
-  .action(async (role: string, flags: { dir: string }) => {
-    await startCommand(role, flags.dir)
+  .action(async (role: string, flags: { dir: string; built?: boolean }) => {
+    const { startCommand } = await import('./start.js')
+    await startCommand(role, flags.dir, flags.built === true)
   })
 
 program

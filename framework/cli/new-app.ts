@@ -1,19 +1,17 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { CliError } from './cli-error.js'
+import { frameworkDependencySpec, toolVersions } from './framework-dependency.js'
 import { generateService } from './generate-service.js'
 import { renderTemplate } from './template.js'
-
-/** Where the framework package lives, for the new app's dependency on it. */
-export const FRAMEWORK_ROOT = resolve(import.meta.dirname, '../..')
 
 export interface NewAppOptions {
   dir: string
   /** Skip `npm install` (tests and offline use). */
   install: boolean
-  /** How the app depends on the framework; default `file:` this installation. */
-  frameworkSpec?: string
+  /** `--framework`: an npm spec, or a framework-<version>.tgz to vendor; default this framework, packed into vendor/. */
+  framework?: string | undefined
   log: (line: string) => void
 }
 
@@ -36,12 +34,17 @@ export function newApp(options: NewAppOptions): string {
       'FRAMEWORK_ERR_USAGE',
     )
   mkdirSync(join(dir, 'services'), { recursive: true })
+  mkdirSync(join(dir, 'bin'), { recursive: true })
+  const frameworkSpec = frameworkDependencySpec(dir, options.framework, options.log)
+  const tools = toolVersions()
   const files: [string, string][] = [
     [
       'package.json',
       renderTemplate('app/package.json.tmpl', {
         name,
-        frameworkSpec: options.frameworkSpec ?? `file:${FRAMEWORK_ROOT}`,
+        frameworkSpec,
+        esbuildVersion: tools.esbuild,
+        tsxVersion: tools.tsx,
       }),
     ],
     ['tsconfig.json', renderTemplate('app/tsconfig.json.tmpl', {})],
@@ -52,6 +55,9 @@ export function newApp(options: NewAppOptions): string {
     writeFileSync(join(dir, file), text)
     options.log(`create ${file}`)
   }
+  // Rails' bin/setup: installs what the app needs on a fresh machine (npm install, etcd).
+  copyFileSync(join(import.meta.dirname, 'setup.mjs'), join(dir, 'bin', 'setup.mjs'))
+  options.log('create bin/setup.mjs')
   generateService({ appRoot: dir, role: 'hello', deps: [], port: undefined, log: options.log })
   if (options.install) {
     options.log('npm install …')
@@ -65,6 +71,6 @@ export function newApp(options: NewAppOptions): string {
       )
     }
   }
-  options.log(`done: cd ${options.dir} && ${options.install ? '' : 'npm install && '}npm run dev`)
+  options.log(`done: cd ${options.dir} && ${options.install ? '' : 'npm run setup && '}npm run dev`)
   return dir
 }

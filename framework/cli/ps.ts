@@ -1,6 +1,5 @@
-import { withTimeout } from '../internal/timers.js'
-import { createEtcdClient } from '../registry/etcd-client.js'
 import { parseRecord, servicesPrefix } from '../registry/record.js'
+import { EtcdGateway } from './etcd-gateway.js'
 import { etcdUnreachable, type PhoneBookTarget } from './phone-book-target.js'
 
 export interface InstanceRow {
@@ -29,68 +28,54 @@ export interface PhoneBook {
 
 const DEADLINE_MS = 3_000
 
-/** The live phone book of a namespace, with each lease's remaining TTL. */
+/** The live phone book of a namespace, with each lease's remaining TTL (etcd's JSON gateway). */
 export async function readPhoneBook(target: PhoneBookTarget): Promise<PhoneBook> {
-  const client = createEtcdClient(target.etcdEndpoints)
-  try {
-    const response = await withTimeout(
-      client.getAll().prefix(servicesPrefix(target.namespace)).exec(),
-      DEADLINE_MS,
-      'no answer within 3 s',
-    ).catch((err: unknown) => {
-      throw etcdUnreachable(target, err)
-    })
-    const instances: InstanceRow[] = []
-    const malformed: PhoneBook['malformed'] = []
-    const now = Date.now()
-    await Promise.all(
-      response.kvs.map(async (kv) => {
-        const key = kv.key.toString()
-        const parsed = parseRecord(key, kv.value.toString())
-        if (!parsed.ok) {
-          malformed.push({ key, reason: parsed.reason })
-          return
-        }
-        const { record } = parsed
-        let ttlLeft: number | undefined
-        let grantedTtl: number | undefined
-        if (kv.lease !== '0') {
-          const lease = await client.leaseClient
-            .leaseTimeToLive({ ID: kv.lease })
-            .catch(() => undefined)
-          if (lease) {
-            ttlLeft = Number(lease.TTL)
-            grantedTtl = Number(lease.grantedTTL)
-          }
-        }
-        instances.push({
-          role: record.role,
-          id: record.id,
-          url: record.url,
-          ageSeconds: Math.max(0, Math.round((now - Date.parse(record.startedAt)) / 1000)),
-          inflight: record.load.inflight,
-          cpu: record.load.cpu,
-          rssMiB: Math.round(record.load.rss / 2 ** 20),
-          contract: record.contract,
-          version: record.version,
-          host: record.host,
-          pid: record.pid,
-          ttlLeft,
-          grantedTtl,
-          stale:
-            ttlLeft === undefined ||
-            grantedTtl === undefined ||
-            ttlLeft < 0 ||
-            ttlLeft < grantedTtl / 2,
-        })
-      }),
-    )
-    instances.sort((a, b) => a.role.localeCompare(b.role) || a.id.localeCompare(b.id))
-    malformed.sort((a, b) => a.key.localeCompare(b.key))
-    return { instances, malformed }
-  } finally {
-    client.close()
-  }
+  const gateway = new EtcdGateway(target.etcdEndpoints, Date.now() + DEADLINE_MS)
+  const kvs = await gateway.range(servicesPrefix(target.namespace)).catch((err: unknown) => {
+    throw etcdUnreachable(target, err)
+  })
+  const instances: InstanceRow[] = []
+  const malformed: PhoneBook['malformed'] = []
+  const now = Date.now()
+  await Promise.all(
+    kvs.map(async (kv) => {
+      const parsed = parseRecord(kv.key, kv.value)
+      if (!parsed.ok) {
+        malformed.push({ key: kv.key, reason: parsed.reason })
+        return
+      }
+      const { record } = parsed
+      const lease =
+        kv.lease === '0'
+          ? undefined
+          : await gateway.leaseTimeToLive(kv.lease).catch(() => undefined)
+      const ttlLeft = lease?.ttl
+      const grantedTtl = lease?.grantedTtl
+      instances.push({
+        role: record.role,
+        id: record.id,
+        url: record.url,
+        ageSeconds: Math.max(0, Math.round((now - Date.parse(record.startedAt)) / 1000)),
+        inflight: record.load.inflight,
+        cpu: record.load.cpu,
+        rssMiB: Math.round(record.load.rss / 2 ** 20),
+        contract: record.contract,
+        version: record.version,
+        host: record.host,
+        pid: record.pid,
+        ttlLeft,
+        grantedTtl,
+        stale:
+          ttlLeft === undefined ||
+          grantedTtl === undefined ||
+          ttlLeft < 0 ||
+          ttlLeft < grantedTtl / 2,
+      })
+    }),
+  )
+  instances.sort((a, b) => a.role.localeCompare(b.role) || a.id.localeCompare(b.id))
+  malformed.sort((a, b) => a.key.localeCompare(b.key))
+  return { instances, malformed }
 }
 
 export function formatAge(seconds: number): string {

@@ -1,8 +1,4 @@
-import { loadServiceDefinition } from '../runtime/service-module.js'
-import { describeInput } from '../service/input-shape.js'
-import { procedureManifest } from '../service/manifest.js'
-import { CliError } from './cli-error.js'
-import { listServiceRoles } from './service-roles.js'
+import { builtApp } from './build/build-app.js'
 
 export interface RouteRow {
   role: string
@@ -12,27 +8,19 @@ export interface RouteRow {
   deps: string[]
 }
 
-/** Every role's procedures, from the code in services/ (no etcd needed). */
-export async function listRoutes(appRoot: string): Promise<RouteRow[]> {
-  const rows: RouteRow[] = []
-  const roles = listServiceRoles(appRoot)
-  if (roles.length === 0) {
-    throw new CliError(
-      `no services in ${appRoot}/services; run this in an app, or create one: framework generate service <role>`,
-      'FRAMEWORK_ERR_USAGE',
-    )
-  }
-  for (const role of roles) {
-    const definition = await loadServiceDefinition(appRoot, role)
-    const procedures = definition.router._def.procedures as Record<
-      string,
-      { _def: { inputs?: unknown[] } }
-    >
-    const deps = Object.keys(definition.deps)
-    for (const [path, kind] of Object.entries(procedureManifest(definition.router))) {
-      const procedure = procedures[path]
-      rows.push({ role, path, kind, input: procedure ? describeInput(procedure) : '-', deps })
-    }
-  }
-  return rows
+/** Every role's procedures, from the build manifest (built first if out of date; no etcd needed). */
+export async function listRoutes(
+  appRoot: string,
+  log: (line: string) => void,
+): Promise<RouteRow[]> {
+  const manifest = await builtApp(appRoot, log)
+  return manifest.roles.flatMap((entry) =>
+    Object.entries(entry.procedures).map(([path, { kind, input }]) => ({
+      role: entry.role,
+      path,
+      kind,
+      input,
+      deps: entry.deps,
+    })),
+  )
 }

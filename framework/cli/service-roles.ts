@@ -1,7 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROLE_PATTERN } from '../service/role.js'
-import { CliError } from './cli-error.js'
 
 /** Roles under services/: each folder with an index.ts whose name is a valid role, sorted. */
 export function listServiceRoles(appRoot: string): string[] {
@@ -12,16 +11,4 @@ export function listServiceRoles(appRoot: string): string[] {
     .map((entry) => entry.name)
     .filter((name) => ROLE_PATTERN.test(name))
     .sort()
-}
-
-/** `--replicas` may only name roles that exist under services/. */
-export function checkReplicaRoles(overrides: Record<string, number>, roles: string[]): void {
-  for (const role of Object.keys(overrides)) {
-    if (!roles.includes(role)) {
-      throw new CliError(
-        `--replicas names '${role}', which is not in services/ (${roles.join(', ')})`,
-        'FRAMEWORK_ERR_USAGE',
-      )
-    }
-  }
 }

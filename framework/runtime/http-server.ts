@@ -1,7 +1,6 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AnyRouter } from '@trpc/server'
-import { createExpressMiddleware } from '@trpc/server/adapters/express'
-import express, { type Express } from 'express'
+import type { Express } from 'express'
 import type { Logger } from 'pino'
 import { TRPC_PREFIX } from '../protocol/paths.js'
 import type { ServiceContext } from '../service/context.js'
@@ -21,13 +20,54 @@ export interface HttpAppOptions {
   isReady: () => boolean
 }
 
+/** What the node:http server hands every request that is not the framework's own (`/_rpc`). */
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
+
+function answerJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  })
+  res.end(text)
+}
+
 /**
- * The instance's HTTP surface: tRPC at `/trpc` (tRPC maps bad input to 400, unknown procedures
- * to 404, oversized bodies to 413, malformed JSON to 400), `/healthz` (alive) and `/readyz`
- * (registered). The user's own express routes can be added to the returned app.
+ * The instance's HTTP surface: `/healthz` (alive) and `/readyz` (registered), answered on
+ * node:http, and tRPC's standard adapter at `/trpc` (tRPC maps bad input to 400, unknown
+ * procedures to 404, oversized bodies to 413, malformed JSON to 400) on express, which is loaded
+ * at the first request that needs it: the framework's clients use `/_rpc`, and an instance that
+ * no other tRPC client calls never holds express in memory.
  */
-export function createHttpApp(options: HttpAppOptions): Express {
-  const { router, context, log, load, served, maxBodyBytes, isReady } = options
+export function createHttpApp(options: HttpAppOptions): RequestListener {
+  const { log, isReady } = options
+  let app: Promise<Express> | undefined
+  return (req, res) => {
+    const path = req.url?.split('?', 1)[0]
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (path === '/healthz') return answerJson(res, 200, { status: 'alive' })
+      if (path === '/readyz') {
+        const ready = isReady()
+        return answerJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not registered' })
+      }
+    }
+    app ??= expressApp(options)
+    app.then(
+      (handle) => handle(req, res),
+      (err: unknown) => {
+        log.error({ err }, 'cannot load the /trpc adapter (express)')
+        answerJson(res, 500, { error: 'internal error' })
+      },
+    )
+  }
+}
+
+async function expressApp(options: HttpAppOptions): Promise<Express> {
+  const { router, context, log, load, served, maxBodyBytes } = options
+  const [{ default: express }, { createExpressMiddleware }] = await Promise.all([
+    import('express'),
+    import('@trpc/server/adapters/express'),
+  ])
   const app = express()
   app.disable('x-powered-by')
   app.use((_req, res, next) => {
@@ -36,13 +76,6 @@ export function createHttpApp(options: HttpAppOptions): Express {
       load.inflight--
     })
     next()
-  })
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'alive' })
-  })
-  app.get('/readyz', (_req, res) => {
-    const ready = isReady()
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not registered' })
   })
   app.use(TRPC_PREFIX, (req, res, next) => {
     // tRPC names a request's procedures in its path, comma-separated for a batch.

@@ -20,13 +20,16 @@ export function serviceModulePath(appRoot: string, role: string): string {
   return join(appRoot, 'services', role, 'index.ts')
 }
 
-/** Imports `services/<role>/index.ts` and checks its default export is `defineService(...)` for that role. */
+/**
+ * Imports a role's module — `services/<role>/index.ts`, or its bundle at `path` — and checks its
+ * default export is `defineService(...)` for that role.
+ */
 export async function loadServiceDefinition(
   appRoot: string,
   role: string,
+  path = serviceModulePath(appRoot, role),
 ): Promise<AnyServiceDefinition> {
   assertRole(role, 'the command line')
-  const path = serviceModulePath(appRoot, role)
   if (!existsSync(path)) {
     throw new ServiceModuleError(
       `no service '${role}': ${path} does not exist (create it with: framework generate service ${role})`,

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { frameworkTarball } from '../support/framework-package.js'
 import { CLI, REPO_ROOT } from '../support/instance.js'
 
 let workdir: string
@@ -21,8 +22,10 @@ function cli(args: string[], cwd: string, env: Record<string, string | undefined
 beforeAll(() => {
   workdir = mkdtempSync(join(tmpdir(), 'framework-cli-errors-'))
   app = join(workdir, 'app')
-  expect(cli(['new', app, '--skip-install'], workdir).code).toBe(0)
-  // What `npm install` does for the app's file: dependency on the framework.
+  expect(cli(['new', app, '--skip-install', '--framework', frameworkTarball()], workdir).code).toBe(
+    0,
+  )
+  // Instead of `npm install`: the framework linked in (its dist/ is built by the globalSetup).
   mkdirSync(join(app, 'node_modules'))
   symlinkSync(REPO_ROOT, join(app, 'node_modules', 'framework'), 'dir')
 })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { servicesPrefix } from '../../framework/registry/record.js'
+import { frameworkTarball } from '../support/framework-package.js'
 import { alive, CLI, SpawnedInstance } from '../support/instance.js'
 import { PhoneBookProbe } from '../support/phone-book.js'
 
@@ -39,7 +40,7 @@ afterAll(async () => {
 
 it('new → generate service ×2 → dev --local → call across services → ps → routes → Ctrl-C leaves nothing', async () => {
   const app = join(workdir, 'shop')
-  const created = cli(['new', app, '--skip-install'], workdir)
+  const created = cli(['new', app, '--skip-install', '--framework', frameworkTarball()], workdir)
   expect(created.code, created.stderr).toBe(0)
   const install = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], {
     cwd: app,

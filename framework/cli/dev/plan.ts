@@ -1,8 +1,5 @@
-import { join } from 'node:path'
-import { loadServiceDefinition } from '../../runtime/service-module.js'
-import { procedureManifest } from '../../service/manifest.js'
-import { CliError } from '../cli-error.js'
-import { checkReplicaRoles, listServiceRoles } from '../service-roles.js'
+import { builtApp } from '../build/build-app.js'
+import { checkReplicaRoles } from '../replicas.js'
 
 /** One role of `framework dev`: how many instances, on which port. */
 export interface DevPlanEntry {
@@ -16,46 +13,23 @@ export interface DevPlanEntry {
   exposed: number
 }
 
-/** Parses `--replicas cache=3,api=2` (or repeated flags). */
-export function parseReplicas(values: string[]): Record<string, number> {
-  const replicas: Record<string, number> = {}
-  for (const item of values.flatMap((value) => value.split(','))) {
-    const match = /^([a-z][a-z0-9-]{0,62})=(\d{1,3})$/.exec(item.trim())
-    if (!match || Number(match[2]) < 1) {
-      throw new CliError(
-        `--replicas ${JSON.stringify(item)} is invalid: use role=N with N >= 1, e.g. --replicas cache=3`,
-        'FRAMEWORK_ERR_USAGE',
-      )
-    }
-    replicas[match[1]!] = Number(match[2])
-  }
-  return replicas
-}
-
-/** What `framework dev` runs: each role with its instance count, from services/ and --replicas. */
+/** What `framework dev` runs: each role with its instance count, from the build manifest and --replicas. */
 export async function devPlan(
   appRoot: string,
   overrides: Record<string, number>,
+  log: (line: string) => void,
 ): Promise<DevPlanEntry[]> {
-  const roles = listServiceRoles(appRoot)
-  if (roles.length === 0) {
-    throw new CliError(
-      `no services in ${join(appRoot, 'services')}; create one: framework generate service <role>`,
-      'FRAMEWORK_ERR_USAGE',
-    )
-  }
-  checkReplicaRoles(overrides, roles)
-  const plan: DevPlanEntry[] = []
-  for (const role of roles) {
-    const definition = await loadServiceDefinition(appRoot, role)
-    plan.push({
-      role,
-      replicas: overrides[role] ?? definition.replicas,
-      port: definition.port,
-      procedures: Object.keys(procedureManifest(definition.router)),
-      deps: Object.keys(definition.deps).length,
-      exposed: definition.expose.length,
-    })
-  }
-  return plan
+  const manifest = await builtApp(appRoot, log)
+  checkReplicaRoles(
+    overrides,
+    manifest.roles.map(({ role }) => role),
+  )
+  return manifest.roles.map((entry) => ({
+    role: entry.role,
+    replicas: overrides[entry.role] ?? entry.replicas,
+    port: entry.port ?? undefined,
+    procedures: Object.keys(entry.procedures),
+    deps: entry.deps.length,
+    exposed: entry.expose.length,
+  }))
 }

@@ -31,7 +31,14 @@ export class ExampleApp {
   ) {
     this.root = join(workDir, 'app')
     this.logFile = join(logDir, 'commands.log')
-    const entries = ['framework', 'services', 'package.json', 'package-lock.json', 'tsconfig.json']
+    const entries = [
+      'framework',
+      'services',
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+    ]
     for (const entry of [...entries, '.dockerignore']) {
       if (existsSync(join(REPO_ROOT, entry)))
         cpSync(join(REPO_ROOT, entry), join(this.root, entry), { recursive: true })

@@ -1,17 +1,15 @@
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Watcher } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ContainerState, composeCommand } from '../../../framework/cli/docker.js'
-import { servicesPrefix } from '../../../framework/registry/record.js'
 import { CallLoop } from '../../support/call-loop.js'
 import { whenNoLongerTried } from '../../support/ejections.js'
 import { REPO_ROOT } from '../../support/instance.js'
 import { PhoneBookProbe } from '../../support/phone-book.js'
 import { waitFor } from '../../support/wait.js'
+import { Deletions, freePortPair } from './compose-support.js'
 import { DockerEngine, ensureDockerTools, runChecked } from './docker-engine.js'
 import { ExampleApp } from './example-app.js'
 import { type HostImages, hostImages } from './host-images.js'
@@ -38,26 +36,6 @@ let images: HostImages
 let etcd: string
 let probe: PhoneBookProbe | undefined
 
-const isFree = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-
-/**
- * etcd's client port and, next to it, its peer port (the host-network plan uses both). Below the
- * kernel's ephemeral range (32768+): etcd starts minutes after the pick, once the images are built,
- * and an outgoing connection must not take the port meanwhile.
- */
-async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000)
-    if ((await isFree(port)) && (await isFree(port + 1))) return port
-  }
-  throw new Error('no two adjacent free ports in 20000-32000 on 127.0.0.1 in 50 tries')
-}
-
 function theApp(): ExampleApp {
   if (!app) throw new Error('the app is set up in beforeAll')
   return app
@@ -74,26 +52,6 @@ const running = (role: string) =>
   theApp()
     .containers()
     .filter((container) => container.service === role && container.status === 'running')
-
-/** When each phone book key was deleted, from an etcd watch on the namespace's prefix. */
-class Deletions {
-  readonly at = new Map<string, number>()
-  private constructor(private readonly watcher: Watcher) {
-    watcher.on('delete', (kv) => this.at.set(kv.key.toString(), Date.now()))
-  }
-
-  static async open(): Promise<Deletions> {
-    return new Deletions(await theProbe().client.watch().prefix(servicesPrefix(NAMESPACE)).create())
-  }
-
-  /** Cancelling needs etcd; once etcd is gone the client's close ends the watch instead. */
-  async close(): Promise<void> {
-    await Promise.race([
-      this.watcher.cancel().catch(() => undefined),
-      new Promise((resolve) => setTimeout(resolve, 2_000)),
-    ])
-  }
-}
 
 /** Signals the engine sends to the project's containers (docker events' `kill`) and their exits (`die`), with times. */
 function watchKillSignals(project: string) {
@@ -297,7 +255,7 @@ describe('framework dev in docker compose (real engine, host network)', () => {
     const before = running('cache')
     expect(before).toHaveLength(2)
     const keys = new Map(before.map((c) => [c.id, theApp().registeredKey(c.id)]))
-    const deletions = await Deletions.open()
+    const deletions = await Deletions.open(theProbe())
     const kills = watchKillSignals(theApp().project)
     try {
       const scale = await theApp().composeRun(
@@ -338,7 +296,7 @@ describe('framework dev in docker compose (real engine, host network)', () => {
   it('framework down: no container left, every key deleted before etcd stopped', async () => {
     const keys = Object.keys(await theProbe().entries())
     expect(keys).toHaveLength(2) // api and the last cache
-    const deletions = await Deletions.open()
+    const deletions = await Deletions.open(theProbe())
     try {
       const down = await theApp().cli(['down'], 120_000)
       expect(down.code, down.output).toBe(0)

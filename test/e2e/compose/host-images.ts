@@ -68,7 +68,10 @@ function importImage(root: string, tag: string, env: Record<string, string>): vo
   rmSync(root, { recursive: true, force: true })
 }
 
-/** node + npm + sh, root and a uid-1000 user (the template runs as 1000), and the host's CA bundle. */
+/**
+ * node + npm + sh + env (npm scripts run package bins through their `#!/usr/bin/env node` line),
+ * root and a uid-1000 user (the template runs as 1000), and the host's CA bundle.
+ */
 function nodeImage(workDir: string, log: (line: string) => void): string {
   const node = realpathSync(process.execPath)
   // npm's bin/npm-cli.js lives two levels under its package root.
@@ -76,13 +79,16 @@ function nodeImage(workDir: string, log: (line: string) => void): string {
   const npmVersion = (
     JSON.parse(readFileSync(join(npmRoot, 'package.json'), 'utf8')) as { version: string }
   ).version
-  const tag = `framework-host-node:${process.versions.node}-npm${npmVersion}`
+  // -r2: the image's recipe (r2 added /usr/bin/env); a new recipe makes a new tag.
+  const tag = `framework-host-node:${process.versions.node}-npm${npmVersion}-r2`
   if (imageExists(tag)) return tag
   log(`building ${tag} from ${node} and ${npmRoot}…`)
   const root = join(workDir, 'node-rootfs')
   const shell = realpathSync('/bin/sh')
-  skeleton(root, [node, shell])
+  const env = which('env')
+  skeleton(root, [node, shell, env])
   place(root, shell, '/bin/sh')
+  place(root, env, '/usr/bin/env')
   if (node !== '/usr/bin/node') place(root, node, '/usr/bin/node')
   cpSync(npmRoot, join(root, 'usr/lib/node_modules/npm'), {
     recursive: true,
@@ -102,7 +108,7 @@ function nodeImage(workDir: string, log: (line: string) => void): string {
   mkdirSync(join(root, 'root'))
   mkdirSync(join(root, 'home/node'), { recursive: true })
   chownSync(join(root, 'home/node'), 1000, 1000)
-  const env: Record<string, string> = {
+  const variables: Record<string, string> = {
     PATH: '/usr/local/bin:/usr/bin:/bin',
     // npm ci inside the build reaches the same registry as the host's npm.
     npm_config_registry: runChecked('npm', ['config', 'get', 'registry']).trim(),
@@ -111,9 +117,9 @@ function nodeImage(workDir: string, log: (line: string) => void): string {
   const caBundle = process.env.NODE_EXTRA_CA_CERTS || '/etc/ssl/certs/ca-certificates.crt'
   if (existsSync(caBundle)) {
     place(root, caBundle, '/etc/ssl/certs/ca-certificates.crt')
-    env.NODE_EXTRA_CA_CERTS = '/etc/ssl/certs/ca-certificates.crt'
+    variables.NODE_EXTRA_CA_CERTS = '/etc/ssl/certs/ca-certificates.crt'
   }
-  importImage(root, tag, env)
+  importImage(root, tag, variables)
   return tag
 }
 

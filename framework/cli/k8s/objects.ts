@@ -1,0 +1,304 @@
+import type { RoleManifest } from '../build/manifest.js'
+import { CliError } from '../cli-error.js'
+
+/** One Kubernetes object, as plain data (apiVersion, kind, metadata, spec). */
+export interface K8sObject {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> }
+  spec?: Record<string, unknown>
+}
+
+export interface K8sPlan {
+  /** The app's built roles (from the build manifest). */
+  roles: RoleManifest[]
+  /** Kubernetes namespace, and the phone book namespace (FRAMEWORK_NAMESPACE). */
+  namespace: string
+  /** Image of each role: `<registry>/<namespace>-<role>:<tag>` (no registry: a local image). */
+  registry: string | undefined
+  tag: string
+  /** `role=N` overrides of the definitions' replicas. */
+  replicas: Record<string, number>
+  /** An existing etcd's client URLs; undefined: a 3-member etcd StatefulSet in the namespace. */
+  etcdEndpoints: string[] | undefined
+  etcdImage: string
+  /** How long an instance's SIGTERM waits for in-flight requests (FRAMEWORK_DRAIN_TIMEOUT_MS). */
+  drainTimeoutMs: number
+}
+
+/** The port every instance listens on in its pod (as in compose's bridge network). */
+export const CONTAINER_PORT = 3000
+const ETCD_MEMBERS = 3
+const ETCD_CLIENT_PORT = 2379
+const ETCD_PEER_PORT = 2380
+const MAX_REPLICAS = 1000
+/** Past the drain, `framework start` allows 10 s for the lease revoke and closing clients. */
+const SHUTDOWN_MARGIN_S = 15
+/** A DNS-1123 label: what Kubernetes accepts as a namespace or object name. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+
+/** The uid:gid the images run as (the runtime stage's `USER 1000`). */
+const NON_ROOT = {
+  runAsNonRoot: true,
+  runAsUser: 1000,
+  runAsGroup: 1000,
+  fsGroup: 1000,
+  seccompProfile: { type: 'RuntimeDefault' },
+}
+const CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+}
+
+const labels = (plan: K8sPlan, name: string) => ({
+  'app.kubernetes.io/name': name,
+  'app.kubernetes.io/part-of': plan.namespace,
+  'app.kubernetes.io/managed-by': 'framework',
+})
+const selector = (name: string) => ({ 'app.kubernetes.io/name': name })
+
+/** Checks what Kubernetes would refuse, as one line naming the role and the fix (exit 2). */
+function checkPlan(plan: K8sPlan): void {
+  if (!DNS_LABEL.test(plan.namespace)) {
+    throw new CliError(
+      `namespace '${plan.namespace}' is not a Kubernetes name (lower-case letters, digits, '-', at most 63): pass --namespace <name>`,
+      'FRAMEWORK_ERR_USAGE',
+    )
+  }
+  for (const role of plan.roles) {
+    const replicas = plan.replicas[role.role] ?? role.replicas
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
+      throw new CliError(
+        `role '${role.role}' has replicas ${replicas}: use an integer 1-${MAX_REPLICAS} (defineService replicas or --replicas ${role.role}=N)`,
+        'FRAMEWORK_ERR_USAGE',
+      )
+    }
+    if (
+      role.port !== null &&
+      (!Number.isInteger(role.port) || role.port < 1 || role.port > 65535)
+    ) {
+      throw new CliError(
+        `role '${role.role}' has port ${role.port}: use 1-65535 in defineService, or none`,
+        'FRAMEWORK_ERR_USAGE',
+      )
+    }
+  }
+}
+
+/** Roles no other role depends on: the app's entry points, reached from outside the mesh. */
+export function entryRoles(roles: RoleManifest[]): string[] {
+  const called = new Set(roles.flatMap((role) => role.deps))
+  return roles.map(({ role }) => role).filter((role) => !called.has(role))
+}
+
+function etcdObjects(plan: K8sPlan): K8sObject[] {
+  const ns = plan.namespace
+  const member = (i: number) => `etcd-${i}`
+  const host = (name: string) => `${name}.etcd.${ns}.svc`
+  const cluster = Array.from(
+    { length: ETCD_MEMBERS },
+    (_, i) => `${member(i)}=http://${host(member(i))}:${ETCD_PEER_PORT}`,
+  ).join(',')
+  const meta = { name: 'etcd', namespace: ns, labels: labels(plan, 'etcd') }
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      // Headless: each member gets a stable DNS name (etcd-0.etcd.<ns>.svc) for peers and clients.
+      metadata: meta,
+      spec: {
+        clusterIP: 'None',
+        publishNotReadyAddresses: true,
+        selector: selector('etcd'),
+        ports: [
+          { name: 'client', port: ETCD_CLIENT_PORT },
+          { name: 'peer', port: ETCD_PEER_PORT },
+        ],
+      },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: meta,
+      spec: {
+        serviceName: 'etcd',
+        replicas: ETCD_MEMBERS,
+        // The members must all start to form a quorum: not one after another.
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: selector('etcd') },
+        template: {
+          metadata: { labels: labels(plan, 'etcd') },
+          spec: {
+            securityContext: NON_ROOT,
+            containers: [
+              {
+                name: 'etcd',
+                image: plan.etcdImage,
+                env: [
+                  { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                ],
+                command: [
+                  'etcd',
+                  '--name=$(POD_NAME)',
+                  '--data-dir=/var/lib/etcd/data',
+                  `--listen-client-urls=http://0.0.0.0:${ETCD_CLIENT_PORT}`,
+                  `--advertise-client-urls=http://$(POD_NAME).etcd.${ns}.svc:${ETCD_CLIENT_PORT}`,
+                  `--listen-peer-urls=http://0.0.0.0:${ETCD_PEER_PORT}`,
+                  `--initial-advertise-peer-urls=http://$(POD_NAME).etcd.${ns}.svc:${ETCD_PEER_PORT}`,
+                  `--initial-cluster=${cluster}`,
+                  '--initial-cluster-state=new',
+                  `--initial-cluster-token=${ns}-etcd`,
+                ],
+                ports: [
+                  { name: 'client', containerPort: ETCD_CLIENT_PORT },
+                  { name: 'peer', containerPort: ETCD_PEER_PORT },
+                ],
+                readinessProbe: {
+                  httpGet: { path: '/health', port: 'client' },
+                  periodSeconds: 5,
+                },
+                livenessProbe: {
+                  httpGet: { path: '/health', port: 'client' },
+                  initialDelaySeconds: 30,
+                  periodSeconds: 10,
+                  failureThreshold: 6,
+                },
+                resources: {
+                  requests: { cpu: '100m', memory: '128Mi' },
+                  limits: { memory: '512Mi' },
+                },
+                securityContext: CONTAINER_SECURITY,
+                volumeMounts: [{ name: 'data', mountPath: '/var/lib/etcd' }],
+              },
+            ],
+          },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'data' },
+            spec: {
+              accessModes: ['ReadWriteOnce'],
+              resources: { requests: { storage: '1Gi' } },
+            },
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      // A quorum of 3 survives one member down: never drain two at once.
+      metadata: meta,
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector('etcd') } },
+    },
+  ]
+}
+
+function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boolean): K8sObject[] {
+  const replicas = plan.replicas[role.role] ?? role.replicas
+  const meta = { name: role.role, namespace: plan.namespace, labels: labels(plan, role.role) }
+  const image = `${plan.registry ? `${plan.registry.replace(/\/+$/, '')}/` : ''}${plan.namespace}-${role.role}:${plan.tag}`
+  const objects: K8sObject[] = [
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta,
+      spec: {
+        replicas,
+        selector: { matchLabels: selector(role.role) },
+        // One new pod before an old one goes: callers always find an instance.
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+        template: {
+          metadata: { labels: labels(plan, role.role) },
+          spec: {
+            // SIGTERM revokes the lease, then drains: the pod needs the drain and a margin.
+            terminationGracePeriodSeconds:
+              Math.ceil(plan.drainTimeoutMs / 1000) + SHUTDOWN_MARGIN_S,
+            securityContext: NON_ROOT,
+            containers: [
+              {
+                name: role.role,
+                image,
+                env: [
+                  { name: 'ETCD_ENDPOINTS', value: etcd },
+                  { name: 'FRAMEWORK_NAMESPACE', value: plan.namespace },
+                  { name: 'PORT', value: String(CONTAINER_PORT) },
+                  { name: 'NODE_ENV', value: 'production' },
+                  { name: 'FRAMEWORK_DRAIN_TIMEOUT_MS', value: String(plan.drainTimeoutMs) },
+                  // The phone book gets the pod's own address (downward API).
+                  {
+                    name: 'ADVERTISE_HOST',
+                    valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
+                  },
+                ],
+                ports: [{ name: 'http', containerPort: CONTAINER_PORT }],
+                // Ready = registered in the phone book; alive = the process answers.
+                readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 3 },
+                livenessProbe: {
+                  httpGet: { path: '/healthz', port: 'http' },
+                  initialDelaySeconds: 10,
+                  periodSeconds: 10,
+                },
+                resources: {
+                  requests: { cpu: '100m', memory: '128Mi' },
+                  limits: { cpu: '1', memory: '256Mi' },
+                },
+                securityContext: CONTAINER_SECURITY,
+                // The root filesystem is read-only: the port file goes to /tmp.
+                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              },
+            ],
+            volumes: [{ name: 'tmp', emptyDir: {} }],
+          },
+        },
+      },
+    },
+  ]
+  if (replicas > 1) {
+    objects.push({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: meta,
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector(role.role) } },
+    })
+  }
+  if (entry) {
+    objects.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      // Only entry points get one: services reach each other through the phone book (pod IPs).
+      metadata: meta,
+      spec: {
+        selector: selector(role.role),
+        ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+      },
+    })
+  }
+  return objects
+}
+
+/** Every object of the app, grouped by the file each goes to (applied in name order). */
+export function k8sObjects(plan: K8sPlan): Map<string, K8sObject[]> {
+  checkPlan(plan)
+  const files = new Map<string, K8sObject[]>()
+  files.set('00-namespace.yaml', [
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: plan.namespace, labels: labels(plan, plan.namespace) },
+    },
+  ])
+  const etcd = plan.etcdEndpoints
+    ? plan.etcdEndpoints.join(',')
+    : Array.from(
+        { length: ETCD_MEMBERS },
+        (_, i) => `http://etcd-${i}.etcd.${plan.namespace}.svc:${ETCD_CLIENT_PORT}`,
+      ).join(',')
+  if (!plan.etcdEndpoints) files.set('10-etcd.yaml', etcdObjects(plan))
+  const entries = entryRoles(plan.roles)
+  for (const role of plan.roles) {
+    files.set(`20-${role.role}.yaml`, roleObjects(plan, role, etcd, entries.includes(role.role)))
+  }
+  return files
+}

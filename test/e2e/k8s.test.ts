@@ -1,0 +1,190 @@
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1'
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
+import { Namespace, Service } from 'kubernetes-models/v1'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseAllDocuments } from 'yaml'
+import { frameworkTarball } from '../support/framework-package.js'
+import { CLI, REPO_ROOT } from '../support/instance.js'
+
+// `framework k8s` for the example app and for a generated app: every object validates against
+// Kubernetes' own schemas (kubernetes-models, generated from the API's OpenAPI), and the example
+// app's manifests are a reviewed snapshot. No cluster runs here (nor `kubectl apply
+// --dry-run=client`, which needs an API server for discovery).
+
+interface K8sDoc {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; namespace?: string }
+  // biome-ignore lint/suspicious/noExplicitAny: manifests are read as the plain data they are
+  spec?: any
+}
+
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  Namespace,
+  Service,
+  Deployment,
+  StatefulSet,
+  PodDisruptionBudget,
+}
+
+let workdir: string
+
+function cli(args: string[], cwd: string) {
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd,
+    env: { ...process.env, FRAMEWORK_DRAIN_TIMEOUT_MS: undefined, NO_COLOR: '1' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+const parse = (text: string) => parseAllDocuments(text).map((doc) => doc.toJS() as K8sDoc)
+
+/** Validates each object with the schema of its kind; an unknown kind fails. */
+function validateAll(docs: K8sDoc[]): void {
+  for (const doc of docs) {
+    const Model = MODELS[doc.kind]
+    expect(Model, `a model for ${doc.kind}`).toBeDefined()
+    expect(
+      () => new Model!(doc as never).validate(),
+      `${doc.kind} ${doc.metadata.name}`,
+    ).not.toThrow()
+  }
+}
+
+const find = (docs: K8sDoc[], kind: string, name: string) =>
+  docs.find((doc) => doc.kind === kind && doc.metadata.name === name)
+
+beforeAll(() => {
+  workdir = mkdtempSync(join(tmpdir(), 'framework-k8s-'))
+})
+
+afterAll(() => {
+  rmSync(workdir, { recursive: true, force: true })
+})
+
+describe('framework k8s, example app', () => {
+  let docs: K8sDoc[]
+  let text: string
+
+  beforeAll(() => {
+    const result = cli(['k8s'], REPO_ROOT)
+    expect(result.code, result.stderr).toBe(0)
+    text = result.stdout
+    docs = parse(text)
+  })
+
+  it('every object validates against the Kubernetes schemas', () => {
+    expect(docs.map((doc) => `${doc.kind}/${doc.metadata.name}`)).toEqual([
+      'Namespace/framework',
+      'Service/etcd',
+      'StatefulSet/etcd',
+      'PodDisruptionBudget/etcd',
+      'Deployment/api',
+      'Service/api',
+      'Deployment/cache',
+      'PodDisruptionBudget/cache',
+    ])
+    validateAll(docs)
+    // The validation can fail: a replicas that is not an integer is refused.
+    const broken = structuredClone(find(docs, 'Deployment', 'cache')!)
+    broken.spec.replicas = 'three'
+    expect(() => new Deployment(broken as never).validate()).toThrow(/replicas/)
+  })
+
+  it('matches the reviewed snapshot', async () => {
+    await expect(text).toMatchFileSnapshot('__snapshots__/example-app.k8s.yaml')
+  })
+
+  it('probes, grace period above the drain, downward-API address, non-root, PDBs, Services for entry roles only', () => {
+    for (const role of ['api', 'cache']) {
+      const pod = find(docs, 'Deployment', role)!.spec.template.spec
+      const [container] = pod.containers
+      expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' })
+      expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' })
+      // The default drain is 10 s; SIGTERM must get it and the lease revoke before SIGKILL.
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(10)
+      expect(container.env).toContainEqual({
+        name: 'ADVERTISE_HOST',
+        valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
+      })
+      expect(container.env).toContainEqual({
+        name: 'ETCD_ENDPOINTS',
+        value:
+          'http://etcd-0.etcd.framework.svc:2379,http://etcd-1.etcd.framework.svc:2379,http://etcd-2.etcd.framework.svc:2379',
+      })
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 })
+      expect(container.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+      })
+      expect(container.resources.requests).toBeDefined()
+      expect(container.resources.limits).toBeDefined()
+    }
+    expect(find(docs, 'Deployment', 'cache')!.spec.replicas).toBe(3)
+    expect(find(docs, 'PodDisruptionBudget', 'cache')!.spec.maxUnavailable).toBe(1)
+    // One api replica: no PDB (it would block every drain).
+    expect(find(docs, 'PodDisruptionBudget', 'api')).toBeUndefined()
+    // api is called by no role (reached from outside); cache only through the phone book.
+    expect(find(docs, 'Service', 'api')).toBeDefined()
+    expect(find(docs, 'Service', 'cache')).toBeUndefined()
+    const etcd = find(docs, 'StatefulSet', 'etcd')!.spec
+    expect(etcd.replicas).toBe(3)
+    expect(find(docs, 'Service', 'etcd')!.spec.clusterIP).toBe('None')
+  })
+
+  it('--etcd-endpoints uses an existing etcd; --out writes one file per group', () => {
+    const out = join(workdir, 'k8s-out')
+    const result = cli(
+      [
+        'k8s',
+        '--out',
+        out,
+        '--etcd-endpoints',
+        'http://etcd.infra:2379',
+        '--registry',
+        'r.example/shop/',
+      ],
+      REPO_ROOT,
+    )
+    expect(result.code, result.stderr).toBe(0)
+    expect(readdirSync(out).sort()).toEqual(['00-namespace.yaml', '20-api.yaml', '20-cache.yaml'])
+    const cache = parse(readFileSync(join(out, '20-cache.yaml'), 'utf8'))
+    validateAll(cache)
+    const [container] = find(cache, 'Deployment', 'cache')!.spec.template.spec.containers
+    expect(container.image).toBe('r.example/shop/framework-cache:0.1.0')
+    expect(container.env).toContainEqual({
+      name: 'ETCD_ENDPOINTS',
+      value: 'http://etcd.infra:2379',
+    })
+  })
+})
+
+describe('framework k8s, generated app', () => {
+  it('new → generate service ×2 with a dependency → k8s validates; the called role gets no Service', () => {
+    const app = join(workdir, 'shop')
+    expect(
+      cli(['new', app, '--skip-install', '--framework', frameworkTarball()], workdir).code,
+    ).toBe(0)
+    mkdirSync(join(app, 'node_modules'))
+    symlinkSync(REPO_ROOT, join(app, 'node_modules', 'framework'), 'dir')
+    expect(cli(['generate', 'service', 'inventory'], app).code).toBe(0)
+    expect(cli(['generate', 'service', 'orders', '--deps', 'inventory'], app).code).toBe(0)
+    const result = cli(['k8s', '--replicas', 'inventory=2'], app)
+    expect(result.code, result.stderr).toBe(0)
+    const docs = parse(result.stdout)
+    validateAll(docs)
+    expect(find(docs, 'Deployment', 'inventory')!.spec.replicas).toBe(2)
+    expect(find(docs, 'PodDisruptionBudget', 'inventory')).toBeDefined()
+    expect(find(docs, 'Service', 'orders')).toBeDefined()
+    expect(find(docs, 'Service', 'hello')).toBeDefined()
+    expect(find(docs, 'Service', 'inventory')).toBeUndefined()
+    const [orders] = find(docs, 'Deployment', 'orders')!.spec.template.spec.containers
+    expect(orders.image).toBe('shop-orders:0.1.0')
+  })
+})
