@@ -32,7 +32,8 @@ export async function sendBatch(target: RequestTarget, calls: PendingCall[]): Pr
     }
   }
   try {
-    const response = await target.pool.request({
+    const pool = await target.pool.get()
+    const response = await pool.request({
       method: 'POST',
       path: `${target.basePath}${BATCH_PATH}`,
       headers: { 'content-type': 'application/json' },

@@ -1,8 +1,8 @@
-import { Pool } from 'undici'
 import type { CallMetadata } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { sendBatch } from './batch-request.js'
 import type { PendingCall, TimedAnswer } from './pending-call.js'
+import { RequestPool } from './request-pool.js'
 import { RpcStreamClient } from './rpc-stream-client.js'
 import { type RequestTarget, sendSingle } from './single-request.js'
 import { TransportError } from './transport-error.js'
@@ -178,11 +178,7 @@ export class HttpTransport {
       const parsed = new URL(url)
       channel = {
         url,
-        pool: new Pool(parsed.origin, {
-          connections: 64,
-          keepAliveTimeout: 10_000,
-          connect: { timeout: 2_000 },
-        }),
+        pool: new RequestPool(parsed.origin),
         basePath: parsed.pathname.replace(/\/$/, ''),
         queue: [],
         flushScheduled: false,

@@ -1,14 +1,14 @@
-import type { Pool } from 'undici'
 import { DEADLINE_HEADER } from '../protocol/headers.js'
 import { singleCallPath } from '../protocol/paths.js'
 import type { PendingCall } from './pending-call.js'
+import type { RequestPool } from './request-pool.js'
 import { inputJson } from './stream-calls.js'
 import { connectionError } from './transport-error.js'
 
 /** Where requests to one instance go: its keep-alive pool and the path its URL carries. */
 export interface RequestTarget {
   url: string
-  pool: Pool
+  pool: RequestPool
   basePath: string
 }
 
@@ -27,7 +27,8 @@ export async function sendSingle(target: RequestTarget, call: PendingCall): Prom
   call.abandoned = () => abort.abort()
   call.sentAt = performance.now()
   try {
-    const response = await target.pool.request({
+    const pool = await target.pool.get()
+    const response = await pool.request({
       method: call.kind === 'query' ? 'GET' : 'POST',
       path: `${target.basePath}${singleCallPath(call.path, call.kind, json)}`,
       headers,

@@ -1,0 +1,38 @@
+import type { Pool } from 'undici'
+
+/**
+ * undici, loaded the first time a call travels as a request. Callers whose instances all speak
+ * the RPC stream (every framework service) never load it: ~110 modules and ~20 MB of memory less
+ * in each instance, and in `framework call`.
+ */
+let undici: Promise<typeof import('undici')> | undefined
+
+/** The keep-alive connections of requests to one instance, opened at the first request. */
+export class RequestPool {
+  #pool: Promise<Pool> | undefined
+
+  constructor(readonly origin: string) {}
+
+  /** The pool, made on first use. */
+  get(): Promise<Pool> {
+    this.#pool ??= (undici ??= import('undici')).then(
+      ({ Pool }) =>
+        new Pool(this.origin, {
+          connections: 64,
+          keepAliveTimeout: 10_000,
+          connect: { timeout: 2_000 },
+        }),
+    )
+    return this.#pool
+  }
+
+  /** Closes once the requests handed to it are answered (nothing to do if none ever was). */
+  async close(): Promise<void> {
+    if (this.#pool) await (await this.#pool).close()
+  }
+
+  /** Closes now, failing what is in flight. */
+  async destroy(): Promise<void> {
+    if (this.#pool) await (await this.#pool).destroy()
+  }
+}
