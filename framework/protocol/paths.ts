@@ -26,13 +26,20 @@ export function singleCallPath(
     : url
 }
 
-/** The procedure path (URL-decoded) and the query string of a URL under RPC_PREFIX. */
-export function parseRpcUrl(url: string): { path: string; query: string } {
+/**
+ * The procedure path (URL-decoded) and the query string of a URL under RPC_PREFIX; a string
+ * saying what is wrong when the path's percent-encoding is bad (`%E0`, `%ZZ`).
+ */
+export function parseRpcUrl(url: string): { path: string; query: string } | string {
   const queryAt = url.indexOf('?')
-  return {
-    path: decodeURIComponent(url.slice(RPC_PREFIX.length, queryAt === -1 ? undefined : queryAt)),
-    query: queryAt === -1 ? '' : url.slice(queryAt + 1),
+  const raw = url.slice(RPC_PREFIX.length, queryAt === -1 ? undefined : queryAt)
+  let path: string
+  try {
+    path = decodeURIComponent(raw)
+  } catch {
+    return `the procedure path ${JSON.stringify(raw.slice(0, 200))} has a bad percent-encoding; encode it with encodeURIComponent`
   }
+  return { path, query: queryAt === -1 ? '' : url.slice(queryAt + 1) }
 }
 
 /** The raw JSON of a query's `?input=`, or null when it has none. */

@@ -140,7 +140,9 @@ export function createFastPathHandler(options: FastPathOptions) {
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const { path, query } = parseRpcUrl(req.url ?? '')
+    const parsed = parseRpcUrl(req.url ?? '')
+    if (typeof parsed === 'string') return badRequest(res, 'BAD_REQUEST', parsed)
+    const { path, query } = parsed
     const work =
       path === BATCH_NAME && req.method === 'POST'
         ? handleBatch(req, res)

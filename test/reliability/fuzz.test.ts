@@ -34,7 +34,9 @@ const mutate = (path: string, body: string) =>
 
 describe('fuzzed and garbage input', () => {
   it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body, per batch item too', async () => {
-    const row = faultRow('bad input: 403 fuzzed requests (tRPC adapter, fast path, batches)')
+    const row = faultRow(
+      'bad input: fuzzed requests (tRPC adapter, fast path, batches, bad percent-encodings)',
+    )
     const random = seeded(20261126)
     const statuses = new Map<number, number>()
     const itemStatuses = new Map<number, number>()
@@ -87,6 +89,12 @@ describe('fuzzed and garbage input', () => {
         await fetch(`${url}/_rpc/_batch`, { method: 'POST', body: JSON.stringify(items) }),
         items.length,
       )
+    }
+    // Procedure paths whose percent-encoding cannot be decoded (a URIError once killed the process).
+    for (const path of ['/_rpc/%E0', '/_rpc/%ZZ', '/_rpc/a%2', '/trpc/%E0']) {
+      for (const method of ['GET', 'POST']) {
+        await check(`${method} ${path}`, await fetch(`${url}${path}`, { method }))
+      }
     }
     // Bytes that are not JSON at all.
     const bytes = Buffer.from(Array.from({ length: 2048 }, () => Math.floor(random() * 256)))
