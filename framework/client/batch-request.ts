@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder'
 import { parseAnswer } from '../protocol/answer.js'
 import { encodeBatch } from '../protocol/batch.js'
 import { BATCH_PATH } from '../protocol/paths.js'
@@ -57,8 +58,10 @@ export async function sendBatch(target: RequestTarget, calls: PendingCall[]): Pr
       return
     }
     let buffered = ''
+    // Decoded as a stream: a character split between two chunks stays whole.
+    const decoder = new StringDecoder('utf8')
     for await (const chunk of response.body) {
-      buffered += chunk.toString()
+      buffered += decoder.write(chunk as Buffer)
       let newline = buffered.indexOf('\n')
       while (newline !== -1) {
         const line = parseAnswer(buffered.slice(0, newline))
