@@ -1,4 +1,5 @@
 import type { Pool } from 'undici'
+import { BEFORE_CONNECTED } from './transport-error.js'
 
 /**
  * undici, loaded the first time a call travels as a request. Callers whose instances all speak
@@ -15,14 +16,21 @@ export class RequestPool {
 
   /** The pool, made on first use. */
   get(): Promise<Pool> {
-    this.#pool ??= (undici ??= import('undici')).then(
-      ({ Pool }) =>
-        new Pool(this.origin, {
-          connections: 64,
-          keepAliveTimeout: 10_000,
-          connect: { timeout: 2_000 },
-        }),
-    )
+    this.#pool ??= (undici ??= import('undici')).then(({ Pool, buildConnector }) => {
+      const connector = buildConnector({ timeout: 2_000 })
+      return new Pool(this.origin, {
+        connections: 64,
+        keepAliveTimeout: 10_000,
+        // Errors of connecting are marked: the request was not written (transport-error.ts).
+        connect: (options, callback) =>
+          connector(options, (err, socket) => {
+            if (err) {
+              Object.defineProperty(err, BEFORE_CONNECTED, { value: true })
+              callback(err, null)
+            } else callback(null, socket)
+          }),
+      })
+    })
     return this.#pool
   }
 

@@ -1,14 +1,28 @@
-/** Connection errors raised before any byte of the request could have reached a server. */
+/** Errors that can only happen before any byte of the request could have reached a server. */
 const NOT_SENT_CODES = new Set([
   'ECONNREFUSED',
   'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
   // undici refuses a request on a pool already closed (its instance left the phone book) at dispatch.
   'UND_ERR_CLOSED',
 ])
+
+/**
+ * Marks an error of connecting (before a request was written): a connected socket can fail
+ * with EHOSTUNREACH or ENETUNREACH too (a peer's address gone mid-request), so only a failed
+ * connect proves such an error came before the request.
+ */
+export const BEFORE_CONNECTED = Symbol.for('framework.transport.beforeConnected')
+
+function failedToConnect(err: unknown): boolean {
+  let current: unknown = err
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    if (BEFORE_CONNECTED in current) return true
+    current = (current as { cause?: unknown }).cause
+  }
+  return false
+}
 
 /**
  * Why a call got no answer: `connect` its connection failed (`sent` says whether the call may
@@ -38,7 +52,7 @@ export function connectionError(url: string, err: unknown): TransportError {
   return new TransportError(
     `cannot reach ${url}: ${code ?? message}`,
     'connect',
-    !NOT_SENT_CODES.has(code ?? ''),
+    !NOT_SENT_CODES.has(code ?? '') && !failedToConnect(err),
     { cause: err },
   )
 }
