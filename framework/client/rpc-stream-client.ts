@@ -189,9 +189,11 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
 
   #onClose(err: Error | undefined, connected: boolean): void {
     const wasConnecting = this.state === 'connecting'
-    if (wasConnecting && connected && this.#calls.waiting > 0) {
-      // Connected, then closed without answering the upgrade: something that does not speak the
-      // stream (a proxy dropping unknown upgrades). Requests from now on; these were not sent.
+    if (wasConnecting && connected && err === undefined && this.#calls.waiting > 0) {
+      // Connected, then closed cleanly without answering the upgrade: something that does not
+      // speak the stream (a proxy dropping unknown upgrades). Requests from now on; these were
+      // not sent. (A reset or the handshake timing out is a failure, not an answer: the calls
+      // waiting go elsewhere and the next call tries the stream again.)
       this.#unsupported()
       return
     }

@@ -60,8 +60,12 @@ export class StreamSocket {
       socket.write(upgradeRequest(url.host))
     })
     socket.on('data', (chunk: string) => this.#onData(chunk))
-    socket.on('error', (err) => this.#events.close(err, this.#connected))
-    socket.on('close', () => this.#events.close(undefined, this.#connected))
+    // 'close' follows every 'error': the stream hears of the end once, with its cause.
+    let failure: Error | undefined
+    socket.on('error', (err) => {
+      failure = err
+    })
+    socket.on('close', () => this.#events.close(failure, this.#connected))
   }
 
   /** Queues a frame; it goes out with the others of this tick (in writes of FLUSH_AT). */

@@ -236,6 +236,49 @@ describe('streams that fail without saying so', () => {
     })
   })
 
+  it('a reset during the upgrade is a failure, not an answer: the next call tries the stream again', async () => {
+    const server = echoServer('resetter')
+    let upgrades = 0
+    let requests = 0
+    server.on('request', () => requests++)
+    server.on('upgrade', (_req, socket: Socket) => {
+      if (++upgrades === 1) {
+        // A reset before the upgrade is answered (a crash, a busy proxy): not "no stream here".
+        socket.resetAndDestroy()
+        return
+      }
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nupgrade: framework-rpc/1\r\nconnection: upgrade\r\n\r\n',
+      )
+      let buffered = ''
+      socket.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString()
+        for (let at = buffered.indexOf('\n'); at !== -1; at = buffered.indexOf('\n')) {
+          const [id, , , input] = JSON.parse(buffered.slice(0, at)) as [
+            number,
+            string,
+            string,
+            { text: string },
+          ]
+          buffered = buffered.slice(at + 1)
+          socket.write(
+            `${JSON.stringify([id, 200, { result: { data: `resetter:${input.text}` } }])}\n`,
+          )
+        }
+      })
+    })
+    await putRecord('resetter', await listen(server))
+    await withDependencies(etcd.endpoint, NAMESPACE, ['resetter'], async (deps) => {
+      await deps.waitForInstances(5_000)
+      const client = deps.clients.get('resetter')!
+      expect(await client.call('echo', { text: 'a' })).toBe('resetter:a')
+      expect(await client.call('echo', { text: 'b' })).toBe('resetter:b')
+      // Still on the stream: the first call went again on a new upgrade, no plain request.
+      expect(upgrades).toBe(2)
+      expect(requests).toBe(0)
+    })
+  })
+
   it('a stream that goes silent (black-holed peer): a timed-out call sends a probe, no answer drops the connection, the next call reconnects', async () => {
     const server = echoServer('mute')
     const sockets: Socket[] = []
