@@ -193,6 +193,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       // From now on every answer closes its connection, also while the revoke is on its way.
       httpDrain.start()
       await registration.stop()
+      httpDrain.leftPhoneBook()
       // The lease is gone, so callers stop picking this instance; stream callers are told to
       // stop sending (goaway) and new streams are refused (503: the caller goes elsewhere).
       streams.drain()

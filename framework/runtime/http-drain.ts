@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 
 /**
- * How long after the instance left the phone book (its drain began) an idle HTTP connection
+ * How long after the instance left the phone book (its record revoked) an idle HTTP connection
  * stays open. Callers that read the phone book stop using the instance well within it (their
  * watch sees the delete in milliseconds) and close their connections; closing one earlier could
  * reset a request a caller was writing, which it could not tell from a request that ran.
@@ -17,7 +17,9 @@ export const IDLE_CONNECTION_GRACE_MS = 1_000
 export class HttpDrain {
   #requests = 0
   readonly #connections = new Set<Socket>()
-  #startedAt: number | undefined
+  #stopping = false
+  /** When the instance's record was gone from the phone book (epoch ms). */
+  #leftAt: number | undefined
   readonly #requestDone = () => {
     this.#requests--
   }
@@ -36,19 +38,27 @@ export class HttpDrain {
   track(res: ServerResponse): void {
     this.#requests++
     res.once('close', this.#requestDone)
-    if (this.#startedAt !== undefined) res.shouldKeepAlive = false
+    if (this.#stopping) res.shouldKeepAlive = false
   }
 
-  /** The instance is stopping (leaving the phone book): answers close their connections from now on. */
+  /** The instance is stopping: answers close their connections from now on. */
   start(): void {
-    this.#startedAt ??= Date.now()
+    this.#stopping = true
+  }
+
+  /**
+   * The record is gone from the phone book (revoked): callers learn it from now on, so the
+   * grace for idle connections starts here, not when the stop began (a revoke can take seconds).
+   */
+  leftPhoneBook(): void {
+    this.#leftAt ??= Date.now()
   }
 
   /** Requests open, or connections open while callers may still be writing on them. */
   get busy(): boolean {
     if (this.#requests > 0) return true
     if (this.#connections.size === 0) return false
-    return Date.now() < (this.#startedAt ?? 0) + IDLE_CONNECTION_GRACE_MS
+    return this.#leftAt === undefined || Date.now() < this.#leftAt + IDLE_CONNECTION_GRACE_MS
   }
 
   get requests(): number {
