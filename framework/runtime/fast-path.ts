@@ -88,6 +88,7 @@ export function createFastPathHandler(options: FastPathOptions) {
     items.forEach(([path, kind, input, deadlineMs, metadata], index) => {
       void invoker
         .call(path, kind, input, deadlineMs ?? undefined, index, metadata)
+        .catch((err: unknown) => invoker.fail(err, path))
         .then((outcome) => {
           const { status, text } = encodeOutcome(invoker, outcome, path)
           res.write(encodeAnswer(index, status, text))

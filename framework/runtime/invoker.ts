@@ -52,6 +52,18 @@ export interface Invoker {
   fail(cause: unknown, path: string | undefined): Outcome
 }
 
+/** The answer when the router's error formatter itself throws (tRPC's shape, by hand). */
+const FORMATTER_FAILED: Outcome = {
+  status: 500,
+  body: {
+    error: {
+      message: 'internal error (formatting the error failed; see the service log)',
+      code: -32603,
+      data: { code: 'INTERNAL_SERVER_ERROR', httpStatus: 500 },
+    },
+  },
+}
+
 /**
  * Procedures run through tRPC's own procedure call: same validation, middleware and `ctx`, same
  * error shapes and statuses as tRPC's adapters.
@@ -72,9 +84,15 @@ export function createInvoker(options: InvokerOptions): Invoker {
     if (error.code === 'INTERNAL_SERVER_ERROR') {
       log.error({ err: error.cause ?? error, path, type }, 'procedure failed')
     }
-    return {
-      status: getHTTPStatusCodeFromError(error),
-      body: { error: getTRPCErrorShape({ config, error, type, path, input, ctx }) },
+    try {
+      return {
+        status: getHTTPStatusCodeFromError(error),
+        body: { error: getTRPCErrorShape({ config, error, type, path, input, ctx }) },
+      }
+    } catch (formatterError) {
+      // The router's errorFormatter threw: a fixed 500, never a rejection nobody answers.
+      log.error({ err: formatterError, path, type }, 'the error formatter failed')
+      return FORMATTER_FAILED
     }
   }
 
