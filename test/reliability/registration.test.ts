@@ -50,7 +50,6 @@ describe('registration under faults', () => {
       note: `record expired ${goneMs} ms after the kill (TTL ${TTL} s; bench/propagation measures this)`,
     })
     expect(thereAtKill).toBe(true)
-    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(goneMs)
     row.passed()
   })
 

@@ -126,8 +126,9 @@ describe('rolling restart under writes (real etcd, real processes)', () => {
     row.measured({
       calls: loop.answered,
       failed: loop.failures.length,
-      lost: stopped.slice(0, CACHES).length,
-      recovered: replacements.length,
+      // Old caches that left (stopped, exit 0); replacements that took writes.
+      lost: stopped.slice(0, CACHES).filter((cache) => cache.code === 0).length,
+      recovered: stopped.slice(CACHES).filter((cache) => cache.sets > 0).length,
       instances: CACHES,
       note: `set calls counted at the caches: ${sets} = ${loop.ok} acknowledged writes; writes answered while each old cache stopped: ${stopped
         .slice(0, CACHES)
