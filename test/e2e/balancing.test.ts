@@ -154,7 +154,8 @@ describe('p2c balancing over real instances', () => {
       expect(slowed.failures).toEqual([])
       // The slow phase is measured after its first second, once the estimate has seen it.
       const steady = slowed.answers.filter((a) => a.at >= slowed.answers[0]!.at + 1_000)
-      expect(steady.length).toBeGreaterThan(1_000)
+      // Enough calls to measure a share (how many is the bench's business, not this test's).
+      expect(steady.length).toBeGreaterThan(300)
       const slowShare = shares(steady, ids)[slow.id]!
       expect(slowShare).toBeLessThanOrEqual(0.15)
       expect(slowShare).toBeGreaterThanOrEqual(0.01)
@@ -166,7 +167,7 @@ describe('p2c balancing over real instances', () => {
       let recoveredAfterMs: number | undefined
       for (let end = fastAgainAt + 500; end <= fastAgainAt + 10_000; end += 250) {
         const window = recovery.answers.filter((a) => a.at > end - 500 && a.at <= end)
-        if (window.length >= 200 && shares(window, ids)[slow.id]! >= 0.25) {
+        if (window.length >= 40 && shares(window, ids)[slow.id]! >= 0.25) {
           recoveredAfterMs = end - fastAgainAt
           break
         }
@@ -220,7 +221,7 @@ describe('p2c balancing through a rolling restart under load', () => {
         const window = answers.filter(
           (a) => a.at > next.registeredAt + 1_500 && a.at <= next.registeredAt + 2_500,
         )
-        expect(window.length, `calls in the window of new instance ${index}`).toBeGreaterThan(500)
+        expect(window.length, `calls in the window of new instance ${index}`).toBeGreaterThan(100)
         const share = shares(window, [next.id])[next.id]!
         shareAfter2s.push(share)
         expect(

@@ -146,6 +146,8 @@ describe('DependencyClient: a call that never reached an instance', () => {
       { served: 'alive' },
     ])
     expect(alive.seen.requests).toBe(2)
+    // The dead one was placed and refused (ejected for it), not skipped.
+    expect(dead.ejections).toBe(1)
   })
 
   it('with every instance refusing: each is tried, then the call fails as unreachable', async () => {
