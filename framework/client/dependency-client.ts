@@ -90,7 +90,6 @@ export class DependencyClient {
           path,
           input,
           attemptMs,
-          attemptMs,
           callOptions?.signal,
           metadata,
         )
@@ -148,8 +147,8 @@ export class DependencyClient {
     kind: 'query' | 'mutation',
     path: string,
     input: unknown,
+    /** Both the time this attempt may take and the deadline the callee is told. */
     attemptMs: number,
-    remainingMs: number,
     callerSignal: AbortSignal | undefined,
     metadata: CallMetadata | undefined,
   ): Promise<TimedAnswer> {
@@ -160,7 +159,7 @@ export class DependencyClient {
         kind,
         path,
         input,
-        remainingMs,
+        attemptMs,
         attemptMs,
         callerSignal,
         metadata,
