@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { instanceKey, rolePrefix } from '../../framework/registry/record.js'
+import { rolePrefix } from '../../framework/registry/record.js'
 import { useEtcd } from '../support/etcd-fixture.js'
-import type { SpawnedInstance } from '../support/instance.js'
+import { registered } from '../support/spawned-app.js'
 
 const TTL = 2
 
@@ -9,12 +9,6 @@ const cluster = useEtcd('reg', TTL)
 
 function start(role: string, namespace: string) {
   return cluster.spawn(role, namespace)
-}
-
-async function registered(instance: SpawnedInstance, namespace: string, role = 'cache') {
-  const { url, id } = await instance.listening()
-  await instance.waitForLog('registered in etcd')
-  return { url, id, key: instanceKey(namespace, role, id) }
 }
 
 describe('registration', () => {

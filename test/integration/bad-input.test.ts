@@ -1,32 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { EtcdServer } from '../../framework/cli/local-etcd.js'
-import type { RunningInstance } from '../../framework/runtime/boot.js'
-import cache from '../../services/cache/index.js'
-import { startInProcess } from '../support/in-process.js'
+import { describe, expect, it } from 'vitest'
+import { useCacheUnderTest } from '../support/cache-under-test.js'
 
-let etcd: EtcdServer
-let running: RunningInstance
-let url: string
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start()
-  running = await startInProcess(cache, etcd.endpoint, 'bad-input')
-  url = running.instance.url
-})
-
-afterAll(async () => {
-  await running?.stop()
-  await etcd?.dispose()
-})
-
-const query = (path: string, input: unknown) =>
-  fetch(`${url}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`)
-const mutate = (path: string, body: string) =>
-  fetch(`${url}/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-  })
+const cacheUnderTest = useCacheUnderTest('bad-input')
+const { query, mutate } = cacheUnderTest
 
 type ErrorBody = {
   error: {
@@ -86,16 +62,16 @@ describe('bad procedure input', () => {
     const response = await mutate('set', '{"key": ')
     expect(response.status).toBe(400)
     expect(((await response.json()) as ErrorBody).error.message).toMatch(/not valid JSON/)
-    const badQuery = await fetch(`${url}/trpc/get?input=%7Bnot`)
+    const badQuery = await fetch(`${cacheUnderTest.url}/trpc/get?input=%7Bnot`)
     expect(badQuery.status).toBe(400)
   })
 
   it('the service is still healthy and correct afterwards', async () => {
-    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+    expect((await fetch(`${cacheUnderTest.url}/healthz`)).status).toBe(200)
     expect((await mutate('set', JSON.stringify({ key: 'k', value: 'v' }))).status).toBe(200)
     const response = await query('get', { key: 'k' })
     expect(await response.json()).toEqual({
-      result: { data: { value: 'v', hit: true, instance: running.instance.id } },
+      result: { data: { value: 'v', hit: true, instance: cacheUnderTest.id } },
     })
   })
 })

@@ -1,36 +1,12 @@
 import { once } from 'node:events'
 import { connect } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { EtcdServer } from '../../framework/cli/local-etcd.js'
-import type { RunningInstance } from '../../framework/runtime/boot.js'
-import cache from '../../services/cache/index.js'
+import { describe, expect, it } from 'vitest'
+import { useCacheUnderTest } from '../support/cache-under-test.js'
 import { faultRow } from '../support/fault-summary.js'
 import { randomValue, seeded } from '../support/fuzz.js'
-import { startInProcess } from '../support/in-process.js'
 
-let etcd: EtcdServer
-let running: RunningInstance
-let url: string
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start()
-  running = await startInProcess(cache, etcd.endpoint, 'bad-input')
-  url = running.instance.url
-})
-
-afterAll(async () => {
-  await running?.stop()
-  await etcd?.dispose()
-})
-
-const query = (path: string, input: unknown) =>
-  fetch(`${url}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`)
-const mutate = (path: string, body: string) =>
-  fetch(`${url}/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-  })
+const cacheUnderTest = useCacheUnderTest('fuzz')
+const { query, mutate } = cacheUnderTest
 
 describe('fuzzed and garbage input', () => {
   it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body, per batch item too', async () => {
@@ -75,7 +51,7 @@ describe('fuzzed and garbage input', () => {
       await check(`/trpc/get ${body.slice(0, 80)}`, await query('get', input))
       await check(
         `/_rpc/set ${body.slice(0, 80)}`,
-        await fetch(`${url}/_rpc/set`, { method: 'POST', body }),
+        await fetch(`${cacheUnderTest.url}/_rpc/set`, { method: 'POST', body }),
       )
       // A batch whose items are themselves random: a wrong shape anywhere → 400 for the batch,
       // well-formed items with bad input → each item its own 400.
@@ -86,14 +62,17 @@ describe('fuzzed and garbage input', () => {
       )
       await check(
         `/_rpc/_batch ${JSON.stringify(items).slice(0, 80)}`,
-        await fetch(`${url}/_rpc/_batch`, { method: 'POST', body: JSON.stringify(items) }),
+        await fetch(`${cacheUnderTest.url}/_rpc/_batch`, {
+          method: 'POST',
+          body: JSON.stringify(items),
+        }),
         items.length,
       )
     }
     // Procedure paths whose percent-encoding cannot be decoded (a URIError once killed the process).
     for (const path of ['/_rpc/%E0', '/_rpc/%ZZ', '/_rpc/a%2', '/trpc/%E0']) {
       for (const method of ['GET', 'POST']) {
-        await check(`${method} ${path}`, await fetch(`${url}${path}`, { method }))
+        await check(`${method} ${path}`, await fetch(`${cacheUnderTest.url}${path}`, { method }))
       }
     }
     // Bytes that are not JSON at all.
@@ -101,10 +80,10 @@ describe('fuzzed and garbage input', () => {
     for (const path of ['/trpc/set', '/_rpc/set', '/_rpc/_batch']) {
       await check(
         `${path} random bytes`,
-        await fetch(`${url}${path}`, { method: 'POST', body: bytes }),
+        await fetch(`${cacheUnderTest.url}${path}`, { method: 'POST', body: bytes }),
       )
     }
-    const healthz = (await fetch(`${url}/healthz`)).status
+    const healthz = (await fetch(`${cacheUnderTest.url}/healthz`)).status
     const tally = (map: Map<number, number>) =>
       [...map].map(([status, n]) => `${status}×${n}`).join(', ')
     row.measured({
@@ -122,7 +101,7 @@ describe('fuzzed and garbage input', () => {
 
   it('garbage bytes on the raw port: the connection is closed, the service is unaffected', async () => {
     const row = faultRow('garbage bytes on a service port (5 connections)')
-    const { port } = new URL(url)
+    const { port } = new URL(cacheUnderTest.url)
     const random = seeded(7)
     const payloads = [
       Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256))),
@@ -152,7 +131,7 @@ describe('fuzzed and garbage input', () => {
       if (!closed) wrong.push(`connection left open after ${what}`)
       if (/^HTTP\/1\.1 (200|5\d\d)/.test(received)) wrong.push(`${head} to ${what}`)
     }
-    const healthz = (await fetch(`${url}/healthz`)).status
+    const healthz = (await fetch(`${cacheUnderTest.url}/healthz`)).status
     const after = (await query('get', { key: 'after-garbage' })).status
     row.measured({
       calls: payloads.length,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { rolePrefix } from '../../framework/registry/record.js'
 import { useEtcd } from '../support/etcd-fixture.js'
 import { faultRow } from '../support/fault-summary.js'
-import type { SpawnedInstance } from '../support/instance.js'
+import { type Started, startRegistered } from '../support/spawned-app.js'
 import { waitFor } from '../support/wait.js'
 
 // The example app routes its cache calls by key (services/api: `balancer: { hash }`): a key's
@@ -12,18 +12,8 @@ import { waitFor } from '../support/wait.js'
 const fixture = useEtcd('key-routing', 2)
 const KEYS = Array.from({ length: 100 }, (_, i) => `user:${i}`)
 
-interface Started {
-  process: SpawnedInstance
-  url: string
-  id: string
-}
-
-async function start(role: string, namespace: string): Promise<Started> {
-  const process = fixture.spawn(role, namespace)
-  const { url, id } = await process.listening()
-  await process.waitForLog('registered')
-  return { process, url, id }
-}
+const start = (role: string, namespace: string): Promise<Started> =>
+  startRegistered((name, ns) => fixture.spawn(name, ns), role, namespace)
 
 /** Calls made through `api()` and of those answered without an error. */
 const counts = { calls: 0, answered: 0 }
@@ -73,7 +63,7 @@ describe('routing by key through the example app (real etcd, real processes)', (
 
     // kill -9 the cache holding the most keys.
     const victim = caches.reduce((a, b) => (held(a.id).length >= held(b.id).length ? a : b))
-    await victim.process.kill('SIGKILL')
+    await victim.instance.kill('SIGKILL')
 
     // Read every key again at once: the victim's record may still be in the phone book (TTL 2 s),
     // so its keys' reads meet a refused connection and go to the next instance in the key's order.

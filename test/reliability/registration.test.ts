@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { instanceKey } from '../../framework/registry/record.js'
 import { useEtcd } from '../support/etcd-fixture.js'
 import { faultRow } from '../support/fault-summary.js'
-import type { SpawnedInstance } from '../support/instance.js'
+import { registered } from '../support/spawned-app.js'
 import { waitFor } from '../support/wait.js'
 
 // One instance's phone book record while its process or its etcd is broken: the record goes when
@@ -22,12 +22,6 @@ function start(role: string, namespace: string) {
   return cluster.spawn(role, namespace)
 }
 
-async function registered(instance: SpawnedInstance, namespace: string, role = 'cache') {
-  const { url, id } = await instance.listening()
-  await instance.waitForLog('registered in etcd')
-  return { url, id, key: instanceKey(namespace, role, id) }
-}
-
 describe('registration under faults', () => {
   it('kill -9: the record is still there at the kill, and goes when its lease expires', async () => {
     const row = faultRow('kill -9 of a registered instance')
@@ -35,7 +29,6 @@ describe('registration under faults', () => {
     const instance = start('cache', ns)
     const { key } = await registered(instance, ns)
     await instance.kill('SIGKILL')
-    const killedAt = Date.now()
     // Nobody revoked anything: the lease outlives the process by up to a TTL.
     const thereAtKill = await cluster.probe.has(key)
     const goneMs = await waitFor(

@@ -2,7 +2,7 @@ import { Agent, request } from 'undici'
 import { describe, expect, it } from 'vitest'
 import { useEtcd } from '../support/etcd-fixture.js'
 import { faultRow } from '../support/fault-summary.js'
-import type { SpawnedInstance } from '../support/instance.js'
+import { type Started, startRegistered } from '../support/spawned-app.js'
 import { waitFor } from '../support/wait.js'
 
 // A rolling restart of the example app's caches under a stream of writes through `api.put`
@@ -18,28 +18,18 @@ const MAX_PUTS = 50_000
 const MAX_LOOP_MS = 90_000
 const PUTS_AFTER_RESTARTS = 300
 
-interface Started {
-  process: SpawnedInstance
-  url: string
-  id: string
-}
-
-async function start(role: string, namespace: string): Promise<Started> {
-  const process = fixture.spawn(role, namespace)
-  const { url, id } = await process.listening()
-  await process.waitForLog('registered')
-  return { process, url, id }
-}
+const start = (role: string, namespace: string): Promise<Started> =>
+  startRegistered((name, ns) => fixture.spawn(name, ns), role, namespace)
 
 /** SIGTERM, exit code, and the `set` calls its `stopped` line says it served. */
 async function stop(cache: Started): Promise<{ code: number | null; sets: number }> {
-  cache.process.child.kill('SIGTERM')
-  const code = await cache.process.exited
+  cache.instance.child.kill('SIGTERM')
+  const code = await cache.instance.exited
   // stdout can still be arriving when the exit is reported.
   await waitFor(`the stopped line of ${cache.id}`, () =>
-    cache.process.lines.some((line) => line.event === 'stopped'),
+    cache.instance.lines.some((line) => line.event === 'stopped'),
   )
-  const stopped = cache.process.lines.find((line) => line.event === 'stopped')!
+  const stopped = cache.instance.lines.find((line) => line.event === 'stopped')!
   const served = stopped.served as Record<string, number> | undefined
   return { code, sets: served?.set ?? 0 }
 }

@@ -37,6 +37,13 @@ export async function startRegistered(
   }
 }
 
+/** An already spawned instance's URL, id and phone book key, once it listens and is registered. */
+export async function registered(instance: SpawnedInstance, namespace: string, role = 'cache') {
+  const { url, id } = await instance.listening()
+  await instance.waitForLog('registered in etcd')
+  return { url, id, key: instanceKey(namespace, role, id) }
+}
+
 /** The example app in `namespace`: three cache instances, then one api depending on cache. */
 export async function startExampleApp(spawn: Spawn, namespace: string) {
   const caches = await Promise.all([1, 2, 3].map(() => startRegistered(spawn, 'cache', namespace)))
