@@ -2,6 +2,7 @@ import { Etcd3 } from 'etcd3'
 import { pino } from 'pino'
 import { afterEach } from 'vitest'
 import { EtcdResolver } from '../../framework/discovery/etcd-resolver.js'
+import { withTimeout } from '../../framework/internal/timers.js'
 import { createEtcdClient } from '../../framework/registry/etcd-client.js'
 import { instanceKey, parseRecord } from '../../framework/registry/record.js'
 import { sampleRecord } from './phone-book.js'
@@ -78,21 +79,6 @@ export interface StartedResolver {
   logLines: string[]
 }
 
-/** Rejects if `promise` takes longer than `ms`: a hang in cleanup is a finding, not a hook timeout. */
-export async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /**
  * Things to stop after each test of the calling file, last first; a cleanup that fails fails the
  * test. Call once at the top of a test file.
@@ -128,7 +114,8 @@ export function startResolver(
     updates.push({ op, id: endpoint.id, version: endpoint.record.version }),
   )
   cleanups.push(async () => {
-    await bounded(resolver.close(), 5_000, 'resolver.close()')
+    // A hang in cleanup is a finding, not a hook timeout.
+    await withTimeout(resolver.close(), 5_000, 'resolver.close() did not finish within 5000 ms')
     client.close()
   })
   return { resolver, updates, logLines }
