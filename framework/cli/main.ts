@@ -164,7 +164,9 @@ program
 
 program
   .command('routes')
-  .description('every role, its procedures (query/mutation, input) and its deps; from the code')
+  .description(
+    'every role, its procedures (query/mutation, input, exposed through the gateway) and its deps; from the code',
+  )
   .option('--json', 'print JSON')
   .addOption(dirOption())
   .action(async (flags: { json?: boolean; dir: string }) => {
@@ -173,12 +175,13 @@ program
     if (flags.json) return out(JSON.stringify(routes, null, 2))
     out(
       formatTable(
-        ['role', 'procedure', 'kind', 'input', 'deps'],
+        ['role', 'procedure', 'kind', 'input', 'exposed', 'deps'],
         routes.map((route) => [
           route.role,
           route.path,
           route.kind,
           route.input,
+          route.exposed ? 'yes' : '-',
           route.deps.join(',') || '-',
         ]),
       ),
@@ -432,11 +435,15 @@ program
     'the edge: tRPC, plain JSON and OpenAPI for exposed procedures, on GATEWAY_PORT (default 8080)',
   )
   .option('--config <file>', 'the gateway settings module (default: gateway.ts at the app root)')
+  .option(
+    '--built',
+    "load the services' bundles and gateway.ts's from framework build (the default when NODE_ENV=production and they exist)",
+  )
   .addOption(dirOption())
-  .action(async (flags: { dir: string; config?: string }) => {
+  .action(async (flags: { dir: string; config?: string; built?: boolean }) => {
     // Loaded on demand: the other commands never load the gateway.
     const { gatewayCommand } = await import('./gateway.js')
-    await gatewayCommand(flags.dir, flags.config)
+    await gatewayCommand(flags.dir, flags.config, flags.built === true)
   })
 
 try {
