@@ -135,8 +135,7 @@ export async function composePlan(
   }
   if (edge) {
     services[GATEWAY_NAME] = gatewayService(edge, {
-      build: build(edge.imageRole),
-      image: image(GATEWAY_NAME),
+      image: image(edge.imageRole),
       command: gatewayCommand(appRoot),
       etcdUrl,
       namespace,
@@ -156,14 +155,13 @@ export async function composePlan(
 
 /**
  * The edge in compose: `framework gateway` on the built bundles, from the image of a role that
- * exposes procedures (the same build: every image holds every bundle), under its own tag so that
- * it can be rebuilt on its own. Its port is the app's only published one (etcd's is on loopback,
- * for the host's CLI); on the host network it listens on that port itself.
+ * exposes procedures (every image holds every bundle: nothing more to build). It depends on that
+ * role, so compose builds the image before it is needed. Its port is the app's only published one
+ * (etcd's is on loopback, for the host's CLI); on the host network it listens on that port itself.
  */
 function gatewayService(
   edge: GatewayPlan,
   options: {
-    build: Record<string, unknown>
     image: string
     command: string[]
     etcdUrl: string
@@ -173,7 +171,6 @@ function gatewayService(
   },
 ): Record<string, unknown> {
   return {
-    build: options.build,
     image: options.image,
     command: options.command,
     environment: {

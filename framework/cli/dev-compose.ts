@@ -60,8 +60,13 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
   const watchers: FSWatcher[] = []
   if (options.watchFiles) {
     const gateway = plan.gateway
-    // Rebuilds and restarts a role (and the gateway, which loads the exposing roles' bundles).
-    const rebuild = (why: string, roles: string[], withGateway: boolean) => {
+    // Rebuilds and restarts roles; the gateway runs an exposing role's image (`imageRole`), which
+    // holds every bundle: a change the gateway loads rebuilds that image and recreates both.
+    const rebuild = (why: string, changed: string[], withGateway: boolean) => {
+      const roles =
+        withGateway && gateway && !changed.includes(gateway.imageRole)
+          ? [...changed, gateway.imageRole]
+          : changed
       const services = withGateway ? [...roles, GATEWAY_NAME] : roles
       log(`${why}: rebuilding and restarting ${services.join(', ')}`)
       spawnSync(
