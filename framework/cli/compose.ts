@@ -5,7 +5,13 @@ import { readAppInfo } from '../config/app.js'
 import { resolveNamespace } from '../config/phone-book.js'
 import { builtApp } from './build/build-app.js'
 import { CliError } from './cli-error.js'
-import { FRAMEWORK_ROOT } from './framework-package.js'
+import {
+  GATEWAY_NAME,
+  type GatewayPlan,
+  gatewayCommand,
+  gatewayPlan,
+  imageFrameworkBin,
+} from './gateway-plan.js'
 import { checkReplicaRoles } from './replicas.js'
 import { renderTemplate, TEMPLATES_DIR } from './template.js'
 import { VENDOR_DIR } from './vendor.js'
@@ -26,6 +32,8 @@ export interface ComposeOptions {
   etcdPort: number
   /** `role=N` overrides of each definition's replicas. */
   replicas: Record<string, number>
+  /** The gateway's port (when some role exposes procedures): published on the host (bridge), or listened on (host). */
+  gatewayPort: number
 }
 
 export { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE } from './images.js'
@@ -37,6 +45,8 @@ export interface ComposePlan {
   /** The image each role's containers run. */
   images: Record<string, string>
   namespace: string
+  /** The gateway service, when some role exposes procedures. */
+  gateway: (GatewayPlan & { port: number }) | undefined
 }
 
 /** docker-compose.yml for every service in services/, by convention. */
@@ -52,10 +62,8 @@ export async function composePlan(
   const host = network === 'host'
   const etcdUrl = host ? `http://127.0.0.1:${options.etcdPort}` : 'http://etcd:2379'
   const peerPort = options.etcdPort + 1
-  // The framework CLI inside the runtime image: this repo is its own app (its build compiles it
-  // to dist/); other apps depend on the package.
-  const frameworkBin =
-    FRAMEWORK_ROOT === appRoot ? 'dist/cli/bin.js' : 'node_modules/framework/dist/cli/bin.js'
+  const frameworkBin = imageFrameworkBin(appRoot)
+  const edge = gatewayPlan(manifest.roles)
   const services: Record<string, unknown> = {
     etcd: {
       image: options.etcdImage,
@@ -88,20 +96,22 @@ export async function composePlan(
   }
   const replicas: Record<string, number> = {}
   const images: Record<string, string> = {}
+  const image = (name: string) => `${namespace.toLowerCase()}-${name}:dev`
+  const build = (role: string) => ({
+    context: '.',
+    dockerfile: GENERATED_DOCKERFILE,
+    args: { SERVICE: role, BASE_IMAGE: options.baseImage, FRAMEWORK_BIN: frameworkBin },
+    ...(host ? { network: 'host' } : {}),
+  })
   for (const definition of manifest.roles) {
     const { role } = definition
     const count = options.replicas[role] ?? definition.replicas
     replicas[role] = count
-    images[role] = `${namespace.toLowerCase()}-${role}:dev`
+    images[role] = image(role)
     // On the host network replicas must not share a port: a fixed port only for one replica.
     const port = host ? (count === 1 && definition.port ? definition.port : 0) : CONTAINER_PORT
     services[role] = {
-      build: {
-        context: '.',
-        dockerfile: GENERATED_DOCKERFILE,
-        args: { SERVICE: role, BASE_IMAGE: options.baseImage, FRAMEWORK_BIN: frameworkBin },
-        ...(host ? { network: 'host' } : {}),
-      },
+      build: build(role),
       image: images[role],
       environment: {
         ETCD_ENDPOINTS: etcdUrl,
@@ -123,12 +133,73 @@ export async function composePlan(
       ...(host ? { network_mode: 'host' } : {}),
     }
   }
+  if (edge) {
+    services[GATEWAY_NAME] = gatewayService(edge, {
+      image: image(edge.imageRole),
+      command: gatewayCommand(appRoot),
+      etcdUrl,
+      namespace,
+      host,
+      port: options.gatewayPort,
+    })
+  }
   const header = `${COMPOSE_MARKER} from services/ (${network} network). Rerun it after changing services; do not edit.\n`
   return {
     yaml: header + stringify({ services }, { lineWidth: 0 }),
     replicas,
     images,
     namespace,
+    gateway: edge && { ...edge, port: options.gatewayPort },
+  }
+}
+
+/**
+ * The edge in compose: `framework gateway` on the built bundles, from the image of a role that
+ * exposes procedures (every image holds every bundle: nothing more to build). It depends on that
+ * role, so compose builds the image before it is needed. Its port is the app's only published one
+ * (etcd's is on loopback, for the host's CLI); on the host network it listens on that port itself.
+ */
+function gatewayService(
+  edge: GatewayPlan,
+  options: {
+    image: string
+    command: string[]
+    etcdUrl: string
+    namespace: string
+    host: boolean
+    port: number
+  },
+): Record<string, unknown> {
+  return {
+    image: options.image,
+    command: options.command,
+    environment: {
+      ETCD_ENDPOINTS: options.etcdUrl,
+      FRAMEWORK_NAMESPACE: options.namespace,
+      GATEWAY_PORT: String(options.port),
+      HOST: options.host ? '127.0.0.1' : '0.0.0.0',
+    },
+    // Ready = every exposing role listed in the phone book (the image's own check reads the port
+    // file instances write; the gateway writes none).
+    healthcheck: {
+      test: [
+        'CMD',
+        'node',
+        '-e',
+        "fetch('http://127.0.0.1:'+process.env.GATEWAY_PORT+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+      ],
+      interval: '3s',
+      timeout: '3s',
+      retries: 3,
+      start_period: '30s',
+    },
+    depends_on: {
+      etcd: { condition: 'service_healthy' },
+      ...Object.fromEntries(edge.exposing.map((role) => [role, { condition: 'service_started' }])),
+    },
+    restart: 'unless-stopped',
+    stop_grace_period: '15s',
+    ...(options.host ? { network_mode: 'host' } : { ports: [`${options.port}:${options.port}`] }),
   }
 }
 
@@ -180,10 +251,11 @@ export async function writeCompose(
     log(`create ${relative(options.appRoot, dockerignore)}`)
   }
   writeFileSync(composePath, plan.yaml)
+  const gateway = plan.gateway ? `, gateway on port ${plan.gateway.port}` : ''
   log(
     `write docker-compose.yml (${Object.entries(plan.replicas)
       .map(([role, n]) => `${role}×${n}`)
-      .join(', ')}, etcd)`,
+      .join(', ')}, etcd${gateway})`,
   )
   return plan
 }

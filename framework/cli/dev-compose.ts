@@ -1,10 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { type FSWatcher, watch } from 'node:fs'
+import { existsSync, type FSWatcher, watch } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { GATEWAY_MODULE } from '../gateway/config.js'
 import { CliError } from './cli-error.js'
 import { type ComposeOptions, type ComposePlan, writeCompose } from './compose.js'
 import { type ContainerState, inspectContainers } from './docker.js'
+import { GATEWAY_NAME } from './gateway-plan.js'
 import { formatTable } from './output.js'
 import { readPhoneBook } from './ps.js'
 
@@ -28,11 +30,13 @@ function run(command: string[], args: string[], cwd: string): Promise<number> {
 }
 
 /**
- * `framework dev` with a Docker engine: writes docker-compose.yml, then `up --build` with each
- * role scaled (compose v1 ignores deploy.replicas). `--detach` returns once every container is
- * healthy and prints the phone book (for scripts: the app answers when it returns). In the
- * foreground, a change under services/<role> rebuilds and restarts that role; Ctrl-C stops the
- * containers (SIGTERM to each instance: leases revoked).
+ * `framework dev` with a Docker engine: writes docker-compose.yml (with the gateway when some
+ * role exposes procedures), then `up --build` with each role scaled (compose v1 ignores
+ * deploy.replicas). `--detach` returns once every container is healthy and prints the phone book
+ * and the gateway's address (for scripts: the app answers when it returns). In the foreground, a
+ * change under services/<role> rebuilds and restarts that role (and the gateway when the role
+ * exposes procedures; gateway.ts rebuilds the gateway); Ctrl-C stops the containers (SIGTERM to
+ * each instance: leases revoked).
  */
 export async function devCompose(options: DevComposeOptions): Promise<number> {
   const { appRoot, compose, log } = options
@@ -55,30 +59,47 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
   }
   const watchers: FSWatcher[] = []
   if (options.watchFiles) {
-    for (const role of Object.keys(plan.replicas)) {
+    const gateway = plan.gateway
+    // Rebuilds and restarts roles; the gateway runs an exposing role's image (`imageRole`), which
+    // holds every bundle: a change the gateway loads rebuilds that image and recreates both.
+    const rebuild = (why: string, changed: string[], withGateway: boolean) => {
+      const roles =
+        withGateway && gateway && !changed.includes(gateway.imageRole)
+          ? [...changed, gateway.imageRole]
+          : changed
+      const services = withGateway ? [...roles, GATEWAY_NAME] : roles
+      log(`${why}: rebuilding and restarting ${services.join(', ')}`)
+      spawnSync(
+        compose[0]!,
+        [
+          ...compose.slice(1),
+          'up',
+          '--detach',
+          '--build',
+          '--no-deps',
+          ...roles.flatMap((role) => ['--scale', `${role}=${plan.replicas[role]}`]),
+          ...services,
+        ],
+        { cwd: appRoot, stdio: 'inherit' },
+      )
+    }
+    const watchPath = (path: string, recursive: boolean, onChange: () => void) => {
       let timer: NodeJS.Timeout | undefined
       watchers.push(
-        watch(join(appRoot, 'services', role), { recursive: true }, () => {
+        watch(path, { recursive }, () => {
           clearTimeout(timer)
-          timer = setTimeout(() => {
-            log(`files of ${role} changed: rebuilding and restarting it`)
-            spawnSync(
-              compose[0]!,
-              [
-                ...compose.slice(1),
-                'up',
-                '--detach',
-                '--build',
-                '--no-deps',
-                '--scale',
-                `${role}=${plan.replicas[role]}`,
-                role,
-              ],
-              { cwd: appRoot, stdio: 'inherit' },
-            )
-          }, 500)
+          timer = setTimeout(onChange, 500)
         }),
       )
+    }
+    for (const role of Object.keys(plan.replicas)) {
+      watchPath(join(appRoot, 'services', role), true, () =>
+        rebuild(`files of ${role} changed`, [role], gateway?.exposing.includes(role) === true),
+      )
+    }
+    const settings = join(appRoot, GATEWAY_MODULE)
+    if (gateway && existsSync(settings)) {
+      watchPath(settings, false, () => rebuild(`${GATEWAY_MODULE} changed`, [], true))
     }
   }
   log(`${compose.join(' ')} up … (Ctrl-C stops everything)`)
@@ -198,6 +219,11 @@ async function logReady(
   log(
     `${containers} containers healthy (namespace '${plan.namespace}', etcd ${etcd}):\n${formatTable(['role', 'instances', 'urls'], rows)}`,
   )
+  if (plan.gateway) {
+    log(
+      `gateway at http://127.0.0.1:${plan.gateway.port} for ${plan.gateway.exposing.join(', ')}: /trpc/<role>.<procedure>, /api/<role>/<procedure>, /openapi.json`,
+    )
+  }
   const flag = options.etcdPort === 2379 ? '' : ` --etcd ${etcd}`
   log(`running in the background: framework ps${flag} lists them, framework down stops them`)
 }

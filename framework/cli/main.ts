@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
+import { DEFAULT_GATEWAY_PORT } from '../gateway/config.js'
 import { exitCodeOf } from '../internal/errors.js'
 import { CliError } from './cli-error.js'
 import { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE } from './images.js'
@@ -38,7 +39,24 @@ interface ComposeFlags {
   baseImage: string
   etcdImage: string
   etcdPort: string
+  gatewayPort?: string
   replicas: string[]
+}
+
+/** `--gateway-port`, else GATEWAY_PORT, else 8080: the port compose publishes the gateway on. */
+function gatewayPortOf(flags: ComposeFlags): number {
+  const [text, name] =
+    flags.gatewayPort !== undefined
+      ? [flags.gatewayPort, '--gateway-port']
+      : [process.env.GATEWAY_PORT || String(DEFAULT_GATEWAY_PORT), 'GATEWAY_PORT']
+  const port = Number(text)
+  if (!/^\d+$/.test(text) || port < 1 || port > 65535) {
+    throw new CliError(
+      `${name} ${text} is invalid: use a port number 1-65535, e.g. --gateway-port 8080`,
+      'FRAMEWORK_ERR_USAGE',
+    )
+  }
+  return port
 }
 
 function composeOptions(flags: ComposeFlags) {
@@ -56,6 +74,7 @@ function composeOptions(flags: ComposeFlags) {
     etcdImage: flags.etcdImage,
     etcdPort,
     replicas: parseReplicas(flags.replicas),
+    gatewayPort: gatewayPortOf(flags),
   }
 }
 
@@ -78,6 +97,12 @@ const composeFlags = (command: Command) =>
       new Option('--etcd-image <image>', 'image etcd runs from').default(DEFAULT_ETCD_IMAGE),
     )
     .addOption(new Option('--etcd-port <port>', "etcd's client port on the host").default('2379'))
+    .addOption(
+      new Option(
+        '--gateway-port <port>',
+        "the gateway's port, when some service exposes procedures (default: GATEWAY_PORT or 8080)",
+      ),
+    )
     .addOption(replicasOption())
 
 const program = new Command('framework')
@@ -164,7 +189,9 @@ program
 
 program
   .command('routes')
-  .description('every role, its procedures (query/mutation, input) and its deps; from the code')
+  .description(
+    'every role, its procedures (query/mutation, input, exposed through the gateway) and its deps; from the code',
+  )
   .option('--json', 'print JSON')
   .addOption(dirOption())
   .action(async (flags: { json?: boolean; dir: string }) => {
@@ -173,12 +200,13 @@ program
     if (flags.json) return out(JSON.stringify(routes, null, 2))
     out(
       formatTable(
-        ['role', 'procedure', 'kind', 'input', 'deps'],
+        ['role', 'procedure', 'kind', 'input', 'exposed', 'deps'],
         routes.map((route) => [
           route.role,
           route.path,
           route.kind,
           route.input,
+          route.exposed ? 'yes' : '-',
           route.deps.join(',') || '-',
         ]),
       ),
@@ -385,10 +413,13 @@ composeFlags(
     if (!flags.local)
       out('framework no Docker engine answered (docker info): running local processes')
     const { devLocal } = await import('./dev-local.js')
+    // The gateway process reads GATEWAY_PORT: the flag, when given, becomes it.
+    const gatewayPort =
+      flags.gatewayPort === undefined ? {} : { GATEWAY_PORT: String(gatewayPortOf(flags)) }
     code = await devLocal({
       appRoot: resolve(flags.dir),
       replicas: parseReplicas(flags.replicas),
-      env: process.env,
+      env: { ...process.env, ...gatewayPort },
       out: process.stdout,
       watchFiles: flags.watch,
     })
@@ -432,11 +463,15 @@ program
     'the edge: tRPC, plain JSON and OpenAPI for exposed procedures, on GATEWAY_PORT (default 8080)',
   )
   .option('--config <file>', 'the gateway settings module (default: gateway.ts at the app root)')
+  .option(
+    '--built',
+    "load the services' bundles and gateway.ts's from framework build (the default when NODE_ENV=production and they exist)",
+  )
   .addOption(dirOption())
-  .action(async (flags: { dir: string; config?: string }) => {
+  .action(async (flags: { dir: string; config?: string; built?: boolean }) => {
     // Loaded on demand: the other commands never load the gateway.
     const { gatewayCommand } = await import('./gateway.js')
-    await gatewayCommand(flags.dir, flags.config)
+    await gatewayCommand(flags.dir, flags.config, flags.built === true)
   })
 
 try {

@@ -6,6 +6,8 @@ export interface RouteRow {
   kind: 'query' | 'mutation'
   input: string
   deps: string[]
+  /** Reachable through the gateway (the service's `expose`). */
+  exposed: boolean
 }
 
 /** Every role's procedures, from the build manifest (built first if out of date; no etcd needed). */
@@ -21,6 +23,7 @@ export async function listRoutes(
       kind,
       input,
       deps: entry.deps,
+      exposed: entry.expose.includes(path),
     })),
   )
 }

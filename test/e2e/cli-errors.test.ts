@@ -1,13 +1,30 @@
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
 import { frameworkTarball } from '../support/framework-package.js'
 import { CLI, REPO_ROOT } from '../support/instance.js'
 
 let workdir: string
 let app: string
+
+interface ComposeService {
+  build?: unknown
+  image?: string
+  command?: string[]
+  environment?: Record<string, string>
+  // biome-ignore lint/suspicious/noExplicitAny: docker-compose config's output, read as plain data
+  healthcheck?: any
+  depends_on?: Record<string, unknown>
+  network_mode?: string
+  ports?: (string | { host_ip?: string; published: number; target: number })[]
+}
+
+/** The services of `docker-compose config`'s output. */
+const composeServices = (text: string) =>
+  (parse(text) as { services: Record<string, ComposeService> }).services
 
 function cli(args: string[], cwd: string, env: Record<string, string | undefined> = {}) {
   const result = spawnSync(process.execPath, [CLI, ...args], {
@@ -171,6 +188,70 @@ describe('compose', () => {
       expect(config.stdout).toContain('condition: service_healthy')
       expect(config.stdout).toMatch(/replicas: 3/)
       if (network === 'host') expect(config.stdout).toContain('network_mode: host')
+      // Nothing exposes procedures: no gateway.
+      expect(Object.keys(composeServices(config.stdout)).sort()).toEqual([
+        'etcd',
+        'hello',
+        'orders',
+      ])
+    }
+  })
+
+  it('with a role exposing procedures: a gateway service, the only published port (bridge), or listening on --gateway-port (host)', () => {
+    const orders = join(app, 'services/orders/index.ts')
+    const original = readFileSync(orders, 'utf8')
+    writeFileSync(
+      orders,
+      original.replace("role: 'orders', router", "role: 'orders', router, expose: ['ping']"),
+    )
+    try {
+      for (const network of ['bridge', 'host'] as const) {
+        const written = cli(['compose', '--network', network, '--gateway-port', '8181'], app)
+        expect(written.code, written.stderr).toBe(0)
+        expect(written.stdout).toContain('gateway on port 8181')
+        const config = spawnSync('docker-compose', ['config'], { cwd: app, encoding: 'utf8' })
+        expect(config.status, config.stderr).toBe(0)
+        const services = composeServices(config.stdout)
+        const gateway = services.gateway!
+        // The exposing role's image (it holds every bundle): nothing more to build.
+        expect(gateway.image).toBe('app-orders:dev')
+        expect(gateway.build).toBeUndefined()
+        expect(gateway.command).toEqual([
+          'node',
+          'node_modules/framework/dist/cli/bin.js',
+          'gateway',
+          '--built',
+        ])
+        expect(gateway.environment).toMatchObject({
+          ETCD_ENDPOINTS: network === 'host' ? 'http://127.0.0.1:2379' : 'http://etcd:2379',
+          FRAMEWORK_NAMESPACE: 'app',
+          GATEWAY_PORT: '8181',
+          HOST: network === 'host' ? '127.0.0.1' : '0.0.0.0',
+        })
+        expect(gateway.healthcheck.test.join(' ')).toContain('/readyz')
+        expect(gateway.depends_on).toEqual({
+          etcd: { condition: 'service_healthy' },
+          orders: { condition: 'service_started' },
+        })
+        if (network === 'host') {
+          expect(gateway.network_mode).toBe('host')
+          expect(gateway.ports).toBeUndefined()
+        } else {
+          // The gateway's port is the only one published on every interface; etcd's is on
+          // loopback, for the host's CLI.
+          // docker-compose config writes some in the long form, some in the short one.
+          const published = Object.entries(services).flatMap(([name, service]) =>
+            (service.ports ?? []).map((port) =>
+              typeof port === 'string'
+                ? `${name} ${port.replace(/\/tcp$/, '')}`
+                : `${name} ${port.host_ip ? `${port.host_ip}:` : ''}${port.published}:${port.target}`,
+            ),
+          )
+          expect(published).toEqual(['etcd 127.0.0.1:2379:2379', 'gateway 8181:8181'])
+        }
+      }
+    } finally {
+      writeFileSync(orders, original)
     }
   })
 

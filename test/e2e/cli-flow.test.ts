@@ -109,9 +109,17 @@ it('new → generate service ×2 → dev --local → call across services → ps
 
   const routes = cli(['routes'], app)
   expect(routes.code).toBe(0)
-  expect(routes.stdout).toMatch(/orders\s+inventoryPing\s+query\s+\{ name: string \}\s+inventory/)
-  const routesJson = JSON.parse(cli(['routes', '--json'], app).stdout) as { role: string }[]
+  // The exposed column: nothing in a generated app is reachable through the gateway.
+  expect(routes.stdout).toMatch(/^role\s+procedure\s+kind\s+input\s+exposed\s+deps/)
+  expect(routes.stdout).toMatch(
+    /orders\s+inventoryPing\s+query\s+\{ name: string \}\s+-\s+inventory/,
+  )
+  const routesJson = JSON.parse(cli(['routes', '--json'], app).stdout) as {
+    role: string
+    exposed: boolean
+  }[]
   expect(new Set(routesJson.map((r) => r.role))).toEqual(new Set(['hello', 'inventory', 'orders']))
+  expect(routesJson.every((r) => r.exposed === false)).toBe(true)
 
   dev.child.kill('SIGINT')
   expect(await dev.exited).toBe(0)

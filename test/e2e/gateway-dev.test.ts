@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { expect, it } from 'vitest'
 import { freePort } from '../../framework/cli/free-port.js'
 import { useEtcd } from '../support/etcd-fixture.js'
@@ -62,3 +62,18 @@ it('framework dev --local runs the gateway when a service exposes procedures; Ct
     if (alive(dev.pid)) await dev.kill('SIGKILL')
   }
 }, 150_000)
+
+it("framework routes marks what the gateway reaches: api's get and put, none of cache's", () => {
+  const result = spawnSync(process.execPath, [CLI, 'routes', '--json'], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  expect(result.status, result.stderr).toBe(0)
+  const routes = JSON.parse(result.stdout) as { role: string; path: string; exposed: boolean }[]
+  expect(routes.filter((route) => route.exposed).map((r) => `${r.role}.${r.path}`)).toEqual([
+    'api.get',
+    'api.put',
+  ])
+  expect(routes.filter((route) => route.role === 'cache').length).toBeGreaterThan(0)
+}, 60_000)

@@ -86,9 +86,11 @@ describe('framework k8s, example app', () => {
       'StatefulSet/etcd',
       'PodDisruptionBudget/etcd',
       'Deployment/api',
-      'Service/api',
       'Deployment/cache',
       'PodDisruptionBudget/cache',
+      'Deployment/gateway',
+      'PodDisruptionBudget/gateway',
+      'Service/gateway',
     ])
     validateAll(docs)
     // The validation can fail: a replicas that is not an integer is refused.
@@ -101,7 +103,7 @@ describe('framework k8s, example app', () => {
     await expect(text).toMatchFileSnapshot('__snapshots__/example-app.k8s.yaml')
   })
 
-  it('probes, grace period above the drain, downward-API address, non-root, PDBs, Services for entry roles only', () => {
+  it('probes, grace period above the drain, downward-API address, non-root, PDBs, no Service for roles behind the gateway', () => {
     for (const role of ['api', 'cache']) {
       const pod = find(docs, 'Deployment', role)!.spec.template.spec
       const [container] = pod.containers
@@ -130,12 +132,45 @@ describe('framework k8s, example app', () => {
     expect(find(docs, 'PodDisruptionBudget', 'cache')!.spec.maxUnavailable).toBe(1)
     // One api replica: no PDB (it would block every drain).
     expect(find(docs, 'PodDisruptionBudget', 'api')).toBeUndefined()
-    // api is called by no role (reached from outside); cache only through the phone book.
-    expect(find(docs, 'Service', 'api')).toBeDefined()
+    // api is reached from outside through the gateway (it exposes get and put); cache only
+    // through the phone book: neither has a Service of its own.
+    expect(find(docs, 'Service', 'api')).toBeUndefined()
     expect(find(docs, 'Service', 'cache')).toBeUndefined()
     const etcd = find(docs, 'StatefulSet', 'etcd')!.spec
     expect(etcd.replicas).toBe(3)
     expect(find(docs, 'Service', 'etcd')!.spec.clusterIP).toBe('None')
+  })
+
+  it('the gateway: 2 replicas of the exposing role image running framework gateway --built, probes, grace period, non-root, a PDB, the only LoadBalancer', () => {
+    const deployment = find(docs, 'Deployment', 'gateway')!.spec
+    expect(deployment.replicas).toBe(2)
+    const pod = deployment.template.spec
+    const [container] = pod.containers
+    expect(container.image).toBe('framework-api:0.1.0')
+    expect(container.command).toEqual(['node', 'dist/cli/bin.js', 'gateway', '--built'])
+    expect(container.ports).toEqual([{ name: 'http', containerPort: 8080 }])
+    expect(container.env).toContainEqual({ name: 'GATEWAY_PORT', value: '8080' })
+    expect(container.env).toContainEqual({ name: 'NODE_ENV', value: 'production' })
+    expect(container.env).toContainEqual({ name: 'FRAMEWORK_NAMESPACE', value: 'framework' })
+    expect(container.env).toContainEqual(expect.objectContaining({ name: 'ETCD_ENDPOINTS' }))
+    // It registers nothing: no advertised address.
+    expect(container.env.map((env: { name: string }) => env.name)).not.toContain('ADVERTISE_HOST')
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' })
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' })
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(10)
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 })
+    expect(container.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+    })
+    expect(find(docs, 'PodDisruptionBudget', 'gateway')!.spec.maxUnavailable).toBe(1)
+    const services = docs.filter((doc) => doc.kind === 'Service')
+    expect(services.filter((service) => service.spec.type === 'LoadBalancer')).toEqual([
+      find(docs, 'Service', 'gateway'),
+    ])
+    expect(find(docs, 'Service', 'gateway')!.spec.ports).toEqual([
+      { name: 'http', port: 80, targetPort: 'http' },
+    ])
   })
 
   it('--etcd-endpoints uses an existing etcd; --out writes one file per group', () => {
@@ -149,11 +184,23 @@ describe('framework k8s, example app', () => {
         'http://etcd.infra:2379',
         '--registry',
         'r.example/shop/',
+        '--replicas',
+        'gateway=3',
       ],
       REPO_ROOT,
     )
     expect(result.code, result.stderr).toBe(0)
-    expect(readdirSync(out).sort()).toEqual(['00-namespace.yaml', '20-api.yaml', '20-cache.yaml'])
+    expect(readdirSync(out).sort()).toEqual([
+      '00-namespace.yaml',
+      '20-api.yaml',
+      '20-cache.yaml',
+      '30-gateway.yaml',
+    ])
+    const gateway = parse(readFileSync(join(out, '30-gateway.yaml'), 'utf8'))
+    validateAll(gateway)
+    const edge = find(gateway, 'Deployment', 'gateway')!.spec
+    expect(edge.replicas).toBe(3)
+    expect(edge.template.spec.containers[0].image).toBe('r.example/shop/framework-api:0.1.0')
     const cache = parse(readFileSync(join(out, '20-cache.yaml'), 'utf8'))
     validateAll(cache)
     const [container] = find(cache, 'Deployment', 'cache')!.spec.template.spec.containers
@@ -166,7 +213,7 @@ describe('framework k8s, example app', () => {
 })
 
 describe('framework k8s, generated app', () => {
-  it('new → generate service ×2 with a dependency → k8s validates; the called role gets no Service', () => {
+  it('new → generate service ×2 with a dependency → k8s validates; the called role gets no Service; nothing exposed, no gateway', () => {
     const app = join(workdir, 'shop')
     expect(
       cli(['new', app, '--skip-install', '--framework', frameworkTarball()], workdir).code,
@@ -184,6 +231,7 @@ describe('framework k8s, generated app', () => {
     expect(find(docs, 'Service', 'orders')).toBeDefined()
     expect(find(docs, 'Service', 'hello')).toBeDefined()
     expect(find(docs, 'Service', 'inventory')).toBeUndefined()
+    expect(find(docs, 'Deployment', 'gateway')).toBeUndefined()
     const [orders] = find(docs, 'Deployment', 'orders')!.spec.template.spec.containers
     expect(orders.image).toBe('shop-orders:0.1.0')
   })

@@ -120,6 +120,82 @@ describe('framework start --built', () => {
   })
 })
 
+describe('framework gateway --built', () => {
+  const settings = () => join(app, 'gateway.ts')
+  const orders = () => join(app, 'services/orders/index.ts')
+  let original: string
+
+  beforeAll(() => {
+    original = readFileSync(orders(), 'utf8')
+    writeFileSync(
+      orders(),
+      original.replace("role: 'orders', router", "role: 'orders', router, expose: true"),
+    )
+    expect(cli(['build']).code).toBe(0)
+  })
+
+  afterAll(() => {
+    writeFileSync(orders(), original)
+    rmSync(settings(), { force: true })
+  })
+
+  it('gateway.ts without a bundle: names it and framework build', () => {
+    writeFileSync(
+      settings(),
+      "import { defineGateway } from 'framework'\nexport default defineGateway({})\n",
+    )
+    expect(failure(cli(['gateway', '--built']), 2)).toMatch(
+      /no bundle of gateway\.ts \(\.framework\/build\/_gateway\.mjs\): run framework build/,
+    )
+  })
+
+  it('gateway.ts changed after the build is refused, naming it and framework build', () => {
+    expect(cli(['build']).code).toBe(0)
+    expect(existsSync(join(app, '.framework/build/_gateway.mjs'))).toBe(true)
+    appendFileSync(settings(), '// changed after the build\n')
+    expect(failure(cli(['gateway', '--built']), 2)).toMatch(
+      /the bundle of gateway\.ts is older than its sources \(gateway\.ts changed\): run framework build/,
+    )
+  })
+
+  it("an exposing role's stale bundle is refused the same way", () => {
+    expect(cli(['build']).code).toBe(0)
+    try {
+      appendFileSync(orders(), '\n// changed after the build\n')
+      expect(failure(cli(['gateway', '--built']), 2)).toMatch(
+        /the bundle of 'orders' is older than its sources \(services\/orders\/index\.ts changed\): run framework build/,
+      )
+    } finally {
+      writeFileSync(
+        orders(),
+        original.replace("role: 'orders', router", "role: 'orders', router, expose: true"),
+      )
+    }
+  })
+
+  it("gateway.ts importing a service's code at runtime fails the build naming both files", () => {
+    writeFileSync(
+      settings(),
+      "import { defineGateway } from 'framework'\nimport orders from './services/orders/index.js'\nexport default defineGateway({ deps: { [orders.role]: {} } })\n",
+    )
+    expect(failure(cli(['build']), 2)).toMatch(
+      /gateway\.ts imports services\/orders\/index\.ts at runtime: gateway\.ts may import a service's types only/,
+    )
+  })
+
+  it("compose: a service named 'gateway' beside an exposing role", () => {
+    rmSync(settings(), { force: true })
+    expect(cli(['generate', 'service', 'gateway']).code).toBe(0)
+    try {
+      expect(failure(cli(['compose']), 2)).toMatch(
+        /a service is named 'gateway', the name of the edge that fronts orders: rename services\/gateway/,
+      )
+    } finally {
+      rmSync(join(app, 'services/gateway'), { recursive: true, force: true })
+    }
+  })
+})
+
 describe('framework k8s', () => {
   it('--replicas 0 for a role', () => {
     expect(failure(cli(['k8s', '--replicas', 'inventory=0']), 2)).toMatch(
@@ -167,6 +243,12 @@ describe('compose, upgrade', () => {
     } finally {
       writeFileSync(path, original)
     }
+  })
+
+  it('compose with a bad --gateway-port', () => {
+    expect(failure(cli(['compose', '--gateway-port', '0']), 2)).toMatch(
+      /--gateway-port 0 is invalid: use a port number 1-65535/,
+    )
   })
 
   it('upgrade outside an app', () => {

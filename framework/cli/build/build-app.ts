@@ -1,19 +1,23 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { GATEWAY_MODULE } from '../../gateway/config.js'
 import { loadServiceDefinition } from '../../runtime/service-module.js'
 import { describeInput } from '../../service/input-shape.js'
 import { procedureManifest } from '../../service/manifest.js'
 import { CliError } from '../cli-error.js'
 import { frameworkPackage } from '../framework-package.js'
 import { listServiceRoles } from '../service-roles.js'
-import { buildDir, bundleRoles } from './bundle.js'
+import { buildDir, bundleApp } from './bundle.js'
 import {
   type BuildManifest,
   bundlePath,
+  GATEWAY_BUNDLE,
+  type GatewayManifest,
   hashFile,
   MANIFEST_VERSION,
   type RoleManifest,
   readManifest,
+  staleGatewaySources,
   staleSources,
   writeManifest,
 } from './manifest.js'
@@ -38,9 +42,10 @@ export function appRoles(appRoot: string): string[] {
 }
 
 /**
- * `framework build [role…]`: one bundle per role (esbuild) and a manifest of what each holds
- * (replicas, port, procedures, deps, its sources' hashes). The definitions are read from the
- * bundles themselves, on plain node: what the manifest says is what the bundle runs.
+ * `framework build [role…]`: one bundle per role (esbuild), gateway.ts's bundle when the app has
+ * one (rebuilt at every build: it is small), and a manifest of what each holds (replicas, port,
+ * procedures, deps, exposure, its sources' hashes). The definitions are read from the bundles
+ * themselves, on plain node: what the manifest says is what the bundle runs.
  */
 export async function buildApp(options: BuildOptions): Promise<BuildManifest> {
   const { appRoot, log } = options
@@ -55,11 +60,11 @@ export async function buildApp(options: BuildOptions): Promise<BuildManifest> {
   }
   const roles = options.roles.length > 0 ? options.roles : all
   const started = performance.now()
-  const bundles = await bundleRoles(appRoot, roles)
+  const bundles = await bundleApp(appRoot, roles)
   const dir = buildDir(appRoot)
   mkdirSync(dir, { recursive: true })
   const built: RoleManifest[] = []
-  for (const bundle of bundles) {
+  for (const bundle of bundles.roles) {
     for (const file of bundle.files) writeFileSync(file.path, file.contents)
     const definition = await loadServiceDefinition(
       appRoot,
@@ -95,21 +100,38 @@ export async function buildApp(options: BuildOptions): Promise<BuildManifest> {
     rmSync(join(appRoot, `${gone.bundle}.map`), { force: true })
   }
   const kept = previous.filter((entry) => all.includes(entry.role) && !roles.includes(entry.role))
+  let gateway: GatewayManifest | null = null
+  if (bundles.gateway) {
+    for (const file of bundles.gateway.files) writeFileSync(file.path, file.contents)
+    gateway = {
+      bundle: GATEWAY_BUNDLE,
+      sources: Object.fromEntries(
+        bundles.gateway.sources.map((file) => [file, hashFile(join(appRoot, file))]),
+      ),
+    }
+  } else {
+    rmSync(join(appRoot, GATEWAY_BUNDLE), { force: true })
+    rmSync(join(appRoot, `${GATEWAY_BUNDLE}.map`), { force: true })
+  }
   const manifest: BuildManifest = {
     v: MANIFEST_VERSION,
     framework: frameworkPackage().version,
     roles: [...kept, ...built].sort((a, b) => a.role.localeCompare(b.role)),
+    gateway,
   }
   writeManifest(appRoot, manifest)
+  const written = roles.map((role) => bundlePath(role))
+  if (gateway) written.push(gateway.bundle)
   log(
-    `built ${roles.map((role) => bundlePath(role)).join(', ')} and the manifest in ${Math.round(performance.now() - started)} ms`,
+    `built ${written.join(', ')} and the manifest in ${Math.round(performance.now() - started)} ms`,
   )
   return manifest
 }
 
 /**
  * The app as built, for commands that plan from it (routes, compose, k8s, dev): the manifest
- * when it is current (every role under services/ built from its present sources), else a build.
+ * when it is current (every role under services/ built from its present sources, and gateway.ts
+ * if there is one), else a build.
  */
 export async function builtApp(
   appRoot: string,
@@ -123,7 +145,9 @@ export async function builtApp(
     manifest.roles.length === roles.length &&
     manifest.roles.every(
       (entry) => roles.includes(entry.role) && staleSources(appRoot, entry).length === 0,
-    )
+    ) &&
+    existsSync(join(appRoot, GATEWAY_MODULE)) === (manifest.gateway !== null) &&
+    (manifest.gateway === null || staleGatewaySources(appRoot, manifest.gateway).length === 0)
   if (current) return manifest
   log('building the services first (changed since the last framework build)')
   return buildApp({ appRoot, roles: [], log })

@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 import type { BuildFailure, Metafile, OutputFile } from 'esbuild'
+import { GATEWAY_MODULE } from '../../gateway/config.js'
 import { ServiceModuleError } from '../../runtime/service-module.js'
 import { CliError } from '../cli-error.js'
-import { BUILD_DIR, bundlePath } from './manifest.js'
+import { BUILD_DIR, bundlePath, GATEWAY_BUNDLE } from './manifest.js'
 
 /** One role's bundle before it is written: its files and the local sources it holds. */
 export interface RoleBundle {
@@ -11,6 +13,15 @@ export interface RoleBundle {
   /** Local source files bundled in, relative to the app root (packages stay external). */
   sources: string[]
 }
+
+/** What one build makes: a bundle per role, and gateway.ts's when the app has one. */
+export interface AppBundles {
+  roles: RoleBundle[]
+  gateway: Omit<RoleBundle, 'role'> | undefined
+}
+
+/** esbuild's entry name for gateway.ts: not a role name (roles start with a-z). */
+const GATEWAY_ENTRY = '_gateway'
 
 async function loadEsbuild(): Promise<typeof import('esbuild')> {
   try {
@@ -28,33 +39,43 @@ const serviceDir = (role: string) => `services/${role}/`
 
 /**
  * A runtime import of another service's code, by the file that makes it: services talk through
- * ctx.deps, and may import another service's types only (`import type`).
+ * ctx.deps, and may import another service's types only (`import type`). The gateway (role
+ * undefined) reaches every service through its clients: it may import none of their code.
  */
 function crossServiceImport(
-  role: string,
+  role: string | undefined,
   inputs: Metafile['inputs'],
   bundled: string[],
 ): string | undefined {
   const foreign = bundled.find(
-    (file) => file.startsWith('services/') && !file.startsWith(serviceDir(role)),
+    (file) =>
+      file.startsWith('services/') && (role === undefined || !file.startsWith(serviceDir(role))),
   )
   if (!foreign) return undefined
   const importer = Object.entries(inputs).find(([, input]) =>
     input.imports.some((edge) => edge.path === foreign),
   )?.[0]
-  return `${importer ?? serviceDir(role)} imports ${foreign} at runtime: a service may import another service's types only (import type …) and call it through ctx.deps`
+  return role === undefined
+    ? `${importer ?? GATEWAY_MODULE} imports ${foreign} at runtime: ${GATEWAY_MODULE} may import a service's types only (import type …)`
+    : `${importer ?? serviceDir(role)} imports ${foreign} at runtime: a service may import another service's types only (import type …) and call it through ctx.deps`
 }
 
 /**
- * Bundles each role's services/<role>/index.ts with esbuild (node, ESM, source maps, package
- * dependencies left external), in memory: nothing is written when a role fails its checks.
+ * Bundles each role's services/<role>/index.ts, and gateway.ts when the app has one, with esbuild
+ * (node, ESM, source maps, package dependencies left external), in memory: nothing is written
+ * when a bundle fails its checks.
  */
-export async function bundleRoles(appRoot: string, roles: string[]): Promise<RoleBundle[]> {
+export async function bundleApp(appRoot: string, roles: string[]): Promise<AppBundles> {
   const esbuild = await loadEsbuild()
+  const withGateway = existsSync(join(appRoot, GATEWAY_MODULE))
+  const entryPoints: Record<string, string> = Object.fromEntries(
+    roles.map((role) => [role, `services/${role}/index.ts`]),
+  )
+  if (withGateway) entryPoints[GATEWAY_ENTRY] = GATEWAY_MODULE
   let result: Awaited<ReturnType<typeof esbuild.build<{ metafile: true; write: false }>>>
   try {
     result = await esbuild.build({
-      entryPoints: Object.fromEntries(roles.map((role) => [role, `services/${role}/index.ts`])),
+      entryPoints,
       absWorkingDir: appRoot,
       outdir: BUILD_DIR,
       outExtension: { '.js': '.mjs' },
@@ -77,8 +98,7 @@ export async function bundleRoles(appRoot: string, roles: string[]): Promise<Rol
     throw new ServiceModuleError(`framework build failed: ${where}${first.text}`)
   }
   const { inputs, outputs } = result.metafile
-  return roles.map((role) => {
-    const out = bundlePath(role)
+  const take = (role: string | undefined, out: string) => {
     const bundled = Object.keys(outputs[out]?.inputs ?? {})
     const problem = crossServiceImport(role, inputs, bundled)
     if (problem) throw new ServiceModuleError(problem)
@@ -86,8 +106,12 @@ export async function bundleRoles(appRoot: string, roles: string[]): Promise<Rol
       const path = relative(appRoot, file.path).split(sep).join('/')
       return path === out || path === `${out}.map`
     })
-    return { role, files, sources: bundled.filter((file) => !file.includes(':')).sort() }
-  })
+    return { files, sources: bundled.filter((file) => !file.includes(':')).sort() }
+  }
+  return {
+    roles: roles.map((role) => ({ role, ...take(role, bundlePath(role)) })),
+    gateway: withGateway ? take(undefined, GATEWAY_BUNDLE) : undefined,
+  }
 }
 
 /** The directory every bundle goes to. */

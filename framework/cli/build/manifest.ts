@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { GATEWAY_MODULE } from '../../gateway/config.js'
 import type { ProcedureKind } from '../../protocol/procedure-kind.js'
 import { serviceModulePath } from '../../runtime/service-module.js'
 
 /** Where `framework build` writes, under the app root: one bundle per role and the manifest. */
 export const BUILD_DIR = '.framework/build'
 const MANIFEST_FILE = 'manifest.json'
-export const MANIFEST_VERSION = 2
+export const MANIFEST_VERSION = 3
+/** The gateway's settings bundle (from gateway.ts); `_` keeps it apart from every role's bundle. */
+export const GATEWAY_BUNDLE = `${BUILD_DIR}/_gateway.mjs`
 
 /** One role as built: what routes, compose, k8s and dev read without loading TypeScript. */
 export interface RoleManifest {
@@ -26,11 +29,21 @@ export interface RoleManifest {
   sources: Record<string, string>
 }
 
+/** gateway.ts as built: what `framework gateway` runs in production instead of the TypeScript. */
+export interface GatewayManifest {
+  /** The bundle, relative to the app root. */
+  bundle: string
+  /** Local source files bundled in (relative to the app root) and a hash of each. */
+  sources: Record<string, string>
+}
+
 export interface BuildManifest {
   v: typeof MANIFEST_VERSION
   /** The framework version that built it. */
   framework: string
   roles: RoleManifest[]
+  /** The app's gateway.ts, bundled; null when the app has none. */
+  gateway: GatewayManifest | null
 }
 
 export function bundlePath(role: string): string {
@@ -63,7 +76,17 @@ export function readManifest(appRoot: string): BuildManifest | undefined {
  */
 export function staleSources(appRoot: string, role: RoleManifest): string[] {
   if (!existsSync(serviceModulePath(appRoot, role.role))) return []
-  return Object.entries(role.sources)
+  return changedSources(appRoot, role.sources)
+}
+
+/** The same for the gateway's bundle: its entry is gateway.ts, absent where it is deployed. */
+export function staleGatewaySources(appRoot: string, gateway: GatewayManifest): string[] {
+  if (!existsSync(join(appRoot, GATEWAY_MODULE))) return []
+  return changedSources(appRoot, gateway.sources)
+}
+
+function changedSources(appRoot: string, sources: Record<string, string>): string[] {
+  return Object.entries(sources)
     .filter(([file, hash]) => {
       const path = join(appRoot, file)
       return !existsSync(path) || hashFile(path) !== hash

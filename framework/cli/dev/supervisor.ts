@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { GATEWAY_NAME } from '../gateway-plan.js'
 import type { Styler } from '../output.js'
 import { formatInstanceLine, type InstanceLine } from './log-format.js'
 import type { DevPlanEntry } from './plan.js'
@@ -35,9 +36,6 @@ export interface SupervisorOptions {
   /** Also run `framework gateway` (some service exposes procedures); its URL once it listens. */
   gateway?: { onListening(url: string): void } | undefined
 }
-
-/** The name `framework dev` shows the gateway's output under. */
-export const GATEWAY_NAME = 'gateway'
 
 const isRunning = (instance: DevInstance) =>
   instance.process.exitCode === null && instance.process.signalCode === null

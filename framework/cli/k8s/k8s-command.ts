@@ -6,6 +6,7 @@ import { parseEtcdEndpoints } from '../../config/etcd-endpoints.js'
 import { resolveNamespace } from '../../config/phone-book.js'
 import { loadConfig } from '../../runtime/config.js'
 import { builtApp } from '../build/build-app.js'
+import { GATEWAY_NAME, gatewayCommand, gatewayPlan } from '../gateway-plan.js'
 import { checkReplicaRoles } from '../replicas.js'
 import { type K8sObject, k8sObjects } from './objects.js'
 
@@ -37,10 +38,12 @@ export async function writeK8s(
 ): Promise<Map<string, K8sObject[]>> {
   const { appRoot } = options
   const manifest = await builtApp(appRoot, note)
-  checkReplicaRoles(
-    options.replicas,
-    manifest.roles.map(({ role }) => role),
-  )
+  // The gateway's replicas (2 by default) can be set like a role's.
+  const edge = gatewayPlan(manifest.roles)
+  checkReplicaRoles(options.replicas, [
+    ...manifest.roles.map(({ role }) => role),
+    ...(edge ? [GATEWAY_NAME] : []),
+  ])
   const app = readAppInfo(appRoot)
   const namespace = resolveNamespace({}, options.namespace, () => app.namespace.toLowerCase())
   // The drain the instances will have: FRAMEWORK_DRAIN_TIMEOUT_MS here, else the default.
@@ -57,6 +60,7 @@ export async function writeK8s(
     etcdEndpoints: options.etcdEndpoints ? parseEtcdEndpoints(options.etcdEndpoints) : undefined,
     etcdImage: options.etcdImage,
     drainTimeoutMs,
+    gatewayCommand: gatewayCommand(appRoot),
   })
   if (options.out === undefined) {
     out(HEADER + toYaml([...files.values()].flat()))

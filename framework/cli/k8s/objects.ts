@@ -1,5 +1,7 @@
+import { DEFAULT_GATEWAY_PORT } from '../../gateway/config.js'
 import type { RoleManifest } from '../build/manifest.js'
 import { CliError } from '../cli-error.js'
+import { GATEWAY_NAME, type GatewayPlan, gatewayPlan } from '../gateway-plan.js'
 
 /** One Kubernetes object, as plain data (apiVersion, kind, metadata, spec). */
 export interface K8sObject {
@@ -24,6 +26,8 @@ export interface K8sPlan {
   etcdImage: string
   /** How long an instance's SIGTERM waits for in-flight requests (FRAMEWORK_DRAIN_TIMEOUT_MS). */
   drainTimeoutMs: number
+  /** The gateway's command in the image (`framework gateway --built`), used when a role exposes procedures. */
+  gatewayCommand: string[]
 }
 
 /** The port every instance listens on in its pod (as in compose's bridge network). */
@@ -32,6 +36,8 @@ const ETCD_MEMBERS = 3
 const ETCD_CLIENT_PORT = 2379
 const ETCD_PEER_PORT = 2380
 const MAX_REPLICAS = 1000
+/** Gateways behind the LoadBalancer: stateless, two so that one can be drained or lost. */
+const GATEWAY_REPLICAS = 2
 /** Past the drain, `framework start` allows 10 s for the lease revoke and closing clients. */
 const SHUTDOWN_MARGIN_S = 15
 /** A DNS-1123 label: what Kubernetes accepts as a namespace or object name. */
@@ -66,6 +72,16 @@ function checkPlan(plan: K8sPlan): void {
       'FRAMEWORK_ERR_USAGE',
     )
   }
+  const gatewayReplicas = plan.replicas[GATEWAY_NAME]
+  if (
+    gatewayReplicas !== undefined &&
+    (!Number.isInteger(gatewayReplicas) || gatewayReplicas < 1 || gatewayReplicas > MAX_REPLICAS)
+  ) {
+    throw new CliError(
+      `the gateway has replicas ${gatewayReplicas}: use an integer 1-${MAX_REPLICAS} (--replicas ${GATEWAY_NAME}=N)`,
+      'FRAMEWORK_ERR_USAGE',
+    )
+  }
   for (const role of plan.roles) {
     const replicas = plan.replicas[role.role] ?? role.replicas
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
@@ -86,10 +102,34 @@ function checkPlan(plan: K8sPlan): void {
   }
 }
 
-/** Roles no other role depends on: the app's entry points, reached from outside the mesh. */
+/**
+ * Roles reached from outside the mesh by their own Service: those no other role depends on
+ * (the app's entry points) and that expose nothing (an exposing role's door is the gateway).
+ */
 export function entryRoles(roles: RoleManifest[]): string[] {
   const called = new Set(roles.flatMap((role) => role.deps))
-  return roles.map(({ role }) => role).filter((role) => !called.has(role))
+  return roles
+    .filter(({ role, expose }) => !called.has(role) && expose.length === 0)
+    .map(({ role }) => role)
+}
+
+/** `<registry>/<namespace>-<role>:<tag>`; no registry: a local image. */
+const imageOf = (plan: K8sPlan, role: string) =>
+  `${plan.registry ? `${plan.registry.replace(/\/+$/, '')}/` : ''}${plan.namespace}-${role}:${plan.tag}`
+
+/** SIGTERM drains (after revoking the lease, for an instance): the pod needs the drain and a margin. */
+const gracePeriodSeconds = (plan: K8sPlan) =>
+  Math.ceil(plan.drainTimeoutMs / 1000) + SHUTDOWN_MARGIN_S
+
+const RESOURCES = {
+  requests: { cpu: '100m', memory: '128Mi' },
+  limits: { cpu: '1', memory: '256Mi' },
+}
+
+/** One new pod before an old one goes: callers always find one. */
+const ROLLING_UPDATE = {
+  type: 'RollingUpdate',
+  rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
 }
 
 function etcdObjects(plan: K8sPlan): K8sObject[] {
@@ -198,7 +238,7 @@ function etcdObjects(plan: K8sPlan): K8sObject[] {
 function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boolean): K8sObject[] {
   const replicas = plan.replicas[role.role] ?? role.replicas
   const meta = { name: role.role, namespace: plan.namespace, labels: labels(plan, role.role) }
-  const image = `${plan.registry ? `${plan.registry.replace(/\/+$/, '')}/` : ''}${plan.namespace}-${role.role}:${plan.tag}`
+  const image = imageOf(plan, role.role)
   const objects: K8sObject[] = [
     {
       apiVersion: 'apps/v1',
@@ -207,14 +247,11 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
       spec: {
         replicas,
         selector: { matchLabels: selector(role.role) },
-        // One new pod before an old one goes: callers always find an instance.
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+        strategy: ROLLING_UPDATE,
         template: {
           metadata: { labels: labels(plan, role.role) },
           spec: {
-            // SIGTERM revokes the lease, then drains: the pod needs the drain and a margin.
-            terminationGracePeriodSeconds:
-              Math.ceil(plan.drainTimeoutMs / 1000) + SHUTDOWN_MARGIN_S,
+            terminationGracePeriodSeconds: gracePeriodSeconds(plan),
             securityContext: NON_ROOT,
             containers: [
               {
@@ -240,10 +277,7 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
                   initialDelaySeconds: 10,
                   periodSeconds: 10,
                 },
-                resources: {
-                  requests: { cpu: '100m', memory: '128Mi' },
-                  limits: { cpu: '1', memory: '256Mi' },
-                },
+                resources: RESOURCES,
                 securityContext: CONTAINER_SECURITY,
                 // The root filesystem is read-only: the port file goes to /tmp.
                 volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
@@ -267,7 +301,8 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
     objects.push({
       apiVersion: 'v1',
       kind: 'Service',
-      // Only entry points get one: services reach each other through the phone book (pod IPs).
+      // Only entry points that expose nothing get one: services reach each other through the
+      // phone book (pod IPs), and exposed procedures through the gateway.
       metadata: meta,
       spec: {
         selector: selector(role.role),
@@ -275,6 +310,78 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
       },
     })
   }
+  return objects
+}
+
+/**
+ * The edge: `framework gateway` on the bundles, from the image of a role that exposes procedures
+ * (every image holds every bundle), behind the app's only LoadBalancer Service. It registers
+ * nothing in the phone book, so it needs no advertised address; it writes no file either.
+ */
+function gatewayObjects(plan: K8sPlan, edge: GatewayPlan, etcd: string): K8sObject[] {
+  const replicas = plan.replicas[GATEWAY_NAME] ?? GATEWAY_REPLICAS
+  const meta = { name: GATEWAY_NAME, namespace: plan.namespace, labels: labels(plan, GATEWAY_NAME) }
+  const objects: K8sObject[] = [
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta,
+      spec: {
+        replicas,
+        selector: { matchLabels: selector(GATEWAY_NAME) },
+        strategy: ROLLING_UPDATE,
+        template: {
+          metadata: { labels: labels(plan, GATEWAY_NAME) },
+          spec: {
+            terminationGracePeriodSeconds: gracePeriodSeconds(plan),
+            securityContext: NON_ROOT,
+            containers: [
+              {
+                name: GATEWAY_NAME,
+                image: imageOf(plan, edge.imageRole),
+                command: plan.gatewayCommand,
+                env: [
+                  { name: 'ETCD_ENDPOINTS', value: etcd },
+                  { name: 'FRAMEWORK_NAMESPACE', value: plan.namespace },
+                  { name: 'GATEWAY_PORT', value: String(DEFAULT_GATEWAY_PORT) },
+                  { name: 'NODE_ENV', value: 'production' },
+                  { name: 'FRAMEWORK_DRAIN_TIMEOUT_MS', value: String(plan.drainTimeoutMs) },
+                ],
+                ports: [{ name: 'http', containerPort: DEFAULT_GATEWAY_PORT }],
+                // Ready = every exposing role listed in the phone book, and not draining.
+                readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 3 },
+                livenessProbe: {
+                  httpGet: { path: '/healthz', port: 'http' },
+                  initialDelaySeconds: 10,
+                  periodSeconds: 10,
+                },
+                resources: RESOURCES,
+                securityContext: CONTAINER_SECURITY,
+              },
+            ],
+          },
+        },
+      },
+    },
+  ]
+  if (replicas > 1) {
+    objects.push({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: meta,
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector(GATEWAY_NAME) } },
+    })
+  }
+  objects.push({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta,
+    spec: {
+      type: 'LoadBalancer',
+      selector: selector(GATEWAY_NAME),
+      ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+    },
+  })
   return objects
 }
 
@@ -300,5 +407,7 @@ export function k8sObjects(plan: K8sPlan): Map<string, K8sObject[]> {
   for (const role of plan.roles) {
     files.set(`20-${role.role}.yaml`, roleObjects(plan, role, etcd, entries.includes(role.role)))
   }
+  const edge = gatewayPlan(plan.roles)
+  if (edge) files.set(`30-${GATEWAY_NAME}.yaml`, gatewayObjects(plan, edge, etcd))
   return files
 }

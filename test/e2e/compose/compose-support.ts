@@ -23,6 +23,15 @@ export async function freePortPair(): Promise<number> {
   throw new Error('no two adjacent free ports in 20000-32000 on 127.0.0.1 in 50 tries')
 }
 
+/** A free port in the same range, other than `taken` (the gateway's, beside etcd's pair). */
+export async function freeLowPort(taken: number[]): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (!taken.includes(port) && (await isFree(port))) return port
+  }
+  throw new Error('no free port in 20000-32000 on 127.0.0.1 in 50 tries')
+}
+
 /** When each phone book key was deleted, from an etcd watch on the namespace's prefix. */
 export class Deletions {
   readonly at = new Map<string, number>()

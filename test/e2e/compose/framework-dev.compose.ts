@@ -9,14 +9,15 @@ import { whenNoLongerTried } from '../../support/ejections.js'
 import { REPO_ROOT } from '../../support/instance.js'
 import { PhoneBookProbe } from '../../support/phone-book.js'
 import { waitFor } from '../../support/wait.js'
-import { Deletions, freePortPair } from './compose-support.js'
+import { Deletions, freeLowPort, freePortPair } from './compose-support.js'
 import { DockerEngine, ensureDockerTools, runChecked } from './docker-engine.js'
 import { ExampleApp } from './example-app.js'
 import { type HostImages, hostImages } from './host-images.js'
 
 // `framework dev` on a real Docker engine with compose, host network (this machine has no bridge),
-// everything on 127.0.0.1. The example app: etcd, cache ×3, api. The tests run in order, each on
-// what the one before left.
+// everything on 127.0.0.1. The example app: etcd, cache ×3, api, and the gateway in front of api
+// (with a gateway.ts of the test's, so that its bundle runs in the image too). The tests run in
+// order, each on what the one before left.
 const NAMESPACE = 'framework'
 const SETUP_TIMEOUT_MS = 10 * 60_000
 // dockerd's log, every command's output and, if something was left running, the containers' logs.
@@ -34,6 +35,7 @@ let engine: DockerEngine | undefined
 let app: ExampleApp | undefined
 let images: HostImages
 let etcd: string
+let gateway: string
 let probe: PhoneBookProbe | undefined
 
 function theApp(): ExampleApp {
@@ -122,7 +124,14 @@ describe('framework dev in docker compose (real engine, host network)', () => {
     images = hostImages(workDir, say)
     say(`base images: ${images.node}, ${images.etcd}`)
     app = new ExampleApp(workDir, LOG_DIR, `fwcompose${process.pid}`, compose)
-    etcd = `http://127.0.0.1:${await freePortPair()}`
+    // The app's edge settings: one allowed origin, to see gateway.ts's bundle answer in the image.
+    writeFileSync(
+      join(app.root, 'gateway.ts'),
+      "import { defineGateway } from './framework/index.js'\nexport default defineGateway({ cors: { origins: ['http://shop.test'] } })\n",
+    )
+    const etcdPort = await freePortPair()
+    etcd = `http://127.0.0.1:${etcdPort}`
+    gateway = `http://127.0.0.1:${await freeLowPort([etcdPort, etcdPort + 1])}`
     probe = new PhoneBookProbe(etcd, NAMESPACE)
   }, SETUP_TIMEOUT_MS)
 
@@ -159,6 +168,8 @@ describe('framework dev in docker compose (real engine, host network)', () => {
         images.etcd,
         '--etcd-port',
         new URL(etcd).port,
+        '--gateway-port',
+        new URL(gateway).port,
         '--replicas',
         'cache=3',
       ],
@@ -166,7 +177,8 @@ describe('framework dev in docker compose (real engine, host network)', () => {
     )
     expect(dev.code, dev.output).toBe(0)
     note(`framework dev --detach (build, up, all healthy): ${(dev.ms / 1000).toFixed(1)} s`)
-    expect(dev.output).toMatch(/5 containers healthy/)
+    expect(dev.output).toMatch(/6 containers healthy/)
+    expect(dev.output).toContain(`gateway at ${gateway} for api:`)
 
     // --detach returns once everything is healthy: no waiting needed from here on.
     const containers = theApp().containers()
@@ -174,6 +186,7 @@ describe('framework dev in docker compose (real engine, host network)', () => {
     expect(byService('etcd').map((c) => c.health)).toEqual(['healthy'])
     expect(byService('cache')).toHaveLength(3)
     expect(byService('api')).toHaveLength(1)
+    expect(byService('gateway')).toHaveLength(1)
     expect(containers.every((c: ContainerState) => c.health === 'healthy')).toBe(true)
 
     const ps = await theApp().cli(['ps', '--json', '--etcd', etcd])
@@ -193,6 +206,41 @@ describe('framework dev in docker compose (real engine, host network)', () => {
     const answer = JSON.parse(call.output) as { servedBy: string }
     const cacheIds = book.instances.filter((i) => i.role === 'cache').map((i) => i.id)
     expect(cacheIds).toContain(answer.servedBy)
+  })
+
+  it('the gateway on its host port: api.get by /trpc and /api, cache unreachable (404), gateway.ts from its bundle', async () => {
+    const [container] = theApp()
+      .containers()
+      .filter((c) => c.service === 'gateway')
+    expect(container?.health).toBe('healthy')
+    // It ran the bundles, as the image holds no TypeScript.
+    const loaded = theApp()
+      .logLines(container!.id)
+      .filter((line) => line.code === 'bundle')
+      .map((line) => line.msg)
+    expect(loaded).toEqual([
+      'running the built bundle .framework/build/api.mjs',
+      'running the built bundle .framework/build/_gateway.mjs',
+    ])
+    const input = encodeURIComponent('{"key":"a"}')
+    const trpc = await fetch(`${gateway}/trpc/api.get?input=${input}`)
+    expect(trpc.status).toBe(200)
+    const answer = (await trpc.json()) as { result: { data: { servedBy: string } } }
+    expect(answer.result.data.servedBy).toMatch(/^cache-/)
+    const json = await fetch(`${gateway}/api/api/get?input=${input}`)
+    expect(json.status).toBe(200)
+    expect(await json.json()).toMatchObject({
+      hit: false,
+      servedBy: expect.stringMatching(/^cache-/),
+    })
+    for (const path of [`/trpc/cache.get?input=${input}`, `/api/cache/get?input=${input}`]) {
+      expect((await fetch(`${gateway}${path}`)).status, path).toBe(404)
+    }
+    const preflight = await fetch(`${gateway}/trpc/api.get`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://shop.test', 'access-control-request-method': 'GET' },
+    })
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://shop.test')
   })
 
   it('docker kill of a cache replica under a call loop: no call fails, its record expires, the api stops trying it', async () => {
