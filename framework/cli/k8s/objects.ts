@@ -121,6 +121,16 @@ const imageOf = (plan: K8sPlan, role: string) =>
 const gracePeriodSeconds = (plan: K8sPlan) =>
   Math.ceil(plan.drainTimeoutMs / 1000) + SHUTDOWN_MARGIN_S
 
+/** Readiness on `/readyz`, liveness on `/healthz`: roles and the gateway answer both. */
+const PROBES = {
+  readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 3 },
+  livenessProbe: {
+    httpGet: { path: '/healthz', port: 'http' },
+    initialDelaySeconds: 10,
+    periodSeconds: 10,
+  },
+}
+
 const RESOURCES = {
   requests: { cpu: '100m', memory: '128Mi' },
   limits: { cpu: '1', memory: '256Mi' },
@@ -271,12 +281,7 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
                 ],
                 ports: [{ name: 'http', containerPort: CONTAINER_PORT }],
                 // Ready = registered in the phone book; alive = the process answers.
-                readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 3 },
-                livenessProbe: {
-                  httpGet: { path: '/healthz', port: 'http' },
-                  initialDelaySeconds: 10,
-                  periodSeconds: 10,
-                },
+                ...PROBES,
                 resources: RESOURCES,
                 securityContext: CONTAINER_SECURITY,
                 // The root filesystem is read-only: the port file goes to /tmp.
@@ -349,12 +354,7 @@ function gatewayObjects(plan: K8sPlan, edge: GatewayPlan, etcd: string): K8sObje
                 ],
                 ports: [{ name: 'http', containerPort: DEFAULT_GATEWAY_PORT }],
                 // Ready = every exposing role listed in the phone book, and not draining.
-                readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 3 },
-                livenessProbe: {
-                  httpGet: { path: '/healthz', port: 'http' },
-                  initialDelaySeconds: 10,
-                  periodSeconds: 10,
-                },
+                ...PROBES,
                 resources: RESOURCES,
                 securityContext: CONTAINER_SECURITY,
               },
