@@ -77,10 +77,12 @@ export function refusal(
 export function callFailure(err: unknown, name: string, role: string, log: Logger): CallAnswer {
   if (err instanceof RemoteProcedureError) {
     const { remote } = err
-    const code = (
-      remote.code in TRPC_ERROR_CODES_BY_KEY ? remote.code : 'INTERNAL_SERVER_ERROR'
-    ) as TRPC_ERROR_CODE_KEY
-    const data = { ...(remote.data as Record<string, unknown> | undefined), path: name }
+    // RemoteProcedureError has mapped the callee's code onto tRPC's (unknown ones to 500).
+    const code = err.code
+    // A service in development mode sends its stack trace: it does not leave the system.
+    const { stack: _stack, ...remoteData } =
+      (remote.data as Record<string, unknown> | undefined) ?? {}
+    const data = { ...remoteData, path: name }
     return {
       status: remote.httpStatus,
       body: {
