@@ -16,7 +16,8 @@ export class RequestPool {
 
   /** The pool, made on first use. */
   get(): Promise<Pool> {
-    this.#pool ??= (undici ??= import('undici')).then(({ Pool, buildConnector }) => {
+    undici ??= import('undici')
+    this.#pool ??= undici.then(({ Pool, buildConnector }) => {
       const connector = buildConnector({ timeout: 2_000 })
       return new Pool(this.origin, {
         connections: 64,

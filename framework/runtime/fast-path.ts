@@ -142,7 +142,10 @@ export function createFastPathHandler(options: FastPathOptions) {
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     const parsed = parseRpcUrl(req.url ?? '')
-    if (typeof parsed === 'string') return badRequest(res, 'BAD_REQUEST', parsed)
+    if (typeof parsed === 'string') {
+      badRequest(res, 'BAD_REQUEST', parsed)
+      return
+    }
     const { path, query } = parsed
     const work =
       path === BATCH_NAME && req.method === 'POST'
