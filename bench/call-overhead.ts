@@ -21,7 +21,7 @@ import {
   type Measurement,
   markdownTable,
   measure,
-  median,
+  measureInterleaved,
   type SummaryRow,
   writeResult,
 } from './harness.js'
@@ -81,21 +81,11 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       'ctx.deps (requests)': () => requestsOnly.deps.cache.get({ key: 'k' }),
       moleculer: moleculer.call,
     }
-    // Warm up every path (connections, JIT).
-    for (const call of Object.values(variants)) {
-      await measure('warmup', 'warmup', call, { total: 500, concurrency: 8, maxMs: 3_000 })
-    }
-    const results: Measurement[] = []
-    for (const { mode, ...options } of MODES) {
-      const rounds: Record<string, Measurement[]> = {}
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const [name, call] of Object.entries(variants)) {
-          const measured = await measure(name, mode, call, options)
-          rounds[name] = [...(rounds[name] ?? []), measured]
-        }
-      }
-      for (const name of Object.keys(variants)) results.push(median(rounds[name]!))
-    }
+    // Every path warmed up first (connections, JIT), then interleaved rounds.
+    const results = await measureInterleaved(variants, MODES, {
+      rounds: ROUNDS,
+      warmup: { total: 500, concurrency: 8 },
+    })
     const find = (name: string, mode: string) =>
       results.find((result) => result.name === name && result.mode === mode)!
     const rows = results.map((result) => {

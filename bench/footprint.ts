@@ -22,16 +22,16 @@ import { build } from 'esbuild'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
-import { SpawnedInstance, testEnv } from '../test/support/instance.js'
 import { baselineOnce, devOnce } from './boot.js'
 import { markdownTable, type SummaryRow, writeResult } from './harness.js'
+import { benchEnv, CLI, LoggingChild } from './instance.js'
 import { startMoleculer } from './moleculer-client.js'
 import { fixed, median, now, REPO_ROOT, sleep } from './support.js'
 
 const ROUNDS = 5
 const DEV_ROUNDS = 3
 const CALLS = 1_000
-const SOURCE_CLI = join(REPO_ROOT, 'framework/cli/bin.js')
+const SOURCE_CLI = CLI
 const BUILT_CLI = join(REPO_ROOT, 'dist/cli/bin.js')
 const NAMESPACE = 'bench-footprint'
 /** The goals of issue 13. */
@@ -51,13 +51,13 @@ function rssMb(pid: number): number {
   return kb / 1024
 }
 
-function startInstance(variant: Variant, etcd: string): SpawnedInstance {
+function startInstance(variant: Variant, etcd: string): LoggingChild {
   const args =
     variant === 'built' ? [BUILT_CLI, 'start', 'cache', '--built'] : [SOURCE_CLI, 'start', 'cache']
-  return new SpawnedInstance(
+  return new LoggingChild(
     spawn(process.execPath, args, {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...testEnv(etcd, NAMESPACE), FRAMEWORK_TTL: '5' },
+      env: { ...process.env, ...benchEnv(etcd, NAMESPACE), FRAMEWORK_TTL: '5' },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   )

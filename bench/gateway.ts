@@ -17,23 +17,17 @@ import { freePort } from '../framework/cli/free-port.js'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { connect } from '../framework/index.js'
 import type api from '../services/api/index.js'
-import {
-  CLI,
-  REPO_ROOT,
-  SpawnedInstance,
-  spawnInstance,
-  testEnv,
-} from '../test/support/instance.js'
 import { profileBreakdown, readProfile } from './cpu-profile.js'
 import {
-  type Measurement,
   markdownTable,
   measure,
-  median,
+  measureInterleaved,
   type SummaryRow,
   writeResult,
 } from './harness.js'
+import { benchEnv, CLI, LoggingChild, startInstance } from './instance.js'
 import { ensureNginx, startNginx } from './nginx.js'
+import { REPO_ROOT } from './support.js'
 
 const NAMESPACE = 'bench-gateway'
 const MODES = [
@@ -43,8 +37,8 @@ const MODES = [
 const ROUNDS = 3
 const PROFILE_MS = 6_000
 
-function spawnGateway(env: Record<string, string>, nodeArgs: string[] = []): SpawnedInstance {
-  return new SpawnedInstance(
+function spawnGateway(env: Record<string, string>, nodeArgs: string[] = []): LoggingChild {
+  return new LoggingChild(
     spawn(process.execPath, [...nodeArgs, CLI, 'gateway'], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...env, GATEWAY_PORT: '0', HOST: '127.0.0.1' },
@@ -54,19 +48,19 @@ function spawnGateway(env: Record<string, string>, nodeArgs: string[] = []): Spa
 }
 
 /** The gateway's URL, from its `listening` line. */
-async function listeningUrl(gateway: SpawnedInstance): Promise<string> {
+async function listeningUrl(gateway: LoggingChild): Promise<string> {
   return (await gateway.waitForLog('listening', 60_000)).url as string
 }
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   ensureNginx()
   const etcd = await EtcdServer.start()
-  const env = { ...testEnv(etcd.endpoint, NAMESPACE), FRAMEWORK_TTL: '5' }
-  const cache = spawnInstance('cache', { env })
-  const apiInstance = spawnInstance('api', { env })
+  const env = { ...benchEnv(etcd.endpoint, NAMESPACE), FRAMEWORK_TTL: '5' }
+  const cache = startInstance('cache', env)
+  const apiInstance = startInstance('api', env)
   const work = mkdtempSync(join(tmpdir(), 'bench-gateway-'))
   const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
-  let gateway: SpawnedInstance | undefined
+  let gateway: LoggingChild | undefined
   let nginx: ReturnType<typeof spawn> | undefined
   const connection = connect<{ api: typeof api }>({
     deps: { api: true },
@@ -97,19 +91,10 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       'nginx → /trpc': get(`http://127.0.0.1:${nginxPort}/trpc/get?input=${input}`),
       '/trpc direct': get(`${apiUrl}/trpc/get?input=${input}`),
     }
-    for (const call of Object.values(variants)) {
-      await measure('warmup', 'warmup', call, { total: 1_000, concurrency: 16, maxMs: 3_000 })
-    }
-    const results: Measurement[] = []
-    for (const { mode, ...options } of MODES) {
-      const rounds: Record<string, Measurement[]> = {}
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const [name, call] of Object.entries(variants)) {
-          rounds[name] = [...(rounds[name] ?? []), await measure(name, mode, call, options)]
-        }
-      }
-      for (const name of Object.keys(variants)) results.push(median(rounds[name]!))
-    }
+    const results = await measureInterleaved(variants, MODES, {
+      rounds: ROUNDS,
+      warmup: { total: 1_000, concurrency: 16 },
+    })
 
     // One more gateway run, profiled: the same load on a gateway started with --cpu-prof.
     await gateway.kill('SIGTERM')

@@ -64,6 +64,40 @@ export async function measure(
   }
 }
 
+/** One load shape: a name for the tables and `measure`'s bounds. */
+export interface LoadMode {
+  mode: string
+  concurrency: number
+  total: number
+  maxMs: number
+}
+
+/**
+ * Warms every variant up, then measures them in interleaved rounds (variant A, B, …, then A, B, …
+ * again) for each mode, so that the machine's drift hits every variant alike; returns the median
+ * round of each variant per mode.
+ */
+export async function measureInterleaved(
+  variants: Record<string, () => Promise<unknown>>,
+  modes: readonly LoadMode[],
+  options: { rounds: number; warmup: { total: number; concurrency: number } },
+): Promise<Measurement[]> {
+  for (const call of Object.values(variants)) {
+    await measure('warmup', 'warmup', call, { ...options.warmup, maxMs: 3_000 })
+  }
+  const results: Measurement[] = []
+  for (const { mode, ...bounds } of modes) {
+    const rounds: Record<string, Measurement[]> = {}
+    for (let round = 0; round < options.rounds; round++) {
+      for (const [name, call] of Object.entries(variants)) {
+        rounds[name] = [...(rounds[name] ?? []), await measure(name, mode, call, bounds)]
+      }
+    }
+    for (const name of Object.keys(variants)) results.push(median(rounds[name]!))
+  }
+  return results
+}
+
 /** The median measurement by calls/s of several rounds of the same variant. */
 export function median(rounds: Measurement[]): Measurement {
   const sorted = [...rounds].sort((a, b) => a.callsPerSecond - b.callsPerSecond)

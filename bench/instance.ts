@@ -4,7 +4,8 @@ import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { REPO_ROOT } from './support.js'
 
-const CLI = resolve(REPO_ROOT, 'framework/cli/bin.js')
+/** This repo's CLI (TypeScript, through tsx). */
+export const CLI = resolve(REPO_ROOT, 'framework/cli/bin.js')
 
 /** One JSON log line of a child (pino's shape). */
 export type LogLine = { msg: string; [field: string]: unknown }
