@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { isCarriableTracestate, parseTraceparent } from './trace-context.js'
 
 /**
  * Call metadata: what travels with a call besides its input and deadline, as lower-case header
- * names → string values (`x-request-id`, the caller, later `traceparent` and a per-hop token).
+ * names → string values (`x-request-id`, the caller, W3C `traceparent`, later a per-hop token).
  * On requests (`/_rpc/<path>`, `/trpc/<path>`) each entry is an HTTP header; on the RPC stream
  * and in `/_rpc/_batch` items it is a JSON object after the deadline, sent only when non-empty.
  */
@@ -19,21 +20,27 @@ export const REQUEST_ID_KEY = 'x-request-id'
  * can claim any caller. Signing it at the gateway and checking it in `decodeCaller` is the seam.
  */
 export const CALLER_KEY = 'x-framework-caller'
+/** W3C trace context: the calling span (see protocol/trace-context.ts). */
+export const TRACEPARENT_KEY = 'traceparent'
+/** W3C trace context: vendor entries, carried with a valid `traceparent` only. */
+export const TRACESTATE_KEY = 'tracestate'
 
 interface MetadataKey {
   /** Carried on to the nested calls made while serving the call (a per-hop key is not). */
   propagate: boolean
-  /** Values accepted; anything else refuses the call with 400. */
-  pattern: RegExp
+  /** Values accepted; anything else refuses the call with 400 (or is dropped, see `lenient`). */
+  pattern: { test(value: string): boolean }
   /** The accepted form, for the refusal's message. */
   accepted: string
+  /** A bad value is dropped instead of refusing the call (trace context never fails a call). */
+  lenient?: true
 }
 
 /** Most bytes of a caller's JSON (before base64url). */
 export const MAX_CALLER_BYTES = 2048
 
 /** The keys the framework reads. Unknown keys on the stream and in batches are ignored. */
-const METADATA_KEYS: ReadonlyMap<string, MetadataKey> = new Map([
+const METADATA_KEYS: ReadonlyMap<string, MetadataKey> = new Map<string, MetadataKey>([
   [
     REQUEST_ID_KEY,
     {
@@ -49,6 +56,25 @@ const METADATA_KEYS: ReadonlyMap<string, MetadataKey> = new Map([
       // base64url of at most MAX_CALLER_BYTES bytes of JSON.
       pattern: /^[A-Za-z0-9_-]{1,2732}$/,
       accepted: `base64url of a JSON object of at most ${MAX_CALLER_BYTES} bytes`,
+    },
+  ],
+  [
+    TRACEPARENT_KEY,
+    {
+      // Forwarded unchanged by a service that does not trace; replaced by one that does.
+      propagate: true,
+      pattern: { test: (value) => parseTraceparent(value) !== undefined },
+      accepted: 'a W3C traceparent',
+      lenient: true,
+    },
+  ],
+  [
+    TRACESTATE_KEY,
+    {
+      propagate: true,
+      pattern: { test: isCarriableTracestate },
+      accepted: 'a W3C tracestate',
+      lenient: true,
     },
   ],
 ])
@@ -72,12 +98,18 @@ export function metadataFromHeaders(headers: IncomingHttpHeaders): CallMetadata 
   for (const [key, spec] of METADATA_KEYS) {
     const value = headers[key]
     if (value === undefined) continue
-    if (typeof value !== 'string') return `header ${key} is sent more than once; send it once`
-    if (!spec.pattern.test(value)) return `header ${key} is invalid: use ${spec.accepted}`
+    if (typeof value !== 'string') {
+      if (spec.lenient) continue
+      return `header ${key} is sent more than once; send it once`
+    }
+    if (!spec.pattern.test(value)) {
+      if (spec.lenient) continue
+      return `header ${key} is invalid: use ${spec.accepted}`
+    }
     metadata ??= {}
     metadata[key] = value
   }
-  return metadata ?? NO_METADATA
+  return withoutOrphanTracestate(metadata) ?? NO_METADATA
 }
 
 /**
@@ -105,11 +137,26 @@ export function parseMetadata(value: unknown): CallMetadata | string {
     }
     const spec = METADATA_KEYS.get(key)
     if (!spec) continue
-    if (!spec.pattern.test(entry)) return `call metadata ${key} is invalid: use ${spec.accepted}`
+    if (!spec.pattern.test(entry)) {
+      if (spec.lenient) continue
+      return `call metadata ${key} is invalid: use ${spec.accepted}`
+    }
     metadata ??= {}
     metadata[key] = entry
   }
-  return metadata ?? NO_METADATA
+  return withoutOrphanTracestate(metadata) ?? NO_METADATA
+}
+
+/** A `tracestate` means nothing without a valid `traceparent` (W3C): dropped with it. */
+function withoutOrphanTracestate(
+  metadata: Record<string, string> | undefined,
+): Record<string, string> | undefined {
+  if (metadata?.[TRACESTATE_KEY] === undefined || metadata[TRACEPARENT_KEY] !== undefined) {
+    return metadata
+  }
+  delete metadata[TRACESTATE_KEY]
+  for (const _ in metadata) return metadata
+  return undefined
 }
 
 /** Whether there is any metadata to send. */
