@@ -5,6 +5,7 @@ import { EtcdResolver } from '../discovery/etcd-resolver.js'
 import { sleep } from '../internal/timers.js'
 import { type CallMetadata, hasMetadata } from '../protocol/metadata.js'
 import type { DepOptions } from '../service/define-service.js'
+import type { Tracing } from '../telemetry/tracing.js'
 import { DependencyWaitError } from './call-errors.js'
 import { DEFAULT_TIMEOUT_MS, DependencyClient } from './dependency-client.js'
 import { HttpTransport, type TransportOptions } from './http-transport.js'
@@ -20,6 +21,8 @@ export interface DependenciesOptions {
   log: Logger
   /** How calls travel (default: the RPC stream where the service speaks it). */
   transport?: TransportOptions
+  /** Client spans for every call, when tracing is on. */
+  tracing?: Tracing
 }
 
 /** The clients of a service's declared dependencies: one resolver, balancer and retry budget per role. */
@@ -59,6 +62,7 @@ export class Dependencies {
           budget: new RetryBudget(),
           timeoutMs: depOptions.timeoutMs ?? DEFAULT_TIMEOUT_MS,
           log,
+          tracing: options.tracing,
         }),
       )
     }

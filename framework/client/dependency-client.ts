@@ -2,8 +2,10 @@ import type { Logger } from 'pino'
 import { type Balancer, BalancerKeyError } from '../discovery/balancers/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
-import type { CallMetadata } from '../protocol/metadata.js'
+import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { CallOptions } from '../service/router-client.js'
+import { type ClientCallSpan, startClientCall } from '../telemetry/spans.js'
+import type { Tracing } from '../telemetry/tracing.js'
 import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
 import {
   type HttpAnswer,
@@ -30,6 +32,8 @@ export interface DependencyClientOptions {
   budget: RetryBudget
   timeoutMs: number
   log: Logger
+  /** One CLIENT span per call, with an event per attempt, when tracing is on. */
+  tracing?: Tracing
 }
 
 /**
@@ -51,12 +55,30 @@ export class DependencyClient {
    * Calls `path` with `input`; `parentDeadline` (epoch ms) caps the deadline, from the caller's
    * own request, and `metadata` travels with every attempt (request id, caller).
    */
-  async call(
+  call(
     path: string,
     input: unknown,
     callOptions?: CallOptions,
     parentDeadline?: number,
     metadata?: CallMetadata,
+  ): Promise<unknown> {
+    const span = startClientCall(
+      this.options.tracing,
+      this.options.role,
+      path,
+      metadata ?? NO_METADATA,
+    )
+    if (span === undefined) return this.#call(path, input, callOptions, parentDeadline, metadata)
+    return span.track(this.#call(path, input, callOptions, parentDeadline, span.metadata, span))
+  }
+
+  async #call(
+    path: string,
+    input: unknown,
+    callOptions: CallOptions | undefined,
+    parentDeadline: number | undefined,
+    metadata: CallMetadata | undefined,
+    span?: ClientCallSpan,
   ): Promise<unknown> {
     const { resolver, budget } = this.options
     const started = Date.now()
@@ -103,6 +125,7 @@ export class DependencyClient {
           )
         }
         if (err.reason === 'connect') this.#eject(endpoint, err.message)
+        span?.attempt(endpoint.id, retries, err.reason, endpoint.isEjected(Date.now()))
         tried.add(endpoint)
         const deadlineLeft = deadline - Date.now()
         // Never reached the instance (it is leaving, or the connection failed before a byte
@@ -124,8 +147,9 @@ export class DependencyClient {
           err,
         )
       }
+      if (answer.status >= 500) this.#eject(endpoint, `HTTP ${answer.status}`)
+      span?.attempt(endpoint.id, retries, answer.status, endpoint.isEjected(Date.now()))
       if (answer.status >= 500) {
-        this.#eject(endpoint, `HTTP ${answer.status}`)
         if (
           answer.status === 503 &&
           kind === 'query' &&

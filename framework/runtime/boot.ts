@@ -17,6 +17,7 @@ import { Registration } from '../registry/registration.js'
 import type { InstanceInfo } from '../service/context.js'
 import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
+import { startTracing } from '../telemetry/tracing.js'
 import { callContextFactory, requestMetadata } from './call-context.js'
 import type { RuntimeConfig } from './config.js'
 import { createFastPathHandler } from './fast-path.js'
@@ -79,6 +80,8 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   )
 
   const procedures = procedureManifest(definition.router)
+  // Undefined (and the OpenTelemetry SDK never loaded) unless an OTLP endpoint is configured.
+  const tracing = await startTracing(process.env, { role: definition.role, instance: id })
   const load = new LoadSampler()
   const served = new ServedCalls(procedures)
   const etcd = createEtcdClient(config.etcdEndpoints)
@@ -94,17 +97,20 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
           namespace: config.namespace,
           deps: definition.deps,
           log,
+          tracing,
         })
       : undefined
   const contextFor = callContextFactory({ instance, log, deps })
   const httpApp = createHttpApp({
     router: definition.router,
-    context: (req) => contextFor(deadlineFrom(req.headers), requestMetadata(req.headers)),
+    context: (req, procedure, span) =>
+      contextFor(deadlineFrom(req.headers), requestMetadata(req.headers), procedure, span),
     log,
     load,
     served,
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
+    tracing,
   })
   const invoker = createInvoker({
     router: definition.router,
@@ -112,6 +118,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     load,
     served,
     log,
+    tracing,
   })
   const fastPath = createFastPathHandler({
     invoker,
@@ -181,6 +188,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       await deps.close()
       load.close()
       etcd.close()
+      await tracing?.shutdown()
       throw err
     }
   }
@@ -223,6 +231,8 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       await deps?.close()
       load.close()
       etcd.close()
+      // The spans still buffered are exported before the process goes.
+      await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export failed'))
       log.info({ ...lifecycle('stopped'), served: served.snapshot() }, 'stopped')
     })()
     return stopping

@@ -10,13 +10,21 @@ import {
   NO_METADATA,
   propagatedMetadata,
   REQUEST_ID_KEY,
+  TRACEPARENT_KEY,
 } from '../protocol/metadata.js'
+import { parseTraceparent } from '../protocol/trace-context.js'
 import type { Caller, InstanceInfo, ServiceContext } from '../service/context.js'
+import type { ServedCallSpan } from '../telemetry/spans.js'
 
-/** Builds one call's `ctx` from its remaining deadline (ms) and its metadata. */
+/**
+ * Builds one call's `ctx` from its remaining deadline (ms), its metadata, the procedure it runs
+ * (comma-separated for a `/trpc` batch) and its span (when tracing is on).
+ */
 export type ContextFactory = (
   deadlineMs: number | undefined,
   metadata: CallMetadata,
+  procedure?: string,
+  span?: ServedCallSpan,
 ) => ServiceContext<unknown>
 
 export interface CallContextOptions {
@@ -33,13 +41,18 @@ export interface CallContextOptions {
 export function callContextFactory(options: CallContextOptions): ContextFactory {
   const { instance, log, deps } = options
   const noDeps = {}
-  return (deadlineMs, metadata) => {
+  return (deadlineMs, metadata, procedure, span) => {
     const deadline = deadlineMs === undefined ? undefined : Date.now() + deadlineMs
-    if (metadata === NO_METADATA) {
+    if (metadata === NO_METADATA && span === undefined) {
       // The hot path: no metadata, shared clients when there is no deadline either.
+      let callLog: Logger | undefined
       return {
         instance,
-        log,
+        // A child logger only when a procedure logs (its own field: tRPC copies ctx by spreading).
+        get log() {
+          callLog ??= procedure === undefined ? log : log.child({ procedure })
+          return callLog
+        },
         deps: deps ? deps.forRequest(deadline) : noDeps,
         requestId: undefined,
         caller: undefined,
@@ -59,19 +72,43 @@ export function callContextFactory(options: CallContextOptions): ContextFactory 
       }
     }
     let callLog: Logger | undefined
+    // Nested calls carry this call's span as their parent when it is traced.
+    const onward = span ? span.metadata : metadata
     return {
       instance,
-      // A child logger only when a procedure logs (its own field: tRPC copies ctx by spreading).
       get log() {
-        callLog ??= requestId === undefined ? log : log.child({ requestId })
+        callLog ??= log.child(callLogFields(procedure, requestId, metadata, span))
         return callLog
       },
-      deps: deps ? deps.forRequest(deadline, propagatedMetadata(metadata)) : noDeps,
+      deps: deps ? deps.forRequest(deadline, propagatedMetadata(onward)) : noDeps,
       requestId,
       caller,
       metadata,
     }
   }
+}
+
+/**
+ * What a call's log lines carry: its procedure, request id and trace (`trace_id`, and `span_id`
+ * when this instance traces; otherwise the trace id its caller sent, so logs still join a trace).
+ */
+function callLogFields(
+  procedure: string | undefined,
+  requestId: string | undefined,
+  metadata: CallMetadata,
+  span: ServedCallSpan | undefined,
+): Record<string, string> {
+  const fields: Record<string, string> = {}
+  if (procedure !== undefined) fields.procedure = procedure
+  if (requestId !== undefined) fields.requestId = requestId
+  if (span) {
+    fields.trace_id = span.traceId
+    fields.span_id = span.spanId
+  } else {
+    const incoming = parseTraceparent(metadata[TRACEPARENT_KEY])
+    if (incoming) fields.trace_id = incoming.traceId
+  }
+  return fields
 }
 
 /** A request's metadata from its headers; a bad one is the caller's 400. */

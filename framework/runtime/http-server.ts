@@ -2,15 +2,25 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AnyRouter } from '@trpc/server'
 import type { Express } from 'express'
 import type { Logger } from 'pino'
+import { metadataFromHeaders, NO_METADATA } from '../protocol/metadata.js'
 import { TRPC_PREFIX } from '../protocol/paths.js'
 import type { ServiceContext } from '../service/context.js'
+import { type ServedCallSpan, startServedCall } from '../telemetry/spans.js'
+import type { Tracing } from '../telemetry/tracing.js'
 import type { LoadSampler } from './load.js'
 import type { ServedCalls } from './served-calls.js'
 
 export interface HttpAppOptions {
   router: AnyRouter
-  /** Builds each request's `ctx`; throws a TRPCError for a request it refuses (bad metadata). */
-  context: (req: IncomingMessage) => ServiceContext<unknown>
+  /**
+   * Builds each request's `ctx` (`procedure`: its procedure paths, comma-separated; `span`: its
+   * span when tracing is on); throws a TRPCError for a request it refuses (bad metadata).
+   */
+  context: (
+    req: IncomingMessage,
+    procedure: string,
+    span?: ServedCallSpan,
+  ) => ServiceContext<unknown>
   log: Logger
   load: LoadSampler
   /** Counts the calls served at `/trpc`, per procedure. */
@@ -18,6 +28,8 @@ export interface HttpAppOptions {
   maxBodyBytes: number
   /** `/readyz` answers 200 only while this is true (registered in the phone book). */
   isReady: () => boolean
+  /** One SERVER span per `/trpc` request (a tRPC batch is one span), when tracing is on. */
+  tracing?: Tracing
 }
 
 /** What the node:http server hands every request that is not the framework's own (`/_rpc`). */
@@ -63,7 +75,8 @@ export function createHttpApp(options: HttpAppOptions): RequestListener {
 }
 
 async function expressApp(options: HttpAppOptions): Promise<Express> {
-  const { router, context, log, load, served, maxBodyBytes } = options
+  const { router, context, log, load, served, maxBodyBytes, tracing } = options
+  const spans = new WeakMap<IncomingMessage, ServedCallSpan>()
   const [{ default: express }, { createExpressMiddleware }] = await Promise.all([
     import('express'),
     import('@trpc/server/adapters/express'),
@@ -80,8 +93,16 @@ async function expressApp(options: HttpAppOptions): Promise<Express> {
   app.use(TRPC_PREFIX, (req, res, next) => {
     // tRPC names a request's procedures in its path, comma-separated for a batch.
     const paths = procedurePaths(req.path)
+    const span = startServedCall(
+      tracing,
+      paths.join(','),
+      requestKind(req.method),
+      traceMetadata(req),
+    )
+    if (span) spans.set(req, span)
     res.once('close', () => {
       for (const path of paths) served.count(path)
+      span?.end(res.statusCode)
     })
     next()
   })
@@ -90,7 +111,7 @@ async function expressApp(options: HttpAppOptions): Promise<Express> {
     createExpressMiddleware({
       router,
       maxBodySize: maxBodyBytes,
-      createContext: ({ req }) => context(req),
+      createContext: ({ req }) => context(req, procedurePaths(req.path).join(','), spans.get(req)),
       onError: ({ error, path, type }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') {
           log.error({ err: error.cause ?? error, path, type }, 'procedure failed')
@@ -99,6 +120,17 @@ async function expressApp(options: HttpAppOptions): Promise<Express> {
     }),
   )
   return app
+}
+
+/** tRPC's HTTP protocol: queries are GETs, mutations POSTs. */
+function requestKind(method: string): string {
+  return method === 'POST' ? 'mutation' : 'query'
+}
+
+/** A request's metadata for its span (a request refused for bad metadata still gets one). */
+function traceMetadata(req: IncomingMessage) {
+  const metadata = metadataFromHeaders(req.headers)
+  return typeof metadata === 'string' ? NO_METADATA : metadata
 }
 
 /** The procedure paths of a `/trpc` request path (`/a.b,c`); none when it is not decodable. */

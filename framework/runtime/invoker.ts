@@ -3,6 +3,8 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http'
 import type { Logger } from 'pino'
 import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
+import { endServedCall, startServedCall } from '../telemetry/spans.js'
+import type { Tracing } from '../telemetry/tracing.js'
 import type { ContextFactory } from './call-context.js'
 import type { LoadSampler } from './load.js'
 import type { ServedCalls } from './served-calls.js'
@@ -24,6 +26,8 @@ export interface InvokerOptions {
   /** Counts the calls run, per procedure. */
   served: ServedCalls
   log: Logger
+  /** One SERVER span per call, when tracing is on. */
+  tracing?: Tracing
 }
 
 /** What a call came to: an HTTP status and a tRPC response body (`{ result }` or `{ error }`). */
@@ -69,7 +73,7 @@ const FORMATTER_FAILED: Outcome = {
  * error shapes and statuses as tRPC's adapters.
  */
 export function createInvoker(options: InvokerOptions): Invoker {
-  const { router, context, load, served, log } = options
+  const { router, context, load, served, log, tracing } = options
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
   const config = router._def._config
 
@@ -99,6 +103,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
   return {
     async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA) {
       const procedure = procedures[path]
+      const span = startServedCall(tracing, path, kind, metadata)
       let ctx: unknown
       load.inflight++
       try {
@@ -111,7 +116,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
               : `No procedure found on path "${path}"`,
           })
         }
-        ctx = context(deadlineMs, metadata)
+        ctx = context(deadlineMs, metadata, path, span)
         const data = await procedure({
           ctx,
           path,
@@ -120,9 +125,9 @@ export function createInvoker(options: InvokerOptions): Invoker {
           signal: undefined,
           batchIndex,
         })
-        return { status: 200, body: { result: { data } } }
+        return endServedCall(span, { status: 200, body: { result: { data } } })
       } catch (cause) {
-        return errorOutcome(cause, path, kind, input, ctx)
+        return endServedCall(span, errorOutcome(cause, path, kind, input, ctx))
       } finally {
         load.inflight--
         served.count(path)
