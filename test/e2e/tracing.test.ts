@@ -1,0 +1,280 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../framework/cli/free-port.js'
+import { connect } from '../../framework/client/connect.js'
+import type api from '../../services/api/index.js'
+import { useEtcd } from '../support/etcd-fixture.js'
+import { NoUpgradeProxy } from '../support/no-upgrade-proxy.js'
+import { CLIENT, OtlpReceiver, type ReceivedSpan, SERVER } from '../support/otlp-receiver.js'
+import { RawStream, waitUntil } from '../support/raw-stream.js'
+import { startRegistered } from '../support/spawned-app.js'
+import { waitFor } from '../support/wait.js'
+
+// Traces through real processes: api and cache export to an OTLP/HTTP receiver in this process.
+
+const fixture = useEtcd('tracing')
+let receiver: OtlpReceiver
+
+beforeAll(async () => {
+  receiver = await OtlpReceiver.start()
+})
+afterAll(async () => {
+  await receiver?.close()
+})
+
+/** What a traced instance gets: export to the receiver, every trace sampled, exports every 50 ms. */
+function tracedEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_TRACES_SAMPLER: 'always_on',
+    OTEL_BSP_SCHEDULE_DELAY: '50',
+    ...extra,
+  }
+}
+
+function spawnTraced(role: string, namespace: string, extra?: Record<string, string>) {
+  return startRegistered(
+    (r, ns) => fixture.spawn(r, ns, { env: tracedEnv(extra) }),
+    role,
+    namespace,
+  )
+}
+
+/** Calls `api.get` through discovery (connect(), which does not trace itself). */
+async function getThroughDiscovery(namespace: string, key: string) {
+  const connection = connect<{ api: typeof api }>({
+    deps: { api: true },
+    etcdEndpoints: fixture.etcd.endpoint,
+    namespace,
+  })
+  try {
+    return await connection.deps.api.get({ key })
+  } finally {
+    await connection.close()
+  }
+}
+
+/**
+ * A trace rooted (at the receiver) by an api SERVER span of `get` that arrived after `mark`,
+ * complete (`spans` spans) and accepted by `accept`. (An instance killed with -9 never exports
+ * what it had buffered: traces of earlier calls can arrive incomplete.)
+ */
+async function apiGetTrace(
+  mark: number,
+  accept: (trace: ReceivedSpan[]) => boolean = () => true,
+  spans = 3,
+) {
+  let found: ReceivedSpan[] = []
+  await waitFor(`an api.get trace (${spans} spans) at the receiver`, () => {
+    const roots = receiver.spans
+      .slice(mark)
+      .filter((span) => span.service === 'api' && span.kind === SERVER && span.name === 'api/get')
+    for (const root of roots) {
+      const trace = receiver.trace(root.traceId)
+      if (trace.length >= spans && accept(trace)) {
+        found = trace
+        return true
+      }
+    }
+    return false
+  })
+  return found
+}
+
+/** The three spans of api.get: api SERVER → api CLIENT (cache.get) → cache SERVER, checked. */
+function expectApiGetChain(trace: ReceivedSpan[], servedBy: string) {
+  expect(trace).toHaveLength(3)
+  const apiServer = trace.find((span) => span.service === 'api' && span.kind === SERVER)!
+  const client = trace.find((span) => span.service === 'api' && span.kind === CLIENT)!
+  const cacheServer = trace.find((span) => span.service === 'cache' && span.kind === SERVER)!
+  expect(apiServer).toMatchObject({
+    name: 'api/get',
+    // connect() sends no traceparent: the api's span starts the trace.
+    parentSpanId: '',
+    attributes: {
+      'framework.role': 'api',
+      'framework.procedure': 'get',
+      'framework.kind': 'query',
+      'framework.code': 'OK',
+      'http.response.status_code': 200,
+    },
+  })
+  expect(client).toMatchObject({
+    name: 'cache/get',
+    parentSpanId: apiServer.spanId,
+    attributes: {
+      'framework.role': 'api',
+      'framework.dependency': 'cache',
+      'framework.procedure': 'get',
+      'framework.code': 'OK',
+      'framework.attempts': 1,
+    },
+    events: [
+      {
+        name: 'attempt',
+        attributes: {
+          'framework.instance': servedBy,
+          'framework.retry': 0,
+          'framework.outcome': '200',
+          'framework.ejected': false,
+        },
+      },
+    ],
+  })
+  expect(cacheServer).toMatchObject({
+    name: 'cache/get',
+    parentSpanId: client.spanId,
+    attributes: {
+      'framework.role': 'cache',
+      'framework.procedure': 'get',
+      'framework.kind': 'query',
+      'framework.code': 'OK',
+    },
+  })
+  return { apiServer, client, cacheServer }
+}
+
+describe('W3C trace context through every hop (real etcd, processes, OTLP/HTTP JSON)', () => {
+  it('over the RPC stream: one trace, api SERVER → CLIENT → cache SERVER', async () => {
+    const namespace = fixture.namespace()
+    const cache = await spawnTraced('cache', namespace)
+    await spawnTraced('api', namespace)
+    const mark = receiver.spans.length
+    const answer = await getThroughDiscovery(namespace, 'k-stream')
+    expect(answer.servedBy).toBe(cache.id)
+    expectApiGetChain(await apiGetTrace(mark), cache.id)
+  })
+
+  it('over requests (the cache behind a proxy that drops upgrades): the same trace', async () => {
+    const namespace = fixture.namespace()
+    const port = await freePort()
+    const proxy = await NoUpgradeProxy.start(port)
+    try {
+      const cache = await spawnTraced('cache', namespace, {
+        PORT: String(port),
+        ADVERTISE_URL: proxy.url,
+      })
+      await spawnTraced('api', namespace)
+      const mark = receiver.spans.length
+      const answer = await getThroughDiscovery(namespace, 'k-requests')
+      expect(answer.servedBy).toBe(cache.id)
+      // The api tried the stream once, was refused, and sent the call as a request.
+      expect(proxy.droppedUpgrades).toBeGreaterThan(0)
+      expectApiGetChain(await apiGetTrace(mark), cache.id)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('an incoming traceparent is the parent; a malformed one on /trpc, /_rpc and in a stream frame starts a new trace, and the call succeeds', async () => {
+    const namespace = fixture.namespace()
+    await spawnTraced('cache', namespace)
+    const { url } = await spawnTraced('api', namespace)
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+    const spanId = '00f067aa0ba902b7'
+    const input = encodeURIComponent(JSON.stringify({ key: 'k-context' }))
+
+    // A valid one: api's span is its child, and the trace goes on to cache.
+    let mark = receiver.spans.length
+    const valid = await fetch(`${url}/_rpc/get?input=${input}`, {
+      headers: { traceparent: `00-${traceId}-${spanId}-01`, tracestate: 'vendor=1' },
+    })
+    expect(valid.status).toBe(200)
+    const continued = await apiGetTrace(mark)
+    expect(continued.map((span) => span.traceId)).toEqual([traceId, traceId, traceId])
+    const apiSpan = continued.find((span) => span.service === 'api' && span.kind === SERVER)!
+    expect(apiSpan.parentSpanId).toBe(spanId)
+
+    const malformed = [
+      `ff-${traceId}-${spanId}-01`,
+      `00-${traceId.toUpperCase()}-${spanId}-01`,
+      `00-${traceId}-${'0'.repeat(16)}-01`,
+      `00-${traceId}-${spanId}-01-${'x'.repeat(300)}`,
+    ]
+    for (const traceparent of malformed) {
+      for (const path of ['/trpc/get', '/_rpc/get']) {
+        mark = receiver.spans.length
+        const response = await fetch(`${url}${path}?input=${input}`, { headers: { traceparent } })
+        expect(response.status, `${path} with ${traceparent.slice(0, 60)}`).toBe(200)
+        const trace = await apiGetTrace(mark)
+        const root = trace.find((span) => span.service === 'api' && span.kind === SERVER)!
+        expect(root.traceId).not.toBe(traceId)
+        expect(root.parentSpanId).toBe('')
+        expect(trace.every((span) => span.traceId === root.traceId)).toBe(true)
+      }
+    }
+
+    // In a stream frame's metadata slot: [id, path, kind, input, deadlineMs, metadata].
+    const stream = await RawStream.open(url)
+    try {
+      mark = receiver.spans.length
+      const metadata = { traceparent: malformed[0]! }
+      stream.send(`${JSON.stringify([1, 'get', 'query', { key: 'k-context' }, null, metadata])}\n`)
+      await waitUntil(() => stream.answers.length > 0, 'the stream answer')
+      expect(stream.answers[0]?.slice(0, 2)).toEqual([1, 200])
+      const trace = await apiGetTrace(mark)
+      const root = trace.find((span) => span.service === 'api' && span.kind === SERVER)!
+      expect(root.traceId).not.toBe(traceId)
+      expect(root.parentSpanId).toBe('')
+    } finally {
+      stream.socket.destroy()
+    }
+  })
+
+  it('kill -9 of the cache a key routes to: the client span shows the failed attempt and the one that answered', async () => {
+    const namespace = fixture.namespace()
+    const caches = [await spawnTraced('cache', namespace), await spawnTraced('cache', namespace)]
+    await spawnTraced('api', namespace)
+    const connection = connect<{ api: typeof api }>({
+      deps: { api: true },
+      etcdEndpoints: fixture.etcd.endpoint,
+      namespace,
+    })
+    try {
+      // api routes a key to one cache instance (hash balancer): find the key's instance, kill it.
+      await waitFor('api to see both caches', async () => {
+        const seen = new Set<string>()
+        for (let i = 0; i < 20; i++) {
+          seen.add((await connection.deps.api.get({ key: `probe-${i}` })).servedBy)
+        }
+        return seen.size === 2
+      })
+      const key = 'k-victim'
+      const { servedBy: victimId } = await connection.deps.api.get({ key })
+      const victim = caches.find((cache) => cache.id === victimId)!
+      const survivor = caches.find((cache) => cache.id !== victimId)!
+      await victim.instance.kill('SIGKILL')
+      const mark = receiver.spans.length
+      const answer = await connection.deps.api.get({ key })
+      expect(answer.servedBy).toBe(survivor.id)
+      // The trace of this call: its client span tried both instances.
+      const triedBoth = (trace: ReceivedSpan[]) =>
+        trace.some((span) => {
+          const tried = span.events.map((event) => event.attributes['framework.instance'])
+          return tried.includes(victim.id) && tried.includes(survivor.id)
+        })
+      const trace = await apiGetTrace(mark, triedBoth)
+      const client = trace.find((span) => span.service === 'api' && span.kind === CLIENT)!
+      expect(client.attributes['framework.code']).toBe('OK')
+      expect(client.attributes['framework.attempts']).toBe(2)
+      expect(client.events.map((event) => event.attributes)).toEqual([
+        {
+          'framework.instance': victim.id,
+          'framework.retry': 0,
+          'framework.outcome': 'connect',
+          'framework.ejected': true,
+        },
+        {
+          'framework.instance': survivor.id,
+          'framework.retry': 0,
+          'framework.outcome': '200',
+          'framework.ejected': false,
+        },
+      ])
+      // The cache that answered is the client span's child.
+      const cacheServer = trace.find((span) => span.service === 'cache')!
+      expect(cacheServer.parentSpanId).toBe(client.spanId)
+    } finally {
+      await connection.close()
+    }
+  })
+})
