@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../framework/cli/free-port.js'
 import { connect } from '../../framework/client/connect.js'
@@ -5,6 +8,7 @@ import type api from '../../services/api/index.js'
 import { useEtcd } from '../support/etcd-fixture.js'
 import { NoUpgradeProxy } from '../support/no-upgrade-proxy.js'
 import { CLIENT, OtlpReceiver, type ReceivedSpan, SERVER } from '../support/otlp-receiver.js'
+import { REPO_ROOT } from '../support/instance.js'
 import { RawStream, waitUntil } from '../support/raw-stream.js'
 import { startRegistered } from '../support/spawned-app.js'
 import { waitFor } from '../support/wait.js'
@@ -275,6 +279,49 @@ describe('W3C trace context through every hop (real etcd, processes, OTLP/HTTP J
       expect(cacheServer.parentSpanId).toBe(client.spanId)
     } finally {
       await connection.close()
+    }
+  })
+
+  it('without an OTLP endpoint no OpenTelemetry module is loaded, and an incoming traceparent still reaches nested calls unchanged', async () => {
+    const workdir = mkdtempSync(join(tmpdir(), 'framework-tracing-'))
+    try {
+      const probe = (name: string) => ({
+        NODE_OPTIONS: `--import ${join(REPO_ROOT, 'test/support/module-probe.mjs')}`,
+        MODULE_PROBE_FILE: join(workdir, `${name}.json`),
+      })
+      const namespace = fixture.namespace()
+      const untraced = (role: string) =>
+        startRegistered((r, ns) => fixture.spawn(r, ns, { env: probe(r) }), role, namespace)
+      // cache traces (it reports what reached it); api does not trace, so it only forwards.
+      const cache = await spawnTraced('cache', namespace, probe('traced-cache'))
+      const api = await untraced('api')
+      const traceId = '0af7651916cd43dd8448eb211c80319c'
+      const spanId = 'b7ad6b7169203331'
+      const mark = receiver.spans.length
+      const input = encodeURIComponent(JSON.stringify({ key: 'k-forward' }))
+      const response = await fetch(`${api.url}/_rpc/get?input=${input}`, {
+        headers: { traceparent: `00-${traceId}-${spanId}-01` },
+      })
+      expect(response.status).toBe(200)
+      let cacheSpan: ReceivedSpan | undefined
+      await waitFor('the cache span of the forwarded trace', () => {
+        cacheSpan = receiver.spans
+          .slice(mark)
+          .find((span) => span.service === 'cache' && span.kind === SERVER)
+        return cacheSpan !== undefined
+      })
+      // The api did not take part: cache's span is the child of the caller's own span.
+      expect(cacheSpan).toMatchObject({ traceId, parentSpanId: spanId })
+      for (const started of [api, cache]) expect(await started.instance.kill('SIGTERM')).toBe(0)
+      const loaded = (name: string) =>
+        (JSON.parse(readFileSync(join(workdir, `${name}.json`), 'utf8')) as string[]).filter(
+          (module) => module.includes('/@opentelemetry/'),
+        )
+      expect(loaded('api')).toEqual([])
+      // (The probe does see the SDK where tracing is on.)
+      expect(loaded('traced-cache').some((m) => m.includes('/sdk-trace-base/'))).toBe(true)
+    } finally {
+      rmSync(workdir, { recursive: true, force: true })
     }
   })
 })
