@@ -36,6 +36,12 @@ HTTP surface:
   POST /_rpc/_batch                         the framework client's batch: [[path, kind, input,
                                             deadlineMs], …] -> NDJSON lines [index, status, body]
   GET /healthz (alive), GET /readyz (200 only while registered)
+
+Trace context (W3C, docs/registry-protocol.md "Trace context"): a call that comes with a valid
+`traceparent` (header, or the metadata object of a batch item) is logged as "traced call" with its
+trace_id, a new span_id for the call served here and parent_span_id (the caller's span). A nested
+call made while serving it would send `00-<trace_id>-<span_id>-<flags>` (child_traceparent); this
+peer makes none and exports nothing. An invalid traceparent is ignored, never refused.
 """
 import base64
 import hashlib
@@ -604,6 +610,57 @@ def error_body(code, message, path=None, issues=None):
     return {"error": {"message": message, "code": RPC_CODES[code], "data": data}}
 
 
+# --------------------------------------------------------------------------- trace context
+
+TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+MAX_TRACEPARENT_LENGTH = 256
+
+
+def parse_traceparent(value):
+    """(trace_id, parent_span_id, flags) of a W3C traceparent, or None when it is invalid."""
+    if not isinstance(value, str) or not 55 <= len(value) <= MAX_TRACEPARENT_LENGTH:
+        return None
+    head = value[:55]
+    # Only a later version may carry more fields, after a dash.
+    if len(value) > 55 and (value.startswith("00") or value[55] != "-"):
+        return None
+    match = TRACEPARENT.match(head)
+    if not match:
+        return None
+    version, trace_id, span_id, flags = match.groups()
+    if version == "ff" or trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace_id, span_id, int(flags, 16)
+
+
+class ServedSpan:
+    """This peer's span of one call served with a valid traceparent: a child of the caller's."""
+
+    def __init__(self, trace_id, parent_span_id, flags):
+        self.trace_id, self.parent_span_id, self.flags = trace_id, parent_span_id, flags
+        self.span_id = os.urandom(8).hex()
+
+    def child_traceparent(self):
+        """What a nested call made while serving this one would send."""
+        return f"00-{self.trace_id}-{self.span_id}-{'01' if self.flags & 1 else '00'}"
+
+
+def served_span(traceparent):
+    parsed = parse_traceparent(traceparent)
+    return ServedSpan(*parsed) if parsed else None
+
+
+def traced_call(traceparent, path, kind, raw, method_message):
+    """`call`, logged with its trace when the caller sent a valid traceparent."""
+    span = served_span(traceparent)
+    status, body = call(path, kind, raw, method_message)
+    if span is not None:
+        log(INFO, "traced call", path=path, status=status, trace_id=span.trace_id,
+            span_id=span.span_id, parent_span_id=span.parent_span_id,
+            child_traceparent=span.child_traceparent())
+    return status, body
+
+
 def call(path, kind, raw, method_message):
     """Runs one procedure call; returns (status, body) in tRPC's shapes."""
     if path not in PROCEDURES:
@@ -698,8 +755,9 @@ class Handler(BaseHTTPRequestHandler):
         def method_message(path):
             return f'Unsupported {method}-request to {PROCEDURES.get(path, kind)} procedure at path "{path}"'
 
+        traceparent = self.headers.get("traceparent")
         if not batch:
-            return self._json(*call(paths, kind, inputs, method_message(paths)))
+            return self._json(*traced_call(traceparent, paths, kind, inputs, method_message(paths)))
         names = paths.split(",")
         if len(names) > MAX_BATCH:
             raise RpcError("PAYLOAD_TOO_LARGE", f"batch of {len(names)} calls is over {MAX_BATCH}")
@@ -708,7 +766,7 @@ class Handler(BaseHTTPRequestHandler):
         outcomes = []
         for index, name in enumerate(names):
             raw_input = MISSING if inputs is MISSING else inputs.get(str(index), MISSING)
-            outcomes.append(call(name, kind, raw_input, method_message(name)))
+            outcomes.append(traced_call(traceparent, name, kind, raw_input, method_message(name)))
         statuses = {status for status, _ in outcomes}
         if statuses == {200}:
             status = 200
@@ -737,19 +795,22 @@ class Handler(BaseHTTPRequestHandler):
             for index, item in enumerate(items):
                 name, kind = item[0], item[1]
                 raw_input = item[2] if len(item) > 2 else MISSING
-                status, answer = call(name, kind, raw_input,
-                                      f"'{name}' is a {PROCEDURES.get(name)}, not a {kind}")
+                # [path, kind, input, deadlineMs, metadata]: the metadata object is optional.
+                metadata = item[4] if len(item) > 4 and isinstance(item[4], dict) else {}
+                status, answer = traced_call(metadata.get("traceparent"), name, kind, raw_input,
+                                             f"'{name}' is a {PROCEDURES.get(name)}, not a {kind}")
                 lines.append(json.dumps([index, status, answer], separators=(",", ":")))
             return self._send(200, ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
         if method == "GET":
             raw = query.get("input", [None])[0]
             raw_input = MISSING if raw is None else parse_input(raw)
-            return self._json(*call(path, "query", raw_input,
-                                    f"'{path}' is a {PROCEDURES.get(path)}, not a query"))
+            return self._json(*traced_call(self.headers.get("traceparent"), path, "query", raw_input,
+                                           f"'{path}' is a {PROCEDURES.get(path)}, not a query"))
         if method == "POST":
             raw_input = MISSING if body == b"" else parse_input(body.decode("utf-8", "replace"))
-            return self._json(*call(path, "mutation", raw_input,
-                                    f"'{path}' is a {PROCEDURES.get(path)}, not a mutation"))
+            return self._json(*traced_call(self.headers.get("traceparent"), path, "mutation",
+                                           raw_input,
+                                           f"'{path}' is a {PROCEDURES.get(path)}, not a mutation"))
         return self._json(405, error_body("METHOD_NOT_SUPPORTED",
                                           "use GET for queries and POST for mutations", path))
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { contractHash } from '../../framework/service/manifest.js'
 import { CallLoop } from '../support/call-loop.js'
+import { CLIENT, OtlpReceiver, SERVER } from '../support/otlp-receiver.js'
 import {
   getJson,
   queryUrl,
@@ -9,6 +10,7 @@ import {
   usePythonPeers,
 } from '../support/python-peer.js'
 import { countBy } from '../support/spawned-app.js'
+import { waitFor } from '../support/wait.js'
 
 // A Python peer (clients/python-peer/peer.py) in the phone book, called through ctx.deps by the
 // fixture service greet-relay. Its faults (kill -9, SIGTERM, lost registrations) are in
@@ -131,5 +133,76 @@ describe('a Python peer in the phone book (real etcd, real processes)', () => {
     expect(answer.status).toBe(400)
     expect(answer.body.error.data.code).toBe('BAD_REQUEST')
     expect(answer.body.error.message).toContain('Too small')
+  })
+
+  it('trace context through the peer: it serves each traced call as a child of the relay’s CLIENT span (single requests and batches), and ignores a malformed traceparent', async () => {
+    const receiver = await OtlpReceiver.start()
+    try {
+      const namespace = py.fixture.namespace()
+      const peer = await py.startPeer(namespace)
+      const relay = await py.startRelay(namespace, {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        OTEL_TRACES_SAMPLER: 'always_on',
+        OTEL_BSP_SCHEDULE_DELAY: '50',
+      })
+      // One call (a single request to the peer), then a tRPC batch of 8 to the relay: its
+      // procedures call the peer in the same tick, which sends them as one /_rpc/_batch.
+      expect((await getJson(queryUrl(relay.url, 'hello', { name: 'one' }))).status).toBe(200)
+      const inputs = Object.fromEntries(Array.from({ length: 8 }, (_, n) => [n, { name: `b${n}` }]))
+      const batch = await getJson(
+        `${relay.url}/trpc/${Array(8).fill('hello').join(',')}?batch=1&input=${encodeURIComponent(JSON.stringify(inputs))}`,
+      )
+      expect(batch.status).toBe(200)
+      expect(batch.body).toHaveLength(8)
+      let clients = receiver.spans.filter((span) => span.kind === CLIENT)
+      await waitFor('the relay’s 9 client spans', () => {
+        clients = receiver.spans.filter((span) => span.kind === CLIENT)
+        return clients.length === 9
+      })
+      const traced = () => peer.instance.lines.filter((line) => line.msg === 'traced call')
+      await waitFor('the peer’s 9 traced calls', () => traced().length === 9)
+      for (const client of clients) {
+        expect(client).toMatchObject({ service: 'greet-relay', name: 'greeter/greet' })
+        // The relay's SERVER span is the client span's parent…
+        const server = receiver.spans.find((span) => span.spanId === client.parentSpanId)
+        expect(server).toMatchObject({
+          kind: SERVER,
+          name: expect.stringMatching(/^greet-relay\/hello(,hello)*$/),
+          traceId: client.traceId,
+        })
+        // …and the peer served the call as the client span's child, in the same trace.
+        const line = traced().find((l) => l.parent_span_id === client.spanId)
+        expect(line, `the peer's line for client span ${client.spanId}`).toMatchObject({
+          trace_id: client.traceId,
+          path: 'greet',
+          status: 200,
+        })
+        expect(line!.span_id).toMatch(/^[0-9a-f]{16}$/)
+        expect(line!.child_traceparent).toBe(`00-${client.traceId}-${line!.span_id}-01`)
+      }
+      // Straight to the peer: a malformed traceparent is ignored (the call answers 200, no span),
+      // a valid one is the parent.
+      const before = traced().length
+      const greet = `${peer.url}/_rpc/greet?input=${encodeURIComponent('{"name":"x"}')}`
+      const trace = '4bf92f3577b34da6a3ce929d0e0e4736'
+      for (const traceparent of [
+        `ff-${trace}-00f067aa0ba902b7-01`,
+        `00-${trace}-00F067AA0BA902B7-01`,
+      ]) {
+        const response = await fetch(greet, { headers: { traceparent } })
+        expect(response.status).toBe(200)
+      }
+      expect(
+        (await fetch(greet, { headers: { traceparent: `00-${trace}-00f067aa0ba902b7-00` } }))
+          .status,
+      ).toBe(200)
+      await waitFor('the traced direct call', () => traced().length === before + 1)
+      expect(traced().at(-1)).toMatchObject({ trace_id: trace, parent_span_id: '00f067aa0ba902b7' })
+      expect(traced().at(-1)!.child_traceparent).toMatch(
+        new RegExp(`^00-${trace}-[0-9a-f]{16}-00$`),
+      )
+    } finally {
+      await receiver.close()
+    }
   })
 })

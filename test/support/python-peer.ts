@@ -68,9 +68,9 @@ export function usePythonPeers() {
         namespace,
       )
     },
-    startRelay(namespace: string): Promise<Started> {
+    startRelay(namespace: string, env: Record<string, string> = {}): Promise<Started> {
       return startRegistered(
-        (role, ns) => fixture.spawn(role, ns, { appRoot: FIXTURE_APP }),
+        (role, ns) => fixture.spawn(role, ns, { appRoot: FIXTURE_APP, env }),
         'greet-relay',
         namespace,
       )
