@@ -21,7 +21,10 @@ export type Caller = Readonly<Record<string, unknown>>
 /** What every procedure receives as `ctx`. `TDeps` is the typed client of each declared dependency. */
 export interface ServiceContext<TDeps = {}> {
   readonly instance: InstanceInfo
-  /** A pino child logger bound to this instance (and the request id, when the call has one). */
+  /**
+   * This call's pino child logger (made on first use): the instance's fields plus `procedure`,
+   * `requestId` when the call has one, and `trace_id` (with `span_id` when traced).
+   */
   readonly log: Logger
   /** One typed client per declared dependency role: `await ctx.deps.cache.get({ key })`. */
   readonly deps: TDeps
