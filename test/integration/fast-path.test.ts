@@ -7,6 +7,7 @@ import { DEFAULT_MAX_BATCH_SIZE } from '../../framework/protocol/batch.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import kitchen from '../fixtures/app/services/kitchen/index.js'
 import { startInProcess, withDependencies } from '../support/in-process.js'
+import { waitFor } from '../support/wait.js'
 
 const NAMESPACE = 'fast-path'
 let etcd: EtcdServer
@@ -195,6 +196,8 @@ describe('batch sizes by default', () => {
   beforeAll(async () => {
     // No FRAMEWORK_MAX_BATCH: the service's own default.
     plain = await startInProcess(kitchen, etcd.endpoint, 'fast-path-defaults')
+    // Registration runs in the background: a client that lists before it finds no instance.
+    await waitFor('the instance registered', () => plain.registration.registered)
     plain.server.on('request', (req: IncomingMessage) => {
       if (req.method !== 'POST' || req.url !== '/_rpc/_batch') return
       // A second reader of the body, beside the service's own: only counts its items.
