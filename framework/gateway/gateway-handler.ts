@@ -10,6 +10,7 @@ import {
   encodeCaller,
   isRequestId,
   REQUEST_ID_KEY,
+  withTraceContext,
 } from '../protocol/metadata.js'
 import { describeInputIssues } from '../service/errors.js'
 import { type CallAnswer, callFailure, refusal, success, WholeRefusal } from './answers.js'
@@ -193,7 +194,7 @@ export class GatewayHandler {
       const view = () => this.#requestView(req, names)
       this.#limitRate(view, names.length)
       const inputs = await readCallInputs(req, route, names.length, definition.limits.maxBodyBytes)
-      const metadata = await this.#metadata(view, requestId)
+      const metadata = withTraceContext(await this.#metadata(view, requestId), req.headers)
       const posted = req.method === 'POST'
       const callOne = (procedure: ExposedProcedure | undefined, index: number) =>
         procedure === undefined

@@ -8,6 +8,7 @@ import { lifecycle } from '../internal/lifecycle-event.js'
 import { sleep } from '../internal/timers.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import type { AnyServiceDefinition, DepOptions } from '../service/define-service.js'
+import { startTracing } from '../telemetry/tracing.js'
 import type { GatewayConfig } from './config.js'
 import { defineGateway, GatewayConfigError, type GatewayDefinition } from './define-gateway.js'
 import { ExposedProcedures } from './exposed-procedures.js'
@@ -74,6 +75,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     { ...lifecycle('starting'), namespace: config.namespace, etcd: config.etcdEndpoints },
     'starting',
   )
+  // CLIENT spans of the calls the gateway makes, when tracing is on (no SDK loaded otherwise).
+  const tracing = await startTracing(process.env, {
+    role: 'gateway',
+    instance: `gateway-${process.pid}`,
+  })
   const etcd = createEtcdClient(config.etcdEndpoints)
   const deps: Record<string, DepOptions> = {}
   for (const role of procedures.roles) deps[role] = gateway.deps[role] ?? {}
@@ -84,6 +90,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     deps,
     log,
     transport: options.transport,
+    tracing,
   })
   const handler = new GatewayHandler({
     procedures,
@@ -108,6 +115,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   } catch (err) {
     await dependencies.close()
     etcd.close()
+    await tracing?.shutdown().catch(() => undefined)
     const code = (err as { code?: string }).code
     if (code === 'EADDRINUSE') {
       throw new GatewayConfigError(
@@ -145,6 +153,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       server.closeAllConnections()
       await dependencies.close()
       etcd.close()
+      await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export failed'))
       log.info(lifecycle('stopped'), 'stopped')
     })()
     return stopping

@@ -84,6 +84,22 @@ export function isRequestId(value: string): boolean {
   return METADATA_KEYS.get(REQUEST_ID_KEY)!.pattern.test(value)
 }
 
+/**
+ * `metadata` plus the W3C trace context of `headers` (a valid `traceparent`, and its
+ * `tracestate`): what an edge that reads nothing else from its callers passes on.
+ */
+export function withTraceContext(
+  metadata: CallMetadata,
+  headers: IncomingHttpHeaders,
+): CallMetadata {
+  const traceparent = headers[TRACEPARENT_KEY]
+  if (typeof traceparent !== 'string' || !parseTraceparent(traceparent)) return metadata
+  const tracestate = headers[TRACESTATE_KEY]
+  return typeof tracestate === 'string' && isCarriableTracestate(tracestate)
+    ? { ...metadata, [TRACEPARENT_KEY]: traceparent, [TRACESTATE_KEY]: tracestate }
+    : { ...metadata, [TRACEPARENT_KEY]: traceparent }
+}
+
 /** Most entries in one call's metadata object (unknown keys included). */
 export const MAX_METADATA_ENTRIES = 16
 /** Most bytes of one call's metadata, keys and values added up (unknown keys included). */

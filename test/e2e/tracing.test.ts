@@ -6,6 +6,7 @@ import { freePort } from '../../framework/cli/free-port.js'
 import { connect } from '../../framework/client/connect.js'
 import type api from '../../services/api/index.js'
 import { useEtcd } from '../support/etcd-fixture.js'
+import { gatewayReady, spawnGateway } from '../support/gateway-process.js'
 import { REPO_ROOT } from '../support/instance.js'
 import { NoUpgradeProxy } from '../support/no-upgrade-proxy.js'
 import { CLIENT, OtlpReceiver, type ReceivedSpan, SERVER } from '../support/otlp-receiver.js'
@@ -85,7 +86,7 @@ async function apiGetTrace(
 }
 
 /** The three spans of api.get: api SERVER → api CLIENT (cache.get) → cache SERVER, checked. */
-function expectApiGetChain(trace: ReceivedSpan[], servedBy: string) {
+function expectApiGetChain(trace: ReceivedSpan[], servedBy: string, apiParent = '') {
   expect(trace).toHaveLength(3)
   const apiServer = trace.find((span) => span.service === 'api' && span.kind === SERVER)!
   const client = trace.find((span) => span.service === 'api' && span.kind === CLIENT)!
@@ -93,7 +94,7 @@ function expectApiGetChain(trace: ReceivedSpan[], servedBy: string) {
   expect(apiServer).toMatchObject({
     name: 'api/get',
     // connect() sends no traceparent: the api's span starts the trace.
-    parentSpanId: '',
+    parentSpanId: apiParent,
     attributes: {
       'framework.role': 'api',
       'framework.procedure': 'get',
@@ -167,6 +168,38 @@ describe('W3C trace context through every hop (real etcd, processes, OTLP/HTTP J
     } finally {
       await proxy.close()
     }
+  })
+
+  it('through the gateway: the outside caller’s traceparent is the parent of the gateway’s CLIENT span, and the trace goes on through api to cache', async () => {
+    const namespace = fixture.namespace()
+    const cache = await spawnTraced('cache', namespace)
+    await spawnTraced('api', namespace)
+    const gateway = fixture.adopt(spawnGateway({ ...fixture.env(namespace), ...tracedEnv() }))
+    const { url } = await gateway.listening()
+    await gatewayReady(url)
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4736'
+    const spanId = '10f067aa0ba902b7'
+    const input = encodeURIComponent(JSON.stringify({ key: 'k-edge' }))
+    const response = await fetch(`${url}/api/api/get?input=${input}`, {
+      headers: { traceparent: `00-${traceId}-${spanId}-01` },
+    })
+    expect(response.status).toBe(200)
+    await waitFor('the 4 spans of the trace', () => receiver.trace(traceId).length >= 4)
+    const trace = receiver.trace(traceId)
+    const edge = trace.find((span) => span.service === 'gateway')!
+    expect(edge).toMatchObject({
+      kind: CLIENT,
+      name: 'api/get',
+      parentSpanId: spanId,
+      attributes: { 'framework.role': 'gateway', 'framework.dependency': 'api' },
+    })
+    const apiServer = trace.find((span) => span.service === 'api' && span.kind === SERVER)!
+    expect(apiServer.parentSpanId).toBe(edge.spanId)
+    expectApiGetChain(
+      trace.filter((span) => span !== edge),
+      cache.id,
+      edge.spanId,
+    )
   })
 
   it('an incoming traceparent is the parent; a malformed one on /trpc, /_rpc and in a stream frame starts a new trace, and the call succeeds', async () => {
