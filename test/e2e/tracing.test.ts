@@ -302,7 +302,9 @@ describe('W3C trace context through every hop (real etcd, processes, OTLP/HTTP J
         },
         {
           'framework.instance': survivor.id,
-          'framework.retry': 0,
+          // A reroute when the call provably never left (0), a retry when it may have (1): which
+          // one depends on how far the write got before the connection failed.
+          'framework.retry': expect.toSatisfy((retry: number) => retry === 0 || retry === 1),
           'framework.outcome': '200',
           'framework.ejected': false,
         },
