@@ -7,6 +7,9 @@
  *               stream (default)
  *   ctx.deps (requests) — the same client with the stream off: single and micro-batched requests
  *   moleculer — Moleculer 0.14, TCP transporter between two brokers (fastest-validator on)
+ *   ctx.deps, tracing 1% / 100% — ctx.deps to a cache instance of its own that traces (OTLP/HTTP
+ *               to a receiver process, `parentbased_traceidratio` at 0.01 / `always_on`): the
+ *               cost of a SERVER span per served call. Metrics are on in every framework row.
  * Sequential and 100 concurrent, three interleaved rounds each, median by calls/s.
  * Also: how long a call takes to fail when the role has no live instance (SERVICE_UNAVAILABLE
  * "at once", README "How it behaves"; the tests only check that it does not wait for a deadline).
@@ -35,6 +38,14 @@ const MODES = [
 const ROUNDS = 3
 /** Sequential calls to a role with no live instance. */
 const NO_INSTANCE_CALLS = 2_000
+/** The traced variants: name → OTEL_TRACES_SAMPLER(_ARG) of their cache instance. */
+const TRACED = {
+  'ctx.deps, tracing 1%': {
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: '0.01',
+  },
+  'ctx.deps, tracing 100%': { OTEL_TRACES_SAMPLER: 'always_on' },
+} as const
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const etcd = await EtcdServer.start()
@@ -47,6 +58,30 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const cacheInstance = startInstance('cache', {
     ...benchEnv(etcd.endpoint, 'bench-overhead'),
     FRAMEWORK_TTL: '5',
+  })
+  const sink = new LoggingChild(
+    spawn(process.execPath, ['--import', 'tsx', 'bench/otlp-sink.ts'], {
+      cwd: `${import.meta.dirname}/..`,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  )
+  const sinkUrl = (await sink.waitForLog('listening')).url as string
+  // One cache instance per traced variant, each in a namespace of its own.
+  const traced = Object.entries(TRACED).map(([name, sampler], index) => {
+    const namespace = `bench-overhead-traced-${index}`
+    const instance = startInstance('cache', {
+      ...benchEnv(etcd.endpoint, namespace),
+      FRAMEWORK_TTL: '5',
+      OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl,
+      OTEL_SERVICE_NAME: namespace,
+      ...sampler,
+    })
+    const client = connect<{ cache: typeof cache }>({
+      deps: { cache: true },
+      etcdEndpoints: etcd.endpoint,
+      namespace,
+    })
+    return { name, namespace, instance, client }
   })
   const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
   let moleculer: MoleculerBaseline | undefined
@@ -66,6 +101,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     const rawUrl = (await raw.waitForLog('listening')).url as string
     const { url: cacheUrl } = await cacheInstance.listening()
     await cacheInstance.waitForLog('registered in etcd')
+    for (const { instance } of traced) await instance.waitForLog('registered in etcd')
     const trpc = createTRPCClient<(typeof cache)['router']>({
       links: [httpLink({ url: `${cacheUrl}/trpc` })],
     })
@@ -80,12 +116,32 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       'ctx.deps': () => connection.deps.cache.get({ key: 'k' }),
       'ctx.deps (requests)': () => requestsOnly.deps.cache.get({ key: 'k' }),
       moleculer: moleculer.call,
+      ...Object.fromEntries(
+        traced.map(({ name, client }) => [name, () => client.deps.cache.get({ key: 'k' })]),
+      ),
     }
     // Every path warmed up first (connections, JIT), then interleaved rounds.
     const results = await measureInterleaved(variants, MODES, {
       rounds: ROUNDS,
       warmup: { total: 500, concurrency: 8 },
     })
+    // The traced instances flush their spans on SIGTERM; the receiver counts what arrived.
+    for (const { instance } of traced) await instance.kill('SIGTERM')
+    const exported = (await (await request(`${sinkUrl}/count`)).body.json()) as Record<
+      string,
+      number
+    >
+    // Calls each traced instance served, from its `stopped` line (served calls per procedure).
+    const served = await Promise.all(
+      traced.map(async ({ name, namespace, instance }) => {
+        const line = await instance.waitForLog('stopped', 5_000)
+        const calls = Object.values((line.served ?? {}) as Record<string, number>).reduce(
+          (sum, n) => sum + n,
+          0,
+        )
+        return `${name}: ${exported[namespace] ?? 0} spans of ${calls} calls`
+      }),
+    )
     const find = (name: string, mode: string) =>
       results.find((result) => result.name === name && result.mode === mode)!
     const rows = results.map((result) => {
@@ -112,6 +168,8 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       plain: find('trpc', mode),
       moleculer: find('moleculer', mode),
       raw: find('raw', mode),
+      traced1: find('ctx.deps, tracing 1%', mode),
+      traced100: find('ctx.deps, tracing 100%', mode),
     }))
     const met = (ok: boolean) => (ok ? 'met' : 'missed')
     const c = concurrent!
@@ -134,6 +192,25 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         goal: `p50 ≤ Moleculer: ${met(q.deps.p50Ms <= q.moleculer.p50Ms)}`,
       },
     ]
+    const fewer = (traced: Measurement) => 1 - traced.callsPerSecond / c.deps.callsPerSecond
+    summary.push(
+      {
+        benchmark: 'call-overhead',
+        figure: '100 concurrent, calls/s with tracing at 1% sampling',
+        framework: `${c.traced1.callsPerSecond}`,
+        baseline: `ctx.deps, no tracing ${c.deps.callsPerSecond}`,
+        ratio: `${(c.traced1.callsPerSecond / c.deps.callsPerSecond).toFixed(2)}×`,
+        goal: `≤ 5% fewer: ${met(fewer(c.traced1) <= 0.05)}`,
+      },
+      {
+        benchmark: 'call-overhead',
+        figure: '100 concurrent, calls/s with tracing at 100% sampling',
+        framework: `${c.traced100.callsPerSecond}`,
+        baseline: `ctx.deps, no tracing ${c.deps.callsPerSecond}`,
+        ratio: `${(c.traced100.callsPerSecond / c.deps.callsPerSecond).toFixed(2)}×`,
+        goal: `≤ 20% fewer: ${met(fewer(c.traced100) <= 0.2)}`,
+      },
+    )
     const noInstance = await measureNoInstance(etcd.endpoint)
     summary.push({
       benchmark: 'call-overhead',
@@ -143,18 +220,26 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       ratio: '–',
       goal: `fails at once, never waits for the deadline: ${noInstance.maxMs < 100 ? 'met' : 'missed'} (max ${noInstance.maxMs} ms)`,
     })
-    writeResult('call-overhead', { rounds: ROUNDS, results, noInstance, summary })
+    writeResult('call-overhead', { rounds: ROUNDS, results, noInstance, exported, summary })
+    const exportedLine =
+      `spans received from the traced instances, warm-up included: ${served.join('; ')} ` +
+      "(the SDK's batch processor drops spans beyond 2048 waiting: OTEL_BSP_MAX_QUEUE_SIZE)"
     const noInstanceLine =
       `no live instance of the role: ${noInstance.calls} sequential calls failed with ` +
       `SERVICE_UNAVAILABLE in p50 ${noInstance.p50Ms} ms, p99 ${noInstance.p99Ms} ms, max ` +
       `${noInstance.maxMs} ms (${noInstance.otherFailures} failed otherwise)`
-    return { table: `${table}\n\n${noInstanceLine}`, summary }
+    return { table: `${table}\n\n${noInstanceLine}\n\n${exportedLine}`, summary }
   } finally {
     await connection.close()
     await requestsOnly.close()
     await agent.close()
     await moleculer?.close()
     await cacheInstance.kill('SIGTERM')
+    for (const { instance, client } of traced) {
+      await client.close()
+      await instance.kill('SIGTERM')
+    }
+    await sink.kill('SIGTERM')
     await raw.kill('SIGTERM')
     await etcd.dispose()
   }

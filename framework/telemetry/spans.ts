@@ -61,15 +61,21 @@ function onwardFrom(span: Span, metadata: CallMetadata): CallMetadata {
 
 /** The span of one served call (SERVER). */
 export class ServedCallSpan {
-  /** The call's metadata with its `traceparent` naming this span: what nested calls carry on. */
-  readonly metadata: CallMetadata
+  #onward: CallMetadata | undefined
 
   constructor(
     private readonly tracing: Tracing,
     private readonly span: Span,
-    metadata: CallMetadata,
-  ) {
-    this.metadata = onwardFrom(span, metadata)
+    private readonly incoming: CallMetadata,
+  ) {}
+
+  /**
+   * The call's metadata with its `traceparent` naming this span: what nested calls carry on.
+   * Made on first use: a procedure that calls nothing never pays for it.
+   */
+  get metadata(): CallMetadata {
+    this.#onward ??= onwardFrom(this.span, this.incoming)
+    return this.#onward
   }
 
   get traceId(): string {
@@ -82,6 +88,8 @@ export class ServedCallSpan {
 
   /** Ends the span with the call's HTTP status and tRPC body (`{ error: { data: { code } } }`). */
   end(status: number, body?: unknown): void {
+    // Not sampled: nothing is recorded, and nothing more to spend on it.
+    if (!this.span.isRecording()) return
     const code =
       (body as { error?: { data?: { code?: unknown } } } | undefined)?.error?.data?.code ??
       (status < 300 ? 'OK' : undefined)
@@ -112,19 +120,21 @@ export function startServedCall(
   if (tracing === undefined) return undefined
   const span = tracing.tracer.startSpan(
     `${tracing.role}/${path}`,
-    {
-      kind: tracing.api.SpanKind.SERVER,
-      attributes: {
-        [SPAN_ATTRIBUTES.role]: tracing.role,
-        [SPAN_ATTRIBUTES.procedure]: path,
-        [SPAN_ATTRIBUTES.kind]: kind,
-        'rpc.system': 'framework',
-        'rpc.service': tracing.role,
-        'rpc.method': path,
-      },
-    },
+    { kind: tracing.api.SpanKind.SERVER },
     parentOf(tracing, metadata),
   )
+  // The samplers the framework accepts decide on the trace id alone (tracing.ts), so attributes
+  // are set only on the spans they keep.
+  if (span.isRecording()) {
+    span.setAttributes({
+      [SPAN_ATTRIBUTES.role]: tracing.role,
+      [SPAN_ATTRIBUTES.procedure]: path,
+      [SPAN_ATTRIBUTES.kind]: kind,
+      'rpc.system': 'framework',
+      'rpc.service': tracing.role,
+      'rpc.method': path,
+    })
+  }
   return new ServedCallSpan(tracing, span, metadata)
 }
 
