@@ -5,7 +5,9 @@ import { EtcdResolver } from '../discovery/etcd-resolver.js'
 import { sleep } from '../internal/timers.js'
 import { type CallMetadata, hasMetadata } from '../protocol/metadata.js'
 import type { DepOptions } from '../service/define-service.js'
+import type { ClientMetrics, DependencyMetrics } from '../telemetry/client-metrics.js'
 import { DependencyWaitError } from './call-errors.js'
+import { measuredCall } from './call-outcome.js'
 import { DEFAULT_TIMEOUT_MS, DependencyClient } from './dependency-client.js'
 import { HttpTransport, type TransportOptions } from './http-transport.js'
 import { RetryBudget } from './retry-budget.js'
@@ -20,11 +22,15 @@ export interface DependenciesOptions {
   log: Logger
   /** How calls travel (default: the RPC stream where the service speaks it). */
   transport?: TransportOptions
+  /** Where calls, attempts, retries and ejections are counted (an instance's /metrics). */
+  metrics?: ClientMetrics
 }
 
 /** The clients of a service's declared dependencies: one resolver, balancer and retry budget per role. */
 export class Dependencies {
   readonly clients = new Map<string, DependencyClient>()
+  /** Each role's metrics, when the process has metrics. */
+  readonly #metrics = new Map<string, DependencyMetrics>()
   readonly resolvers = new Map<string, EtcdResolver>()
   readonly #transport: HttpTransport
   readonly #unsubscribe: (() => void)[] = []
@@ -47,6 +53,12 @@ export class Dependencies {
         }),
       )
       this.resolvers.set(role, resolver)
+      const metrics = options.metrics?.forRole(role, (path) =>
+        resolver.endpoints.some((endpoint) => endpoint.record.procedures[path] !== undefined),
+      )
+      if (metrics) this.#metrics.set(role, metrics)
+      const budget = new RetryBudget()
+      if (metrics) budget.onExhausted = () => metrics.budgetExhausted()
       this.clients.set(
         role,
         new DependencyClient({
@@ -56,9 +68,10 @@ export class Dependencies {
           resolver,
           transport: this.#transport,
           balancer: createBalancer(depOptions.balancer),
-          budget: new RetryBudget(),
+          budget,
           timeoutMs: depOptions.timeoutMs ?? DEFAULT_TIMEOUT_MS,
           log,
+          metrics,
         }),
       )
     }
@@ -74,9 +87,11 @@ export class Dependencies {
     if (deadline === undefined && carried === undefined && this.#shared) return this.#shared
     const deps: Record<string, unknown> = {}
     for (const [role, client] of this.clients) {
-      deps[role] = routerProxy((path, input, options) =>
-        client.call(path, input, options, deadline, carried),
-      )
+      const metrics = this.#metrics.get(role)
+      deps[role] = routerProxy((path, input, options) => {
+        const call = client.call(path, input, options, deadline, carried)
+        return metrics ? measuredCall(metrics, path, call) : call
+      })
     }
     return deps
   }
@@ -97,6 +112,11 @@ export class Dependencies {
       }
       await sleep(50)
     }
+  }
+
+  /** RPC streams open to the dependencies' instances. */
+  get openStreams(): number {
+    return this.#transport.openStreams
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@ import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
 import type { CallMetadata } from '../protocol/metadata.js'
 import type { CallOptions } from '../service/router-client.js'
+import type { DependencyMetrics } from '../telemetry/client-metrics.js'
 import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
 import {
   type HttpAnswer,
@@ -30,6 +31,8 @@ export interface DependencyClientOptions {
   budget: RetryBudget
   timeoutMs: number
   log: Logger
+  /** Counts attempts, retries, reroutes and ejections (an instance's /metrics). */
+  metrics?: DependencyMetrics
 }
 
 /**
@@ -110,10 +113,14 @@ export class DependencyClient {
         // without spending the retry budget (it adds no work to any instance); each instance at
         // most once per call.
         const reroutable = !err.sent && err.reason !== 'input'
-        if (reroutable && deadlineLeft > 0 && this.#hasAlternative(path, endpoint, tried)) continue
+        if (reroutable && deadlineLeft > 0 && this.#hasAlternative(path, endpoint, tried)) {
+          this.options.metrics?.rerouted()
+          continue
+        }
         const retryable = err.reason !== 'input' && (kind === 'query' || !err.sent)
         if (retryable && retries < MAX_RETRIES && deadlineLeft > 0 && budget.withdraw()) {
           retries++
+          this.options.metrics?.retried()
           continue
         }
         if (err.reason === 'timeout') throw this.#timeout(path, allowedMs, err)
@@ -135,6 +142,7 @@ export class DependencyClient {
         ) {
           tried.add(endpoint)
           retries++
+          this.options.metrics?.retried()
           continue
         }
       }
@@ -153,6 +161,7 @@ export class DependencyClient {
     metadata: CallMetadata | undefined,
   ): Promise<TimedAnswer> {
     endpoint.inflight++
+    const started = performance.now()
     try {
       const answer = await this.options.transport.send(
         endpoint.url,
@@ -171,6 +180,7 @@ export class DependencyClient {
       return answer
     } finally {
       endpoint.inflight--
+      this.options.metrics?.attempted(started)
     }
   }
 
@@ -256,6 +266,7 @@ export class DependencyClient {
       { role: this.options.role, instance: endpoint.id, url: endpoint.url, reason, backoffMs },
       'instance ejected',
     )
+    this.options.metrics?.ejected()
   }
 
   async #awaitListing(deadline: number): Promise<void> {

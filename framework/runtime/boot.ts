@@ -17,6 +17,7 @@ import { Registration } from '../registry/registration.js'
 import type { InstanceInfo } from '../service/context.js'
 import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
+import { InstanceMetrics } from '../telemetry/instance-metrics.js'
 import { callContextFactory, requestMetadata } from './call-context.js'
 import type { RuntimeConfig } from './config.js'
 import { createFastPathHandler } from './fast-path.js'
@@ -24,6 +25,7 @@ import { HttpDrain } from './http-drain.js'
 import { createHttpApp } from './http-server.js'
 import { createInvoker } from './invoker.js'
 import { LoadSampler } from './load.js'
+import { measuredInvoker } from './measured-invoker.js'
 import { createStreamServer } from './rpc-stream.js'
 import { ServedCalls } from './served-calls.js'
 
@@ -81,6 +83,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const procedures = procedureManifest(definition.router)
   const load = new LoadSampler()
   const served = new ServedCalls(procedures)
+  const metrics = new InstanceMetrics(procedures)
   const etcd = createEtcdClient(config.etcdEndpoints)
   const startedAt = new Date().toISOString()
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
@@ -94,6 +97,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
           namespace: config.namespace,
           deps: definition.deps,
           log,
+          metrics: metrics.client,
         })
       : undefined
   const contextFor = callContextFactory({ instance, log, deps })
@@ -105,14 +109,13 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     served,
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
+    scrape: metrics.scrape,
+    metrics: metrics.server,
   })
-  const invoker = createInvoker({
-    router: definition.router,
-    context: contextFor,
-    load,
-    served,
-    log,
-  })
+  const invoker = measuredInvoker(
+    createInvoker({ router: definition.router, context: contextFor, load, served, log }),
+    metrics.server,
+  )
   const fastPath = createFastPathHandler({
     invoker,
     log,
@@ -166,6 +169,11 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     loadRefreshMs: config.loadRefreshMs,
     record,
     log,
+  })
+  metrics.observe({
+    registration,
+    resolvers: () => deps?.resolvers.values() ?? [],
+    streams: { server: () => streams.open, client: () => deps?.openStreams ?? 0 },
   })
   if (deps && definition.waitForDeps) {
     log.info(
