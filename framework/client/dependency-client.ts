@@ -120,7 +120,7 @@ export class DependencyClient {
         const retryable = err.reason !== 'input' && (kind === 'query' || !err.sent)
         if (retryable && retries < MAX_RETRIES && deadlineLeft > 0 && budget.withdraw()) {
           retries++
-          this.options.metrics?.retried()
+          this.#retried(endpoint, err.reason)
           continue
         }
         if (err.reason === 'timeout') throw this.#timeout(path, allowedMs, err)
@@ -142,7 +142,7 @@ export class DependencyClient {
         ) {
           tried.add(endpoint)
           retries++
-          this.options.metrics?.retried()
+          this.#retried(endpoint, 'HTTP 503')
           continue
         }
       }
@@ -267,6 +267,15 @@ export class DependencyClient {
       'instance ejected',
     )
     this.options.metrics?.ejected()
+  }
+
+  /** A retry is logged (as ejections are) and counted: the two can be checked against each other. */
+  #retried(endpoint: Endpoint, reason: string): void {
+    this.options.log.info(
+      { role: this.options.role, instance: endpoint.id, reason },
+      'call retried on another instance',
+    )
+    this.options.metrics?.retried()
   }
 
   async #awaitListing(deadline: number): Promise<void> {
