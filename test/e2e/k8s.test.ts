@@ -108,6 +108,12 @@ describe('framework k8s, example app', () => {
       const pod = find(docs, 'Deployment', role)!.spec.template.spec
       const [container] = pod.containers
       expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' })
+      // A scraper finds /metrics on the container port.
+      expect(find(docs, 'Deployment', role)!.spec.template.metadata.annotations).toEqual({
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': String(container.ports[0].containerPort),
+        'prometheus.io/path': '/metrics',
+      })
       expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' })
       // The default drain is 10 s; SIGTERM must get it and the lease revoke before SIGKILL.
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(10)
