@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { type MetricSample, parseSamples, sumSamples } from '../../framework/cli/metrics-text.js'
 import { API_GET, CallLoop } from '../support/call-loop.js'
 import { useEtcd } from '../support/etcd-fixture.js'
-import { countBy, startExampleApp } from '../support/spawned-app.js'
+import { CLI, REPO_ROOT } from '../support/instance.js'
+import { countBy, startExampleApp, startRegistered } from '../support/spawned-app.js'
 import { waitFor } from '../support/wait.js'
 
 // A scripted workload against real processes (three caches, an api; real etcd), then each
@@ -174,4 +179,80 @@ describe('/metrics after a scripted workload (real processes, real etcd)', () =>
       TTL * 1000 + 10_000,
     )
   }, 120_000)
+})
+
+/** `framework <args>` against the fixture's etcd in `namespace`; its exit code and output. */
+async function cli(args: string[], namespace: string) {
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...cluster.env(namespace) },
+    timeout: 20_000,
+  })
+  return stdout
+}
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+describe('framework ps: calls/s and 5xx share per instance, from /metrics', () => {
+  it('one scrape: the average since start; --window: two scrapes; an instance it cannot scrape shows –', async () => {
+    const namespace = cluster.namespace()
+    const kitchen = await startRegistered(
+      (role, ns) => cluster.spawn(role, ns, { appRoot: join(REPO_ROOT, 'test/fixtures/app') }),
+      'kitchen',
+      namespace,
+    )
+    // A record whose instance does not answer: a copy of the kitchen's, at a closed port.
+    const record = JSON.parse((await cluster.probe.client.get(kitchen.key).string())!) as {
+      id: string
+      url: string
+    }
+    const ghostKey = kitchen.key.replace(kitchen.id, 'kitchen-ghost')
+    const ghostUrl = `http://127.0.0.1:${await closedPort()}`
+    await cluster.probe.client
+      .put(ghostKey)
+      .value(JSON.stringify({ ...record, id: 'kitchen-ghost', url: ghostUrl }))
+    try {
+      const OK = 20
+      const FAILED = 5
+      for (let i = 0; i < OK; i++) {
+        const input = encodeURIComponent(JSON.stringify({ text: `t${i}` }))
+        expect((await call(`${kitchen.url}/_rpc/echo?input=${input}`)).status).toBe(200)
+      }
+      for (let i = 0; i < FAILED; i++) {
+        expect((await call(`${kitchen.url}/_rpc/fail`)).status).toBe(500)
+      }
+      type Row = {
+        id: string
+        calls: { callsPerSecond: number; errorRate: number; windowSeconds: number } | null
+      }
+      const rows = (JSON.parse(await cli(['ps', '--json'], namespace)) as { instances: Row[] })
+        .instances
+      const live = rows.find((row) => row.id === kitchen.id)!
+      const ghost = rows.find((row) => row.id === 'kitchen-ghost')!
+      expect(ghost.calls).toBeNull()
+      expect(live.calls!.callsPerSecond * live.calls!.windowSeconds).toBeCloseTo(OK + FAILED, 6)
+      expect(live.calls!.errorRate).toBeCloseTo(FAILED / (OK + FAILED), 9)
+
+      // Two scrapes 1 s apart with no calls in between: nothing now, whatever came before.
+      const windowed = (
+        JSON.parse(await cli(['ps', '--json', '--window', '1'], namespace)) as { instances: Row[] }
+      ).instances.find((row) => row.id === kitchen.id)!
+      expect(windowed.calls).toMatchObject({ callsPerSecond: 0, errorRate: 0 })
+      expect(windowed.calls!.windowSeconds).toBeGreaterThanOrEqual(1)
+
+      const table = (await cli(['ps'], namespace)).split('\n')
+      expect(table[0]).toMatch(/calls\/s\s+5xx$/)
+      expect(table.find((line) => line.includes('kitchen-ghost'))).toMatch(/–\s+–$/)
+      expect(table.find((line) => line.includes(kitchen.id))).toMatch(/\/s\s+20\.0%$/)
+    } finally {
+      await cluster.probe.client.delete().key(ghostKey)
+    }
+  }, 60_000)
 })
