@@ -200,6 +200,7 @@ function gatewayService(
       etcd: { condition: 'service_healthy' },
       ...Object.fromEntries(edge.exposing.map((role) => [role, { condition: 'service_started' }])),
     },
+    labels: scrapeAnnotations(options.port),
     restart: 'unless-stopped',
     stop_grace_period: '15s',
     ...(options.host ? { network_mode: 'host' } : { ports: [`${options.port}:${options.port}`] }),

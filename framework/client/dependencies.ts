@@ -87,13 +87,17 @@ export class Dependencies {
     if (deadline === undefined && carried === undefined && this.#shared) return this.#shared
     const deps: Record<string, unknown> = {}
     for (const [role, client] of this.clients) {
-      const metrics = this.#metrics.get(role)
-      deps[role] = routerProxy((path, input, options) => {
-        const call = client.call(path, input, options, deadline, carried)
-        return metrics ? measuredCall(metrics, path, call) : call
-      })
+      deps[role] = routerProxy((path, input, options) =>
+        this.measured(role, path, client.call(path, input, options, deadline, carried)),
+      )
     }
     return deps
+  }
+
+  /** `call` (of `path` on `role`), counted in the process's metrics once it settles. */
+  measured(role: string, path: string, call: Promise<unknown>): Promise<unknown> {
+    const metrics = this.#metrics.get(role)
+    return metrics ? measuredCall(metrics, path, call) : call
   }
 
   /** Resolves once every dependency has a live instance; rejects after `timeoutMs` naming the missing roles. */

@@ -8,7 +8,8 @@ import { streamGauges } from './stream-metrics.js'
 
 /** The parts of a booted instance whose state is read at scrape time. */
 export interface ObservedParts {
-  registration: RegistrationView
+  /** The instance's registration (a gateway registers nothing). */
+  registration?: RegistrationView
   /** The resolvers of the declared dependencies (none without dependencies). */
   resolvers: () => Iterable<ResolverView>
   streams: { server: () => number; client: () => number }

@@ -11,14 +11,24 @@ export interface RegistrationView {
  * The instance's place in the phone book: a gauge (1 while registered), a counter of
  * re-registrations (every `registered` event after the first: a lost lease replaced), and
  * whether etcd is reachable as this process last saw it (registered, and every dependency's
- * resolver current rather than stale).
+ * resolver current rather than stale). A process that registers nothing (the gateway) has only
+ * the last, from its resolvers.
  */
 export function registrationMetrics(
   registry: Registry,
-  registration: RegistrationView,
+  registration: RegistrationView | undefined,
   resolversStale: () => boolean,
 ): void {
   const registers = [registry]
+  new Gauge({
+    name: `${METRIC_PREFIX}etcd_reachable`,
+    help: '1 while etcd answers this process (registered, and no dependency resolver stale), else 0.',
+    registers,
+    collect() {
+      this.set((registration?.registered ?? true) && !resolversStale() ? 1 : 0)
+    },
+  })
+  if (!registration) return
   new Gauge({
     name: `${METRIC_PREFIX}registration_registered`,
     help: '1 while this instance is registered in the phone book (etcd), else 0.',
@@ -35,13 +45,5 @@ export function registrationMetrics(
   let registrations = 0
   registration.on('registered', () => {
     if (++registrations > 1) reregistrations.inc()
-  })
-  new Gauge({
-    name: `${METRIC_PREFIX}etcd_reachable`,
-    help: '1 while etcd answers this process (registered, and no dependency resolver stale), else 0.',
-    registers,
-    collect() {
-      this.set(registration.registered && !resolversStale() ? 1 : 0)
-    },
   })
 }

@@ -341,7 +341,10 @@ function gatewayObjects(plan: K8sPlan, edge: GatewayPlan, etcd: string): K8sObje
         selector: { matchLabels: selector(GATEWAY_NAME) },
         strategy: ROLLING_UPDATE,
         template: {
-          metadata: { labels: labels(plan, GATEWAY_NAME) },
+          metadata: {
+            labels: labels(plan, GATEWAY_NAME),
+            annotations: scrapeAnnotations(DEFAULT_GATEWAY_PORT),
+          },
           spec: {
             terminationGracePeriodSeconds: gracePeriodSeconds(plan),
             securityContext: NON_ROOT,
