@@ -1,6 +1,8 @@
+import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { type MetricSample, parseSamples, sumSamples } from '../../framework/cli/metrics-text.js'
+import { createEtcdClient } from '../../framework/registry/etcd-client.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import kitchen from '../fixtures/app/services/kitchen/index.js'
 import { startInProcess, withDependencies } from '../support/in-process.js'
@@ -13,6 +15,7 @@ const NAMES = new Set([
   'framework_server_calls_total',
   'framework_server_call_duration_seconds_count',
   'framework_registration_registered',
+  'framework_registration_reregistrations_total',
   'framework_etcd_reachable',
   'framework_rpc_streams_open',
   'framework_resolver_instances',
@@ -136,5 +139,24 @@ describe('GET /metrics of an instance', () => {
     // /metrics is not a procedure path: it stays out of the server-call counts.
     const samples = await scrape()
     expect(samples.some((sample) => sample.labels.procedure === 'metrics')).toBe(false)
+  })
+
+  it('counts a re-registration: the key deleted by hand, the instance registers again on a new lease', async () => {
+    expect(sumSamples(await scrape(), 'framework_registration_reregistrations_total')).toBe(0)
+    const { registration, key } = running
+    const leaseBefore = registration.leaseId
+    const client = createEtcdClient([etcd.endpoint])
+    try {
+      const lost = once(registration, 'unregistered')
+      const back = lost.then(() => once(registration, 'registered'))
+      await client.delete().key(key)
+      await back
+    } finally {
+      client.close()
+    }
+    expect(registration.leaseId).not.toBe(leaseBefore)
+    const samples = await scrape()
+    expect(sumSamples(samples, 'framework_registration_reregistrations_total')).toBe(1)
+    expect(sumSamples(samples, 'framework_registration_registered')).toBe(1)
   })
 })
