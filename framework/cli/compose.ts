@@ -13,6 +13,7 @@ import {
   imageFrameworkBin,
 } from './gateway-plan.js'
 import { checkReplicaRoles } from './replicas.js'
+import { scrapeAnnotations } from './scrape-annotations.js'
 import { renderTemplate, TEMPLATES_DIR } from './template.js'
 import { VENDOR_DIR } from './vendor.js'
 
@@ -128,6 +129,8 @@ export async function composePlan(
         ),
       },
       deploy: { replicas: count },
+      // Where a scraper (Prometheus' docker service discovery) finds /metrics.
+      labels: scrapeAnnotations(port),
       restart: 'unless-stopped',
       stop_grace_period: '15s',
       ...(host ? { network_mode: 'host' } : {}),
@@ -197,6 +200,7 @@ function gatewayService(
       etcd: { condition: 'service_healthy' },
       ...Object.fromEntries(edge.exposing.map((role) => [role, { condition: 'service_started' }])),
     },
+    labels: scrapeAnnotations(options.port),
     restart: 'unless-stopped',
     stop_grace_period: '15s',
     ...(options.host ? { network_mode: 'host' } : { ports: [`${options.port}:${options.port}`] }),

@@ -59,6 +59,18 @@ function gatewayPortOf(flags: ComposeFlags): number {
   return port
 }
 
+/** `ps --window <seconds>` in ms: a positive number of seconds up to a minute. */
+function windowOption(text: string): number {
+  const seconds = Number(text)
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 60) {
+    throw new CliError(
+      `--window ${text} is invalid: use seconds between 0 and 60, e.g. --window 1`,
+      'FRAMEWORK_ERR_USAGE',
+    )
+  }
+  return seconds * 1000
+}
+
 function composeOptions(flags: ComposeFlags) {
   const etcdPort = Number(flags.etcdPort)
   if (!Number.isInteger(etcdPort) || etcdPort < 1 || etcdPort > 65534) {
@@ -217,52 +229,80 @@ program
   .command('ps')
   .description('the live phone book: every registered instance')
   .option('--json', 'print JSON')
+  .option(
+    '--window <seconds>',
+    'calls/s and 5xx share from two /metrics scrapes this far apart (default: one scrape, averaged since each instance started)',
+  )
   .addOption(etcdOption())
   .addOption(namespaceOption())
   .addOption(dirOption())
-  .action(async (flags: { json?: boolean; etcd?: string; namespace?: string; dir: string }) => {
-    const { phoneBookTarget } = await import('./phone-book-target.js')
-    const { formatAge, readPhoneBook } = await import('./ps.js')
-    const target = phoneBookTarget(flags, process.env)
-    const book = await readPhoneBook(target)
-    if (flags.json) return out(JSON.stringify({ namespace: target.namespace, ...book }, null, 2))
-    const style = styler(process.stdout)
-    if (book.instances.length === 0) {
-      out(
-        `no instances registered in namespace '${target.namespace}' (etcd ${target.etcdEndpoints.join(',')})`,
+  .action(
+    async (flags: {
+      json?: boolean
+      window?: string
+      etcd?: string
+      namespace?: string
+      dir: string
+    }) => {
+      const { phoneBookTarget } = await import('./phone-book-target.js')
+      const { formatAge, readPhoneBook } = await import('./ps.js')
+      const { callRates, formatErrorRate, formatRate } = await import('./call-rates.js')
+      const target = phoneBookTarget(flags, process.env)
+      const windowMs = flags.window === undefined ? undefined : windowOption(flags.window)
+      const book = await readPhoneBook(target)
+      const rates = await callRates(
+        book.instances.map((row) => row.url),
+        windowMs,
       )
-    } else {
-      out(
-        formatTable(
-          [
-            'role',
-            'instance',
-            'url',
-            'age',
-            'inflight',
-            'cpu',
-            'rss',
-            'contract',
-            'lease',
-            'record',
-          ],
-          book.instances.map((row) => [
-            row.role,
-            row.id,
-            row.url,
-            formatAge(row.ageSeconds),
-            String(row.inflight),
-            row.cpu.toFixed(2),
-            `${row.rssMiB}M`,
-            row.contract.slice(0, 8),
-            row.ttlLeft === undefined ? '?' : `${row.ttlLeft}/${row.grantedTtl}s`,
-            row.stale ? style.color(33, 'stale') : 'fresh',
-          ]),
-        ),
-      )
-    }
-    for (const bad of book.malformed) out(`malformed: ${bad.reason}`)
-  })
+      if (flags.json) {
+        const instances = book.instances.map((row) => ({
+          ...row,
+          calls: rates.get(row.url) ?? null,
+        }))
+        return out(JSON.stringify({ namespace: target.namespace, ...book, instances }, null, 2))
+      }
+      const style = styler(process.stdout)
+      if (book.instances.length === 0) {
+        out(
+          `no instances registered in namespace '${target.namespace}' (etcd ${target.etcdEndpoints.join(',')})`,
+        )
+      } else {
+        out(
+          formatTable(
+            [
+              'role',
+              'instance',
+              'url',
+              'age',
+              'inflight',
+              'cpu',
+              'rss',
+              'contract',
+              'lease',
+              'record',
+              'calls/s',
+              '5xx',
+            ],
+            book.instances.map((row) => [
+              row.role,
+              row.id,
+              row.url,
+              formatAge(row.ageSeconds),
+              String(row.inflight),
+              row.cpu.toFixed(2),
+              `${row.rssMiB}M`,
+              row.contract.slice(0, 8),
+              row.ttlLeft === undefined ? '?' : `${row.ttlLeft}/${row.grantedTtl}s`,
+              row.stale ? style.color(33, 'stale') : 'fresh',
+              formatRate(rates.get(row.url)),
+              formatErrorRate(rates.get(row.url)),
+            ]),
+          ),
+        )
+      }
+      for (const bad of book.malformed) out(`malformed: ${bad.reason}`)
+    },
+  )
 
 program
   .command('watch')

@@ -6,7 +6,9 @@ import { sleep } from '../internal/timers.js'
 import { type CallMetadata, hasMetadata } from '../protocol/metadata.js'
 import type { DepOptions } from '../service/define-service.js'
 import type { Tracing } from '../telemetry/tracing.js'
+import type { ClientMetrics, DependencyMetrics } from '../telemetry/client-metrics.js'
 import { DependencyWaitError } from './call-errors.js'
+import { measuredCall } from './call-outcome.js'
 import { DEFAULT_TIMEOUT_MS, DependencyClient } from './dependency-client.js'
 import { HttpTransport, type TransportOptions } from './http-transport.js'
 import { RetryBudget } from './retry-budget.js'
@@ -23,11 +25,15 @@ export interface DependenciesOptions {
   transport?: TransportOptions
   /** Client spans for every call, when tracing is on. */
   tracing?: Tracing
+  /** Where calls, attempts, retries and ejections are counted (an instance's /metrics). */
+  metrics?: ClientMetrics
 }
 
 /** The clients of a service's declared dependencies: one resolver, balancer and retry budget per role. */
 export class Dependencies {
   readonly clients = new Map<string, DependencyClient>()
+  /** Each role's metrics, when the process has metrics. */
+  readonly #metrics = new Map<string, DependencyMetrics>()
   readonly resolvers = new Map<string, EtcdResolver>()
   readonly #transport: HttpTransport
   readonly #unsubscribe: (() => void)[] = []
@@ -50,6 +56,12 @@ export class Dependencies {
         }),
       )
       this.resolvers.set(role, resolver)
+      const metrics = options.metrics?.forRole(role, (path) =>
+        resolver.endpoints.some((endpoint) => endpoint.record.procedures[path] !== undefined),
+      )
+      if (metrics) this.#metrics.set(role, metrics)
+      const budget = new RetryBudget()
+      if (metrics) budget.onExhausted = () => metrics.budgetExhausted()
       this.clients.set(
         role,
         new DependencyClient({
@@ -59,10 +71,11 @@ export class Dependencies {
           resolver,
           transport: this.#transport,
           balancer: createBalancer(depOptions.balancer),
-          budget: new RetryBudget(),
+          budget,
           timeoutMs: depOptions.timeoutMs ?? DEFAULT_TIMEOUT_MS,
           log,
           tracing: options.tracing,
+          metrics,
         }),
       )
     }
@@ -79,10 +92,16 @@ export class Dependencies {
     const deps: Record<string, unknown> = {}
     for (const [role, client] of this.clients) {
       deps[role] = routerProxy((path, input, options) =>
-        client.call(path, input, options, deadline, carried),
+        this.measured(role, path, client.call(path, input, options, deadline, carried)),
       )
     }
     return deps
+  }
+
+  /** `call` (of `path` on `role`), counted in the process's metrics once it settles. */
+  measured(role: string, path: string, call: Promise<unknown>): Promise<unknown> {
+    const metrics = this.#metrics.get(role)
+    return metrics ? measuredCall(metrics, path, call) : call
   }
 
   /** Resolves once every dependency has a live instance; rejects after `timeoutMs` naming the missing roles. */
@@ -101,6 +120,11 @@ export class Dependencies {
       }
       await sleep(50)
     }
+  }
+
+  /** RPC streams open to the dependencies' instances. */
+  get openStreams(): number {
+    return this.#transport.openStreams
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { CallOptions } from '../service/router-client.js'
 import { type ClientCallSpan, startClientCall } from '../telemetry/spans.js'
 import type { Tracing } from '../telemetry/tracing.js'
+import type { DependencyMetrics } from '../telemetry/client-metrics.js'
 import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
 import {
   type HttpAnswer,
@@ -34,6 +35,8 @@ export interface DependencyClientOptions {
   log: Logger
   /** One CLIENT span per call, with an event per attempt, when tracing is on. */
   tracing?: Tracing
+  /** Counts attempts, retries, reroutes and ejections (an instance's /metrics). */
+  metrics?: DependencyMetrics
 }
 
 /**
@@ -133,10 +136,14 @@ export class DependencyClient {
         // without spending the retry budget (it adds no work to any instance); each instance at
         // most once per call.
         const reroutable = !err.sent && err.reason !== 'input'
-        if (reroutable && deadlineLeft > 0 && this.#hasAlternative(path, endpoint, tried)) continue
+        if (reroutable && deadlineLeft > 0 && this.#hasAlternative(path, endpoint, tried)) {
+          this.options.metrics?.rerouted()
+          continue
+        }
         const retryable = err.reason !== 'input' && (kind === 'query' || !err.sent)
         if (retryable && retries < MAX_RETRIES && deadlineLeft > 0 && budget.withdraw()) {
           retries++
+          this.#retried(endpoint, err.reason)
           continue
         }
         if (err.reason === 'timeout') throw this.#timeout(path, allowedMs, err)
@@ -159,6 +166,7 @@ export class DependencyClient {
         ) {
           tried.add(endpoint)
           retries++
+          this.#retried(endpoint, 'HTTP 503')
           continue
         }
       }
@@ -177,6 +185,7 @@ export class DependencyClient {
     metadata: CallMetadata | undefined,
   ): Promise<TimedAnswer> {
     endpoint.inflight++
+    const started = performance.now()
     try {
       const answer = await this.options.transport.send(
         endpoint.url,
@@ -195,6 +204,7 @@ export class DependencyClient {
       return answer
     } finally {
       endpoint.inflight--
+      this.options.metrics?.attempted(started)
     }
   }
 
@@ -280,6 +290,16 @@ export class DependencyClient {
       { role: this.options.role, instance: endpoint.id, url: endpoint.url, reason, backoffMs },
       'instance ejected',
     )
+    this.options.metrics?.ejected()
+  }
+
+  /** A retry is logged (as ejections are) and counted: the two can be checked against each other. */
+  #retried(endpoint: Endpoint, reason: string): void {
+    this.options.log.info(
+      { role: this.options.role, instance: endpoint.id, reason },
+      'call retried on another instance',
+    )
+    this.options.metrics?.retried()
   }
 
   async #awaitListing(deadline: number): Promise<void> {

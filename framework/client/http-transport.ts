@@ -139,6 +139,16 @@ export class HttpTransport {
     void channel.pool.close().catch(() => undefined)
   }
 
+  /** RPC streams open now (upgraded, or draining after a goaway). */
+  get openStreams(): number {
+    let open = 0
+    for (const channel of this.#channels.values()) {
+      const state = channel.stream?.state
+      if (state === 'open' || state === 'draining') open++
+    }
+    return open
+  }
+
   async close(): Promise<void> {
     const channels = [...this.#channels.values()]
     this.#channels.clear()

@@ -5,6 +5,8 @@
 export class RetryBudget {
   #tokens: number
   #refilledAt = Date.now()
+  /** Told each time a retry is refused for want of budget (the process's metrics). */
+  onExhausted: (() => void) | undefined
 
   constructor(
     private readonly ratio = 0.2,
@@ -28,7 +30,10 @@ export class RetryBudget {
   /** Takes one retry if the budget allows. */
   withdraw(): boolean {
     this.#refill()
-    if (this.#tokens < 1) return false
+    if (this.#tokens < 1) {
+      this.onExhausted?.()
+      return false
+    }
     this.#tokens--
     return true
   }

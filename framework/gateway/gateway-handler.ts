@@ -13,6 +13,8 @@ import {
   withTraceContext,
 } from '../protocol/metadata.js'
 import { describeInputIssues } from '../service/errors.js'
+import { type Scrape, serveMetrics } from '../telemetry/metrics-endpoint.js'
+import type { ServerMetrics } from '../telemetry/server-metrics.js'
 import { type CallAnswer, callFailure, refusal, success, WholeRefusal } from './answers.js'
 import { readCallInputs } from './call-inputs.js'
 import { corsHeaders, preflightHeaders } from './cors.js'
@@ -33,6 +35,8 @@ export interface GatewayHandlerOptions {
   /** The OpenAPI document, as served. */
   openapiJson: string
   log: Logger
+  /** `/metrics` serves `scrape`; each call is counted in `server` by its name (`role.path`). */
+  metrics?: { server: ServerMetrics; scrape: Scrape }
 }
 
 const JSON_TYPE = 'application/json'
@@ -141,6 +145,9 @@ export class GatewayHandler {
           : this.#sendJson(res, headers, 503, '{"status":"not ready"}')
       case 'openapi':
         return this.#sendJson(res, headers, 200, this.#options.openapiJson)
+      case 'metrics':
+        if (!this.#options.metrics) return this.#send(res, headers, notExposed(undefined))
+        return serveMetrics(req, res, this.#options.metrics.scrape, this.#options.log)
       case 'malformed':
         return this.#send(res, headers, refusal('BAD_REQUEST', route.message, undefined))
       case 'unknown':
@@ -160,7 +167,11 @@ export class GatewayHandler {
     const { procedures, definition } = this.#options
     const names = route.kind === 'trpc' ? route.names : [route.name]
     const found = names.map((name) => procedures.get(name))
-    const answerAll = (answers: CallAnswer[]) => this.#answer(res, headers, route, answers)
+    const started = performance.now()
+    const answerAll = (answers: CallAnswer[]) => {
+      this.#measure(req, names, found, answers, started)
+      return this.#answer(res, headers, route, answers)
+    }
     try {
       if (req.method !== 'GET' && req.method !== 'POST') {
         throw new WholeRefusal(
@@ -237,13 +248,32 @@ export class GatewayHandler {
       this.#options.log.warn({ err, call: name }, 'input schema threw at the edge')
     }
     if (issues) return refusal('BAD_REQUEST', describeInputIssues(issues), name, { issues })
-    const client = this.#options.dependencies.clients.get(procedure.role)
+    const { dependencies } = this.#options
+    const client = dependencies.clients.get(procedure.role)
     if (!client) return notExposed(name)
     try {
-      return success(await client.call(procedure.path, input, undefined, undefined, metadata))
+      const call = client.call(procedure.path, input, undefined, undefined, metadata)
+      return success(await dependencies.measured(procedure.role, procedure.path, call))
     } catch (err) {
       return callFailure(err, name, procedure.role, this.#options.log)
     }
+  }
+
+  /** Counts each call of a request once answered (refusals of the whole request are not calls). */
+  #measure(
+    req: IncomingMessage,
+    names: readonly string[],
+    found: readonly (ExposedProcedure | undefined)[],
+    answers: readonly CallAnswer[],
+    started: number,
+  ): void {
+    const metrics = this.#options.metrics?.server
+    if (!metrics) return
+    const seconds = (performance.now() - started) / 1000
+    const sentKind = req.method === 'POST' ? 'mutation' : 'query'
+    answers.forEach((answer, i) => {
+      metrics.observe(names[i]!, found[i]?.kind ?? sentKind, answer.status, seconds)
+    })
   }
 
   #requestView(req: IncomingMessage, names: readonly string[]): GatewayRequest {

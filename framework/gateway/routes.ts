@@ -1,3 +1,5 @@
+import { METRICS_PATH } from '../telemetry/metrics-endpoint.js'
+
 /** What a request to the gateway asks for, from its URL alone. */
 export type GatewayRoute =
   /** tRPC's HTTP protocol: `/trpc/<role>.<path>`, or comma-joined names with `?batch=1`. */
@@ -7,6 +9,7 @@ export type GatewayRoute =
   | { kind: 'openapi' }
   | { kind: 'healthz' }
   | { kind: 'readyz' }
+  | { kind: 'metrics' }
   /** Not a gateway path, or a name no procedure can have: 404. */
   | { kind: 'unknown'; name: string | undefined }
   /** A path that cannot be read (bad percent-encoding): 400. */
@@ -50,6 +53,7 @@ export function parseRoute(url: string): GatewayRoute {
   if (pathname === OPENAPI_PATH) return { kind: 'openapi' }
   if (pathname === '/healthz') return { kind: 'healthz' }
   if (pathname === '/readyz') return { kind: 'readyz' }
+  if (pathname === METRICS_PATH) return { kind: 'metrics' }
   return { kind: 'unknown', name: undefined }
 }
 

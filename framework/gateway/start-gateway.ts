@@ -9,6 +9,7 @@ import { sleep } from '../internal/timers.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import type { AnyServiceDefinition, DepOptions } from '../service/define-service.js'
 import { startTracing } from '../telemetry/tracing.js'
+import { InstanceMetrics } from '../telemetry/instance-metrics.js'
 import type { GatewayConfig } from './config.js'
 import { defineGateway, GatewayConfigError, type GatewayDefinition } from './define-gateway.js'
 import { ExposedProcedures } from './exposed-procedures.js'
@@ -83,6 +84,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const etcd = createEtcdClient(config.etcdEndpoints)
   const deps: Record<string, DepOptions> = {}
   for (const role of procedures.roles) deps[role] = gateway.deps[role] ?? {}
+  // Server-call series by exposed name (`role.path`); any other name counts as `unknown`.
+  const metrics = new InstanceMetrics(
+    Object.fromEntries(procedures.list().map(({ name, kind }) => [name, kind])),
+  )
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints: config.etcdEndpoints,
@@ -91,6 +96,12 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     log,
     transport: options.transport,
     tracing,
+    metrics: metrics.client,
+  })
+  metrics.observe({
+    resolvers: () => dependencies.resolvers.values(),
+    // The gateway accepts no RPC streams; it opens them to the services.
+    streams: { server: () => 0, client: () => dependencies.openStreams },
   })
   const handler = new GatewayHandler({
     procedures,
@@ -100,6 +111,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       openApiDocument(procedures, { title: `${config.namespace} gateway`, version: app.version }),
     ),
     log,
+    metrics: { server: metrics.server, scrape: metrics.scrape },
   })
   const server = createServer({ maxHeaderSize: gateway.limits.maxHeaderBytes }, handler.handle)
   server.on('clientError', handler.clientError)

@@ -18,6 +18,7 @@ import type { InstanceInfo } from '../service/context.js'
 import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
 import { startTracing } from '../telemetry/tracing.js'
+import { InstanceMetrics } from '../telemetry/instance-metrics.js'
 import { callContextFactory, requestMetadata } from './call-context.js'
 import type { RuntimeConfig } from './config.js'
 import { createFastPathHandler } from './fast-path.js'
@@ -25,6 +26,7 @@ import { HttpDrain } from './http-drain.js'
 import { createHttpApp } from './http-server.js'
 import { createInvoker } from './invoker.js'
 import { LoadSampler } from './load.js'
+import { measuredInvoker } from './measured-invoker.js'
 import { createStreamServer } from './rpc-stream.js'
 import { ServedCalls } from './served-calls.js'
 
@@ -84,6 +86,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const tracing = await startTracing(process.env, { role: definition.role, instance: id })
   const load = new LoadSampler()
   const served = new ServedCalls(procedures)
+  const metrics = new InstanceMetrics(procedures)
   const etcd = createEtcdClient(config.etcdEndpoints)
   const startedAt = new Date().toISOString()
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
@@ -98,6 +101,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
           deps: definition.deps,
           log,
           tracing,
+          metrics: metrics.client,
         })
       : undefined
   const contextFor = callContextFactory({ instance, log, deps })
@@ -111,15 +115,13 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
     tracing,
+    scrape: metrics.scrape,
+    metrics: metrics.server,
   })
-  const invoker = createInvoker({
-    router: definition.router,
-    context: contextFor,
-    load,
-    served,
-    log,
-    tracing,
-  })
+  const invoker = measuredInvoker(
+    createInvoker({ router: definition.router, context: contextFor, load, served, log, tracing }),
+    metrics.server,
+  )
   const fastPath = createFastPathHandler({
     invoker,
     log,
@@ -173,6 +175,11 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     loadRefreshMs: config.loadRefreshMs,
     record,
     log,
+  })
+  metrics.observe({
+    registration,
+    resolvers: () => deps?.resolvers.values() ?? [],
+    streams: { server: () => streams.open, client: () => deps?.openStreams ?? 0 },
   })
   if (deps && definition.waitForDeps) {
     log.info(

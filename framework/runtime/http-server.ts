@@ -7,8 +7,11 @@ import { TRPC_PREFIX } from '../protocol/paths.js'
 import type { ServiceContext } from '../service/context.js'
 import { type ServedCallSpan, startServedCall } from '../telemetry/spans.js'
 import type { Tracing } from '../telemetry/tracing.js'
+import { isMetricsUrl, type Scrape, serveMetrics } from '../telemetry/metrics-endpoint.js'
+import type { ServerMetrics } from '../telemetry/server-metrics.js'
 import type { LoadSampler } from './load.js'
 import type { ServedCalls } from './served-calls.js'
+import { trpcCallMetrics } from './trpc-metrics.js'
 
 export interface HttpAppOptions {
   router: AnyRouter
@@ -30,6 +33,9 @@ export interface HttpAppOptions {
   isReady: () => boolean
   /** One SERVER span per `/trpc` request (a tRPC batch is one span), when tracing is on. */
   tracing?: Tracing
+  /** `/metrics` serves this (Prometheus text); calls at `/trpc` are counted in `metrics`. */
+  scrape?: Scrape
+  metrics?: ServerMetrics
 }
 
 /** What the node:http server hands every request that is not the framework's own (`/_rpc`). */
@@ -45,16 +51,18 @@ function answerJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The instance's HTTP surface: `/healthz` (alive) and `/readyz` (registered), answered on
+ * The instance's HTTP surface: `/healthz` (alive), `/readyz` (registered) and `/metrics`
+ * (Prometheus), answered on
  * node:http, and tRPC's standard adapter at `/trpc` (tRPC maps bad input to 400, unknown
  * procedures to 404, oversized bodies to 413, malformed JSON to 400) on express, which is loaded
  * at the first request that needs it: the framework's clients use `/_rpc`, and an instance that
  * no other tRPC client calls never holds express in memory.
  */
 export function createHttpApp(options: HttpAppOptions): RequestListener {
-  const { log, isReady } = options
+  const { log, isReady, scrape } = options
   let app: Promise<Express> | undefined
   return (req, res) => {
+    if (scrape && isMetricsUrl(req.url)) return serveMetrics(req, res, scrape, log)
     const path = req.url?.split('?', 1)[0]
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/healthz') return answerJson(res, 200, { status: 'alive' })
@@ -77,6 +85,7 @@ export function createHttpApp(options: HttpAppOptions): RequestListener {
 async function expressApp(options: HttpAppOptions): Promise<Express> {
   const { router, context, log, load, served, maxBodyBytes, tracing } = options
   const spans = new WeakMap<IncomingMessage, ServedCallSpan>()
+  const measured = options.metrics && trpcCallMetrics(options.metrics)
   const [{ default: express }, { createExpressMiddleware }] = await Promise.all([
     import('express'),
     import('@trpc/server/adapters/express'),
@@ -100,6 +109,7 @@ async function expressApp(options: HttpAppOptions): Promise<Express> {
       traceMetadata(req),
     )
     if (span) spans.set(req, span)
+    measured?.track(req, res, paths)
     res.once('close', () => {
       for (const path of paths) served.count(path)
       span?.end(res.statusCode)
@@ -112,7 +122,8 @@ async function expressApp(options: HttpAppOptions): Promise<Express> {
       router,
       maxBodySize: maxBodyBytes,
       createContext: ({ req }) => context(req, procedurePaths(req.path).join(','), spans.get(req)),
-      onError: ({ error, path, type }) => {
+      onError: ({ error, path, type, req }) => {
+        measured?.failed(req, path, error)
         if (error.code === 'INTERNAL_SERVER_ERROR') {
           log.error({ err: error.cause ?? error, path, type }, 'procedure failed')
         }

@@ -108,6 +108,12 @@ describe('framework k8s, example app', () => {
       const pod = find(docs, 'Deployment', role)!.spec.template.spec
       const [container] = pod.containers
       expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' })
+      // A scraper finds /metrics on the container port (roles and the gateway alike).
+      expect(find(docs, 'Deployment', role)!.spec.template.metadata.annotations).toEqual({
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': String(container.ports[0].containerPort),
+        'prometheus.io/path': '/metrics',
+      })
       expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' })
       // The default drain is 10 s; SIGTERM must get it and the lease revoke before SIGKILL.
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(10)
@@ -150,6 +156,11 @@ describe('framework k8s, example app', () => {
     expect(container.command).toEqual(['node', 'dist/cli/bin.js', 'gateway', '--built'])
     expect(container.ports).toEqual([{ name: 'http', containerPort: 8080 }])
     expect(container.env).toContainEqual({ name: 'GATEWAY_PORT', value: '8080' })
+    expect(deployment.template.metadata.annotations).toEqual({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '8080',
+      'prometheus.io/path': '/metrics',
+    })
     expect(container.env).toContainEqual({ name: 'NODE_ENV', value: 'production' })
     expect(container.env).toContainEqual({ name: 'FRAMEWORK_NAMESPACE', value: 'framework' })
     expect(container.env).toContainEqual(expect.objectContaining({ name: 'ETCD_ENDPOINTS' }))

@@ -142,6 +142,12 @@ it('npm pack → install into a new app → framework build → built instances 
   expect(called.code, called.stderr).toBe(0)
   expect(JSON.parse(called.stdout)).toMatchObject({ message: 'hello ada' })
   expect(JSON.parse(called.stdout).instance).toMatch(/^inventory-/)
+  const listed = run(process.execPath, ['--import', PROBE, framework, 'ps'], app, {
+    ...env,
+    MODULE_PROBE_FILE: join(workdir, 'ps-modules.json'),
+  })
+  expect(listed.code, listed.stderr).toBe(0)
+  expect(listed.stdout.split('\n')[0]).toMatch(/calls\/s\s+5xx$/)
 
   // The installed CLI re-vendors itself: npm pack of node_modules/framework.
   rmSync(join(app, 'vendor'), { recursive: true })
@@ -158,6 +164,7 @@ it('npm pack → install into a new app → framework build → built instances 
     orders.probeFile,
     gateway.probeFile,
     join(workdir, 'call-modules.json'),
+    join(workdir, 'ps-modules.json'),
   ]) {
     const modules = JSON.parse(readFileSync(probeFile, 'utf8')) as string[]
     // The probe saw the process load the installed framework's compiled code…
@@ -165,5 +172,16 @@ it('npm pack → install into a new app → framework build → built instances 
     // …and never tsx, nor any TypeScript file.
     expect(modules.filter((m) => m.includes('/node_modules/tsx/'))).toEqual([])
     expect(modules.filter((m) => /\.[cm]?ts$/.test(m))).toEqual([])
+  }
+  // prom-client is loaded by instances and the gateway at boot, never by the CLI's one-shots.
+  const loadsPromClient = (probeFile: string) =>
+    (JSON.parse(readFileSync(probeFile, 'utf8')) as string[]).some((m) =>
+      m.includes('/node_modules/prom-client/'),
+    )
+  for (const { probeFile } of [inventory, orders, gateway]) {
+    expect(loadsPromClient(probeFile), probeFile).toBe(true)
+  }
+  for (const oneShot of ['call', 'ps']) {
+    expect(loadsPromClient(join(workdir, `${oneShot}-modules.json`)), oneShot).toBe(false)
   }
 }, 240_000)

@@ -2,6 +2,7 @@ import { validate } from '@readme/openapi-parser'
 import { createTRPCClient, httpBatchLink, httpLink, TRPCClientError } from '@trpc/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { parseSamples, sumSamples } from '../../framework/cli/metrics-text.js'
 import { defineGateway, type GatewayRouter } from '../../framework/index.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import { back, front, type ghost, served, startTestGateway } from '../support/gateway-services.js'
@@ -531,5 +532,62 @@ describe('shutdown', () => {
     expect(await json(response)).toEqual({ result: { data: { slept: 500 } } })
     await stopped
     await expect(fetch(`${running.url}/healthz`)).rejects.toThrow()
+  })
+})
+
+describe('the gateway serves /metrics', () => {
+  it('counts each call by exposed name and status (unexposed names as `unknown`), and its calls to the roles', async () => {
+    await withGateway(undefined, async (url) => {
+      for (let i = 0; i < 3; i++) {
+        expect(
+          (await fetch(`${url}/trpc/gw-front.echo?input=${input({ text: `e${i}` })}`)).status,
+        ).toBe(200)
+      }
+      const save = () =>
+        fetch(`${url}/trpc/gw-front.save`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ text: 's' }),
+        })
+      expect((await save()).status).toBe(200)
+      expect((await save()).status).toBe(200)
+      // Refused at the edge: bad input (400), a procedure not exposed (404).
+      expect((await fetch(`${url}/trpc/gw-front.echo?input=${input({ text: 1 })}`)).status).toBe(
+        400,
+      )
+      expect((await fetch(`${url}/trpc/gw-front.secret`)).status).toBe(404)
+      expect((await fetch(`${url}/api/gw-front/nested/ping`)).status).toBe(200)
+
+      const metrics = await fetch(`${url}/metrics?debug=1`)
+      expect(metrics.status).toBe(200)
+      expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+      const samples = parseSamples(
+        await metrics.text(),
+        new Set(['framework_server_calls_total', 'framework_client_calls_total']),
+      )
+      const calls = (labels: Record<string, string>) =>
+        sumSamples(samples, 'framework_server_calls_total', labels)
+      expect(calls({ procedure: 'gw-front.echo', kind: 'query', code: '200' })).toBe(3)
+      expect(calls({ procedure: 'gw-front.echo', kind: 'query', code: '400' })).toBe(1)
+      expect(calls({ procedure: 'gw-front.save', kind: 'mutation', code: '200' })).toBe(2)
+      expect(calls({ procedure: 'gw-front.nested.ping', kind: 'query', code: '200' })).toBe(1)
+      expect(calls({ procedure: 'unknown', kind: 'query', code: '404' })).toBe(1)
+      expect(calls({})).toBe(8)
+      // Only the calls that passed the edge were forwarded, each counted once at the client.
+      const forwarded = (procedure: string) =>
+        sumSamples(samples, 'framework_client_calls_total', {
+          role: 'gw-front',
+          procedure,
+          outcome: 'ok',
+        })
+      expect([forwarded('echo'), forwarded('save'), forwarded('nested.ping')]).toEqual([3, 2, 1])
+      expect(sumSamples(samples, 'framework_client_calls_total')).toBe(6)
+
+      const head = await fetch(`${url}/metrics`, { method: 'HEAD' })
+      expect(head.status).toBe(200)
+      const post = await fetch(`${url}/metrics`, { method: 'POST', body: '{}' })
+      expect(post.status).toBe(405)
+      expect(post.headers.get('allow')).toBe('GET, HEAD')
+    })
   })
 })

@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { StringDecoder } from 'node:string_decoder'
 import { TRPCError } from '@trpc/server'
 import { pino } from 'pino'
+import { Registry } from 'prom-client'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DependencyCallError, RemoteProcedureError } from '../../framework/client/call-errors.js'
 import {
@@ -17,6 +18,7 @@ import { Endpoint } from '../../framework/discovery/endpoint.js'
 import type { Resolver, ResolverUpdate } from '../../framework/discovery/resolver.js'
 import { DEADLINE_HEADER } from '../../framework/protocol/headers.js'
 import { instanceKey, type PhoneBookRecord } from '../../framework/registry/record.js'
+import { ClientMetrics } from '../../framework/telemetry/client-metrics.js'
 
 const ROLE = 'cache'
 const NAMESPACE = 'shop'
@@ -397,6 +399,60 @@ for (const { name: via, stream } of TRANSPORTS) {
         await expect(client.call('get', { key: 'k' })).resolves.toMatchObject({ served: 'alive' })
         expect(dropper.requests).toHaveLength(1)
         expect(alive.requests).toHaveLength(1)
+      })
+    })
+
+    describe('DependencyClient: metrics', () => {
+      /** A client whose role's series live in a fresh registry; `value(name)` reads one. */
+      function measuredClient(endpoints: Endpoint[], budget = new RetryBudget()) {
+        const registry = new Registry()
+        const metrics = new ClientMetrics(registry).forRole(ROLE, () => true)
+        budget.onExhausted = () => metrics.budgetExhausted()
+        const { client } = makeClient(endpoints, { metrics, budget })
+        const value = async (name: string) => {
+          const found = await registry.getSingleMetric(name)?.get()
+          // A histogram's samples: only its count (of observations).
+          const values = found!.values as { value: number; metricName?: string }[]
+          return values
+            .filter((sample) => !sample.metricName || sample.metricName === `${name}_count`)
+            .reduce((sum, sample) => sum + sample.value, 0)
+        }
+        return { client, value }
+      }
+
+      it('counts each attempt, the retry after a 503 and the ejection of the instance that sent it', async () => {
+        const busy = await serve('busy', {
+          status: 503,
+          body: tRPCError('overloaded', 'SERVICE_UNAVAILABLE', 503),
+        })
+        const alive = await serve('alive')
+        const { client, value } = measuredClient([busy.endpoint, alive.endpoint])
+        for (let i = 0; i < 2; i++) await client.call('get', { i })
+        expect(await value('framework_client_retries_total')).toBe(1)
+        expect(await value('framework_client_ejections_total')).toBe(1)
+        expect(await value('framework_client_reroutes_total')).toBe(0)
+        // busy once, alive twice.
+        expect(await value('framework_client_attempt_duration_seconds')).toBe(3)
+        expect(await value('framework_client_retry_budget_exhausted_total')).toBe(0)
+      })
+
+      it('counts a retry refused for want of budget, and a reroute that spends none', async () => {
+        const dead = await refusedEndpoint('dead')
+        const alive = await serve('alive')
+        ejectForAMinute(alive.endpoint)
+        const spent = measuredClient([dead, alive.endpoint], new RetryBudget(0.2, 0))
+        await callFailure(spent.client.call('get', {}))
+        expect(await spent.value('framework_client_retry_budget_exhausted_total')).toBe(1)
+        expect(await spent.value('framework_client_retries_total')).toBe(0)
+
+        // A refused connection with a healthy instance left: rerouted, not retried.
+        const dead2 = await refusedEndpoint('dead2')
+        const alive2 = await serve('alive2')
+        const rerouting = measuredClient([dead2, alive2.endpoint])
+        for (let i = 0; i < 2; i++) await rerouting.client.call('get', { i })
+        expect(await rerouting.value('framework_client_reroutes_total')).toBe(1)
+        expect(await rerouting.value('framework_client_retries_total')).toBe(0)
+        expect(await rerouting.value('framework_client_ejections_total')).toBe(1)
       })
     })
 

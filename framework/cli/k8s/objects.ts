@@ -2,6 +2,7 @@ import { DEFAULT_GATEWAY_PORT } from '../../gateway/config.js'
 import type { RoleManifest } from '../build/manifest.js'
 import { CliError } from '../cli-error.js'
 import { GATEWAY_NAME, type GatewayPlan, gatewayPlan } from '../gateway-plan.js'
+import { scrapeAnnotations } from '../scrape-annotations.js'
 
 /** One Kubernetes object, as plain data (apiVersion, kind, metadata, spec). */
 export interface K8sObject {
@@ -259,7 +260,11 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
         selector: { matchLabels: selector(role.role) },
         strategy: ROLLING_UPDATE,
         template: {
-          metadata: { labels: labels(plan, role.role) },
+          metadata: {
+            labels: labels(plan, role.role),
+            // Where a scraper (Prometheus' pod service discovery) finds /metrics.
+            annotations: scrapeAnnotations(CONTAINER_PORT),
+          },
           spec: {
             terminationGracePeriodSeconds: gracePeriodSeconds(plan),
             securityContext: NON_ROOT,
@@ -336,7 +341,10 @@ function gatewayObjects(plan: K8sPlan, edge: GatewayPlan, etcd: string): K8sObje
         selector: { matchLabels: selector(GATEWAY_NAME) },
         strategy: ROLLING_UPDATE,
         template: {
-          metadata: { labels: labels(plan, GATEWAY_NAME) },
+          metadata: {
+            labels: labels(plan, GATEWAY_NAME),
+            annotations: scrapeAnnotations(DEFAULT_GATEWAY_PORT),
+          },
           spec: {
             terminationGracePeriodSeconds: gracePeriodSeconds(plan),
             securityContext: NON_ROOT,

@@ -1,0 +1,82 @@
+import { Counter, Histogram, type Registry } from 'prom-client'
+import type { ProcedureKind } from '../protocol/procedure-kind.js'
+import { DURATION_BUCKETS, METRIC_PREFIX, UNKNOWN_PROCEDURE } from './metrics.js'
+
+type Label = 'procedure' | 'kind'
+
+/** The pre-resolved series of one procedure: no label object is built per call. */
+interface ProcedureSeries {
+  readonly procedure: string
+  readonly kind: string
+  readonly duration: Histogram.Internal<Label>
+  /** Counter children by HTTP status, made at a status's first use (a handful per procedure). */
+  readonly byStatus: Map<number, Counter.Internal>
+}
+
+/**
+ * Calls served, whatever the transport (RPC stream, `/_rpc` requests and batches, tRPC at
+ * `/trpc`): a counter by procedure, kind and result code (the HTTP status), and a duration
+ * histogram by procedure and kind. Only the service's own procedures are label values; any
+ * other path counts as `unknown`, so a scanner cannot grow the series.
+ */
+export class ServerMetrics {
+  readonly #calls: Counter<Label | 'code'>
+  readonly #duration: Histogram<Label>
+  readonly #known = new Map<string, ProcedureSeries>()
+  readonly #unknown = new Map<string, ProcedureSeries>()
+
+  constructor(registry: Registry, procedures: Readonly<Record<string, ProcedureKind>>) {
+    this.#calls = new Counter({
+      name: `${METRIC_PREFIX}server_calls_total`,
+      help: 'Calls served, by procedure, kind and result code (HTTP status).',
+      labelNames: ['procedure', 'kind', 'code'],
+      registers: [registry],
+    })
+    this.#duration = new Histogram({
+      name: `${METRIC_PREFIX}server_call_duration_seconds`,
+      help: 'Time from a call reaching the service to its answer, by procedure and kind.',
+      labelNames: ['procedure', 'kind'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    })
+    for (const [path, kind] of Object.entries(procedures)) {
+      this.#known.set(path, this.#series(path, kind))
+    }
+  }
+
+  /** One call of `path` answered with `status` after `seconds`. */
+  observe(path: string, kind: ProcedureKind, status: number, seconds: number): void {
+    const series = this.#known.get(path) ?? this.#unknownSeries(kind)
+    series.duration.observe(seconds)
+    let counter = series.byStatus.get(status)
+    if (!counter) {
+      counter = this.#calls.labels(series.procedure, series.kind, String(status))
+      series.byStatus.set(status, counter)
+    }
+    counter.inc()
+  }
+
+  /** The kind of a known procedure (its manifest's, whatever the request said). */
+  kindOf(path: string): ProcedureKind | undefined {
+    return this.#known.get(path)?.kind as ProcedureKind | undefined
+  }
+
+  #unknownSeries(kind: ProcedureKind): ProcedureSeries {
+    // At most two: a bad path sent as a query or as a mutation.
+    let series = this.#unknown.get(kind)
+    if (!series) {
+      series = this.#series(UNKNOWN_PROCEDURE, kind)
+      this.#unknown.set(kind, series)
+    }
+    return series
+  }
+
+  #series(procedure: string, kind: string): ProcedureSeries {
+    return {
+      procedure,
+      kind,
+      duration: this.#duration.labels(procedure, kind),
+      byStatus: new Map(),
+    }
+  }
+}
