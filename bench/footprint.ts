@@ -42,7 +42,16 @@ const CLI_GOAL_MS = 300
 type Variant = 'built' | 'tsx'
 
 /** What a running instance loads, each measured alone (the framework's runtime dependencies). */
-const PACKAGES = ['etcd3', 'undici', 'zod', 'express', '@trpc/server', 'pino', 'commander', 'prom-client']
+const PACKAGES = [
+  'etcd3',
+  'undici',
+  'zod',
+  'express',
+  '@trpc/server',
+  'pino',
+  'commander',
+  'prom-client',
+]
 
 /** Resident set size of a process, MB (from /proc: what the kernel counts). */
 function rssMb(pid: number): number {
