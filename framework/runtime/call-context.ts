@@ -72,15 +72,17 @@ export function callContextFactory(options: CallContextOptions): ContextFactory 
       }
     }
     let callLog: Logger | undefined
-    // Nested calls carry this call's span as their parent when it is traced.
-    const onward = span ? span.metadata : metadata
     return {
       instance,
       get log() {
         callLog ??= log.child(callLogFields(procedure, requestId, metadata, span))
         return callLog
       },
-      deps: deps ? deps.forRequest(deadline, propagatedMetadata(onward)) : noDeps,
+      // Nested calls carry this call's span as their parent when it is traced (its onward
+      // metadata is made only here, for a service that has dependencies).
+      deps: deps
+        ? deps.forRequest(deadline, propagatedMetadata(span ? span.metadata : metadata))
+        : noDeps,
       requestId,
       caller,
       metadata,
