@@ -6,7 +6,7 @@ import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { CallOptions } from '../service/router-client.js'
 import type { DependencyMetrics } from '../telemetry/client-metrics.js'
 import { type ClientCallSpan, startClientCall } from '../telemetry/spans.js'
-import type { Tracing } from '../telemetry/tracing.js'
+import type { Tracing } from '../telemetry/tracing-handle.js'
 import { DependencyCallError, RemoteProcedureError } from './call-errors.js'
 import {
   type HttpAnswer,

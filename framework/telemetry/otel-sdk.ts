@@ -2,7 +2,7 @@ import * as api from '@opentelemetry/api'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
-import type { TracedService, Tracing } from './tracing.js'
+import type { TracedService, Tracing } from './tracing-handle.js'
 
 /**
  * The OpenTelemetry SDK behind `Tracing`; imported by `startTracing` only when tracing is on.

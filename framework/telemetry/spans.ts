@@ -1,7 +1,7 @@
 import type { Context, Span } from '@opentelemetry/api'
 import { type CallMetadata, TRACEPARENT_KEY, TRACESTATE_KEY } from '../protocol/metadata.js'
 import { formatTraceparent, parseTraceparent } from '../protocol/trace-context.js'
-import type { Tracing } from './tracing.js'
+import type { Tracing } from './tracing-handle.js'
 
 /**
  * The two spans of a call, parented through call metadata alone: a served call's span is the

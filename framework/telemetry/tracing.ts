@@ -1,26 +1,11 @@
-import type { Tracer } from '@opentelemetry/api'
 import { ConfigError } from '../config/config-error.js'
+import type { TracedService, Tracing } from './tracing-handle.js'
 
-/**
+/*
  * Tracing for one instance: on when an OTLP endpoint is configured, else nothing is loaded.
  * The OpenTelemetry SDK is imported only then (`otel-sdk.ts`), so an instance or a CLI command
  * that does not trace never holds it in memory, and every hook costs one `undefined` check.
  */
-export interface Tracing {
-  /** The role whose calls this instance serves (the spans' `framework.role`). */
-  readonly role: string
-  readonly tracer: Tracer
-  /** `@opentelemetry/api`, loaded with the SDK (its values, not only its types, are needed). */
-  readonly api: typeof import('@opentelemetry/api')
-  /** Exports the spans still buffered and stops. */
-  shutdown(): Promise<void>
-}
-
-/** Who the spans are from: the resource's `service.name` and `service.instance.id`. */
-export interface TracedService {
-  role: string
-  instance: string
-}
 
 /**
  * Whether the environment asks for traces: an OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
