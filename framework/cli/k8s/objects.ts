@@ -246,10 +246,30 @@ function etcdObjects(plan: K8sPlan): K8sObject[] {
   ]
 }
 
-function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boolean): K8sObject[] {
-  const replicas = plan.replicas[role.role] ?? role.replicas
-  const meta = { name: role.role, namespace: plan.namespace, labels: labels(plan, role.role) }
-  const image = imageOf(plan, role.role)
+/** The environment every framework container gets, with its listening port as `portVariable`. */
+function commonEnv(plan: K8sPlan, etcd: string, portVariable: string, port: number) {
+  return [
+    { name: 'ETCD_ENDPOINTS', value: etcd },
+    { name: 'FRAMEWORK_NAMESPACE', value: plan.namespace },
+    { name: portVariable, value: String(port) },
+    { name: 'NODE_ENV', value: 'production' },
+    { name: 'FRAMEWORK_DRAIN_TIMEOUT_MS', value: String(plan.drainTimeoutMs) },
+  ]
+}
+
+/**
+ * A framework process's Deployment (rolling updates, the drain's grace period, non-root, the
+ * scrape annotations for `port`) running `container`, and its PodDisruptionBudget when it has
+ * more than one replica.
+ */
+function deploymentObjects(
+  plan: K8sPlan,
+  meta: { name: string; namespace: string },
+  replicas: number,
+  port: number,
+  container: Record<string, unknown>,
+  pod: { volumes?: unknown[] } = {},
+): K8sObject[] {
   const objects: K8sObject[] = [
     {
       apiVersion: 'apps/v1',
@@ -257,43 +277,19 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
       metadata: meta,
       spec: {
         replicas,
-        selector: { matchLabels: selector(role.role) },
+        selector: { matchLabels: selector(meta.name) },
         strategy: ROLLING_UPDATE,
         template: {
           metadata: {
-            labels: labels(plan, role.role),
+            labels: labels(plan, meta.name),
             // Where a scraper (Prometheus' pod service discovery) finds /metrics.
-            annotations: scrapeAnnotations(CONTAINER_PORT),
+            annotations: scrapeAnnotations(port),
           },
           spec: {
             terminationGracePeriodSeconds: gracePeriodSeconds(plan),
             securityContext: NON_ROOT,
-            containers: [
-              {
-                name: role.role,
-                image,
-                env: [
-                  { name: 'ETCD_ENDPOINTS', value: etcd },
-                  { name: 'FRAMEWORK_NAMESPACE', value: plan.namespace },
-                  { name: 'PORT', value: String(CONTAINER_PORT) },
-                  { name: 'NODE_ENV', value: 'production' },
-                  { name: 'FRAMEWORK_DRAIN_TIMEOUT_MS', value: String(plan.drainTimeoutMs) },
-                  // The phone book gets the pod's own address (downward API).
-                  {
-                    name: 'ADVERTISE_HOST',
-                    valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
-                  },
-                ],
-                ports: [{ name: 'http', containerPort: CONTAINER_PORT }],
-                // Ready = registered in the phone book; alive = the process answers.
-                ...PROBES,
-                resources: RESOURCES,
-                securityContext: CONTAINER_SECURITY,
-                // The root filesystem is read-only: the port file goes to /tmp.
-                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
-              },
-            ],
-            volumes: [{ name: 'tmp', emptyDir: {} }],
+            containers: [container],
+            ...pod,
           },
         },
       },
@@ -304,9 +300,35 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
       apiVersion: 'policy/v1',
       kind: 'PodDisruptionBudget',
       metadata: meta,
-      spec: { maxUnavailable: 1, selector: { matchLabels: selector(role.role) } },
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector(meta.name) } },
     })
   }
+  return objects
+}
+
+function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boolean): K8sObject[] {
+  const replicas = plan.replicas[role.role] ?? role.replicas
+  const meta = { name: role.role, namespace: plan.namespace, labels: labels(plan, role.role) }
+  const image = imageOf(plan, role.role)
+  const container = {
+    name: role.role,
+    image,
+    env: [
+      ...commonEnv(plan, etcd, 'PORT', CONTAINER_PORT),
+      // The phone book gets the pod's own address (downward API).
+      { name: 'ADVERTISE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    ],
+    ports: [{ name: 'http', containerPort: CONTAINER_PORT }],
+    // Ready = registered in the phone book; alive = the process answers.
+    ...PROBES,
+    resources: RESOURCES,
+    securityContext: CONTAINER_SECURITY,
+    // The root filesystem is read-only: the port file goes to /tmp.
+    volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+  }
+  const objects = deploymentObjects(plan, meta, replicas, CONTAINER_PORT, container, {
+    volumes: [{ name: 'tmp', emptyDir: {} }],
+  })
   if (entry) {
     objects.push({
       apiVersion: 'v1',
@@ -331,55 +353,18 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
 function gatewayObjects(plan: K8sPlan, edge: GatewayPlan, etcd: string): K8sObject[] {
   const replicas = plan.replicas[GATEWAY_NAME] ?? GATEWAY_REPLICAS
   const meta = { name: GATEWAY_NAME, namespace: plan.namespace, labels: labels(plan, GATEWAY_NAME) }
-  const objects: K8sObject[] = [
-    {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: meta,
-      spec: {
-        replicas,
-        selector: { matchLabels: selector(GATEWAY_NAME) },
-        strategy: ROLLING_UPDATE,
-        template: {
-          metadata: {
-            labels: labels(plan, GATEWAY_NAME),
-            annotations: scrapeAnnotations(DEFAULT_GATEWAY_PORT),
-          },
-          spec: {
-            terminationGracePeriodSeconds: gracePeriodSeconds(plan),
-            securityContext: NON_ROOT,
-            containers: [
-              {
-                name: GATEWAY_NAME,
-                image: imageOf(plan, edge.imageRole),
-                command: plan.gatewayCommand,
-                env: [
-                  { name: 'ETCD_ENDPOINTS', value: etcd },
-                  { name: 'FRAMEWORK_NAMESPACE', value: plan.namespace },
-                  { name: 'GATEWAY_PORT', value: String(DEFAULT_GATEWAY_PORT) },
-                  { name: 'NODE_ENV', value: 'production' },
-                  { name: 'FRAMEWORK_DRAIN_TIMEOUT_MS', value: String(plan.drainTimeoutMs) },
-                ],
-                ports: [{ name: 'http', containerPort: DEFAULT_GATEWAY_PORT }],
-                // Ready = every exposing role listed in the phone book, and not draining.
-                ...PROBES,
-                resources: RESOURCES,
-                securityContext: CONTAINER_SECURITY,
-              },
-            ],
-          },
-        },
-      },
-    },
-  ]
-  if (replicas > 1) {
-    objects.push({
-      apiVersion: 'policy/v1',
-      kind: 'PodDisruptionBudget',
-      metadata: meta,
-      spec: { maxUnavailable: 1, selector: { matchLabels: selector(GATEWAY_NAME) } },
-    })
+  const container = {
+    name: GATEWAY_NAME,
+    image: imageOf(plan, edge.imageRole),
+    command: plan.gatewayCommand,
+    env: commonEnv(plan, etcd, 'GATEWAY_PORT', DEFAULT_GATEWAY_PORT),
+    ports: [{ name: 'http', containerPort: DEFAULT_GATEWAY_PORT }],
+    // Ready = every exposing role listed in the phone book, and not draining.
+    ...PROBES,
+    resources: RESOURCES,
+    securityContext: CONTAINER_SECURITY,
   }
+  const objects = deploymentObjects(plan, meta, replicas, DEFAULT_GATEWAY_PORT, container)
   objects.push({
     apiVersion: 'v1',
     kind: 'Service',
