@@ -6,6 +6,7 @@ import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { endServedCall, startServedCall } from '../telemetry/spans.js'
 import type { Tracing } from '../telemetry/tracing-handle.js'
 import type { ContextFactory } from './call-context.js'
+import { type DirectProcedure, directProcedure } from './direct-procedure.js'
 import type { LoadSampler } from './load.js'
 import type { ServedCalls } from './served-calls.js'
 
@@ -28,6 +29,12 @@ export interface InvokerOptions {
   log: Logger
   /** One SERVER span per call, when tracing is on. */
   tracing?: Tracing
+  /**
+   * Run parser-only procedures through their chain built on first use (direct-procedure.ts) instead of
+   * tRPC's runner; default true. False runs every procedure through tRPC's (the differential test
+   * compares the two).
+   */
+  direct?: boolean
 }
 
 /** What a call came to: an HTTP status and a tRPC response body (`{ result }` or `{ error }`). */
@@ -69,12 +76,34 @@ const FORMATTER_FAILED: Outcome = {
 }
 
 /**
- * Procedures run through tRPC's own procedure call: same validation, middleware and `ctx`, same
- * error shapes and statuses as tRPC's adapters.
+ * Procedures run with tRPC's semantics: same validation, middleware and `ctx`, same error shapes
+ * and statuses as tRPC's adapters — through tRPC's own runner, or, for parser-only procedures,
+ * through the same chain built once per procedure (direct-procedure.ts).
  */
 export function createInvoker(options: InvokerOptions): Invoker {
   const { router, context, load, served, log, tracing } = options
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
+  // Each procedure's run, built on its first call: its direct chain where it has one, else tRPC's
+  // own runner.
+  const runs = new Map<string, DirectProcedure>()
+  function runOf(path: string, procedure: Procedure): DirectProcedure {
+    let run = runs.get(path)
+    if (!run) {
+      run =
+        (options.direct !== false && directProcedure(procedure)) ||
+        (({ ctx, type, input, batchIndex }) =>
+          procedure({
+            ctx,
+            path,
+            type,
+            getRawInput: async () => input,
+            signal: undefined,
+            batchIndex,
+          }))
+      runs.set(path, run)
+    }
+    return run
+  }
   const config = router._def._config
 
   function errorOutcome(
@@ -117,14 +146,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
           })
         }
         ctx = context(deadlineMs, metadata, path, span)
-        const data = await procedure({
-          ctx,
-          path,
-          type: kind,
-          getRawInput: async () => input,
-          signal: undefined,
-          batchIndex,
-        })
+        const data = await runOf(path, procedure)({ ctx, path, type: kind, input, batchIndex })
         return endServedCall(span, { status: 200, body: { result: { data } } })
       } catch (cause) {
         return endServedCall(span, errorOutcome(cause, path, kind, input, ctx))
