@@ -11,6 +11,7 @@
  *               to a receiver process, `parentbased_traceidratio` at 0.01 / `always_on`): the
  *               cost of a SERVER span per served call. Metrics are on in every framework row.
  * Sequential and 100 concurrent, three interleaved rounds each, median by calls/s.
+ * Then each service side once more under --cpu-prof (service-profile.ts): where the CPU goes.
  * Also: how long a call takes to fail when the role has no live instance (SERVICE_UNAVAILABLE
  * "at once", README "How it behaves"; the tests only check that it does not wait for a deadline).
  */
@@ -30,6 +31,7 @@ import {
 } from './harness.js'
 import { benchEnv, LoggingChild, startInstance } from './instance.js'
 import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
+import { profileServices } from './service-profile.js'
 
 const MODES = [
   { mode: 'sequential', concurrency: 1, total: 4_000, maxMs: 6_000 },
@@ -212,6 +214,8 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       },
     )
     const noInstance = await measureNoInstance(etcd.endpoint)
+    // Where the service side's CPU goes, both sides (after the measured rounds: no interference).
+    const profile = await profileServices(etcd.endpoint)
     summary.push({
       benchmark: 'call-overhead',
       figure: 'no live instance → SERVICE_UNAVAILABLE, p99 (p50)',
@@ -220,7 +224,14 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       ratio: '–',
       goal: `fails at once, never waits for the deadline: ${noInstance.maxMs < 100 ? 'met' : 'missed'} (max ${noInstance.maxMs} ms)`,
     })
-    writeResult('call-overhead', { rounds: ROUNDS, results, noInstance, exported, summary })
+    writeResult('call-overhead', {
+      rounds: ROUNDS,
+      results,
+      noInstance,
+      exported,
+      profile: { framework: profile.framework, moleculer: profile.moleculer, runs: profile.runs },
+      summary,
+    })
     const exportedLine =
       `spans received from the traced instances, warm-up included: ${served.join('; ')} ` +
       "(the SDK's batch processor drops spans beyond 2048 waiting: OTEL_BSP_MAX_QUEUE_SIZE)"
@@ -228,7 +239,10 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       `no live instance of the role: ${noInstance.calls} sequential calls failed with ` +
       `SERVICE_UNAVAILABLE in p50 ${noInstance.p50Ms} ms, p99 ${noInstance.p99Ms} ms, max ` +
       `${noInstance.maxMs} ms (${noInstance.otherFailures} failed otherwise)`
-    return { table: `${table}\n\n${noInstanceLine}\n\n${exportedLine}`, summary }
+    return {
+      table: `${table}\n\n${noInstanceLine}\n\n${exportedLine}\n\n${profile.table}`,
+      summary,
+    }
   } finally {
     await connection.close()
     await requestsOnly.close()

@@ -21,7 +21,7 @@ const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
   [
     'startup (module loading, tsx)',
     (f) =>
-      /node:internal\/(modules|source_map|deps\/cjs-module-lexer)|\/node_modules\/(tsx|esbuild|protobufjs|@grpc)\//.test(
+      /node:internal\/(modules|bootstrap|source_map|deps\/cjs-module-lexer)|\/node_modules\/(tsx|esbuild|@?protobufjs|@grpc)\//.test(
         f.url,
       ),
   ],
@@ -38,7 +38,16 @@ const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
     'framework client (balancer, RPC stream, retries)',
     (f) => /\/framework\/(client|discovery|protocol)\//.test(f.url),
   ],
-  ['zod (input check at the edge)', (f) => f.url.includes('/node_modules/zod/')],
+  [
+    'framework runtime (stream, invoker, ctx)',
+    (f) => /\/framework\/(runtime|service|registry)\//.test(f.url),
+  ],
+  ['framework telemetry (metrics, spans)', (f) => f.url.includes('/framework/telemetry/')],
+  ['tRPC (procedure runner, errors)', (f) => f.url.includes('/node_modules/@trpc/')],
+  ['prom-client', (f) => f.url.includes('/node_modules/prom-client/')],
+  ['OpenTelemetry', (f) => f.url.includes('/node_modules/@opentelemetry/')],
+  ['pino (logs)', (f) => /\/node_modules\/(pino|sonic-boom|thread-stream)/.test(f.url)],
+  ['zod (input check)', (f) => f.url.includes('/node_modules/zod/')],
   ['node http server (parse, respond)', (f) => /node:(_http|internal\/http|http)/.test(f.url)],
   [
     'node net, streams, events, timers, ticks',
@@ -84,4 +93,35 @@ export function readProfile(dir: string): CpuProfile {
   const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'))
   if (!file) throw new Error(`no .cpuprofile in ${dir}`)
   return JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile
+}
+
+/** The `n` functions with the most self time (idle, GC and startup left out), busy share each. */
+export function topFunctions(
+  profile: CpuProfile,
+  n: number,
+): { name: string; where: string; ms: number; busyShare: number }[] {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const totals = new Map<string, { name: string; where: string; ms: number }>()
+  let busy = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]!)
+    if (!node) continue
+    const category = CATEGORIES.find(([, match]) => match(node.callFrame))?.[0]
+    if (category === 'idle' || (category !== undefined && NOT_BUSY.has(category))) continue
+    const ms = (profile.timeDeltas[i] ?? 0) / 1000
+    busy += ms
+    const { functionName, url } = node.callFrame
+    // The file, shortened to the part after node_modules/ or the repo's folders.
+    const where = url
+      .replace(/^.*\/node_modules\//, '')
+      .replace(/^.*\/(framework|services)\//, '$1/')
+    const key = `${functionName} ${where}`
+    const entry = totals.get(key) ?? { name: functionName || '(anonymous)', where, ms: 0 }
+    entry.ms += ms
+    totals.set(key, entry)
+  }
+  return [...totals.values()]
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, n)
+    .map((entry) => ({ ...entry, ms: Math.round(entry.ms), busyShare: entry.ms / busy }))
 }

@@ -89,9 +89,16 @@ export function benchEnv(etcdEndpoint: string, namespace: string): Record<string
   }
 }
 
-/** `framework start <role>` of the repo's example app, with `env` on top of this process's. */
-export function startInstance(role: string, env: Record<string, string>): LoggingChild {
-  const child = spawn(process.execPath, [CLI, 'start', role], {
+/**
+ * `framework start <role>` of the repo's example app, with `env` on top of this process's and
+ * `nodeArgs` (e.g. `--cpu-prof`, which NODE_OPTIONS may not carry) before the CLI.
+ */
+export function startInstance(
+  role: string,
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+): LoggingChild {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', role], {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,4 +1,10 @@
-import { Counter, Histogram, type Registry } from 'prom-client'
+import { Counter, type Registry } from 'prom-client'
+import {
+  BoundCounter,
+  type BoundCounterChild,
+  BoundHistogram,
+  type BoundHistogramChild,
+} from './bound-metrics.js'
 import { DURATION_BUCKETS, METRIC_PREFIX, UNKNOWN_PROCEDURE } from './metrics.js'
 
 /**
@@ -12,8 +18,8 @@ export type CallOutcome = string
  * process; `forRole` hands each dependency client its pre-resolved series.
  */
 export class ClientMetrics {
-  readonly calls: Counter<'role' | 'procedure' | 'outcome'>
-  readonly attempts: Histogram<'role'>
+  readonly calls: BoundCounter<'role' | 'procedure' | 'outcome'>
+  readonly attempts: BoundHistogram<'role'>
   readonly retries: Counter<'role'>
   readonly reroutes: Counter<'role'>
   readonly ejections: Counter<'role'>
@@ -21,13 +27,13 @@ export class ClientMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry]
-    this.calls = new Counter({
+    this.calls = new BoundCounter({
       name: `${METRIC_PREFIX}client_calls_total`,
       help: 'Calls made to a dependency (ctx.deps), by dependency role, procedure and outcome.',
       labelNames: ['role', 'procedure', 'outcome'],
       registers,
     })
-    this.attempts = new Histogram({
+    this.attempts = new BoundHistogram({
       name: `${METRIC_PREFIX}client_attempt_duration_seconds`,
       help: 'Duration of each attempt of a dependency call (a call retried has several), by role.',
       labelNames: ['role'],
@@ -71,14 +77,14 @@ export class ClientMetrics {
 
 /** One dependency role's series, resolved once: the hot path only increments. */
 export class DependencyMetrics {
-  readonly #attempts: Histogram.Internal<'role'>
+  readonly #attempts: BoundHistogramChild
   readonly #retries: Counter.Internal
   readonly #reroutes: Counter.Internal
   readonly #ejections: Counter.Internal
   readonly #budgetExhausted: Counter.Internal
   /** Counter children by procedure, then by outcome. */
-  readonly #calls = new Map<string, Map<CallOutcome, Counter.Internal>>()
-  readonly #unknown = new Map<CallOutcome, Counter.Internal>()
+  readonly #calls = new Map<string, Map<CallOutcome, BoundCounterChild>>()
+  readonly #unknown = new Map<CallOutcome, BoundCounterChild>()
 
   constructor(
     private readonly metrics: ClientMetrics,
@@ -129,7 +135,7 @@ export class DependencyMetrics {
     this.#budgetExhausted.inc()
   }
 
-  #count(byOutcome: Map<CallOutcome, Counter.Internal>, procedure: string, outcome: string): void {
+  #count(byOutcome: Map<CallOutcome, BoundCounterChild>, procedure: string, outcome: string): void {
     let counter = byOutcome.get(outcome)
     if (!counter) {
       counter = this.metrics.calls.labels(this.role, procedure, outcome)

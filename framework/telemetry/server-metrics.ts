@@ -1,5 +1,11 @@
-import { Counter, Histogram, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
+import {
+  BoundCounter,
+  type BoundCounterChild,
+  BoundHistogram,
+  type BoundHistogramChild,
+} from './bound-metrics.js'
 import { DURATION_BUCKETS, METRIC_PREFIX, UNKNOWN_PROCEDURE } from './metrics.js'
 
 type Label = 'procedure' | 'kind'
@@ -8,9 +14,9 @@ type Label = 'procedure' | 'kind'
 interface ProcedureSeries {
   readonly procedure: string
   readonly kind: string
-  readonly duration: Histogram.Internal<Label>
+  readonly duration: BoundHistogramChild
   /** Counter children by HTTP status, made at a status's first use (a handful per procedure). */
-  readonly byStatus: Map<number, Counter.Internal>
+  readonly byStatus: Map<number, BoundCounterChild>
 }
 
 /**
@@ -20,19 +26,19 @@ interface ProcedureSeries {
  * other path counts as `unknown`, so a scanner cannot grow the series.
  */
 export class ServerMetrics {
-  readonly #calls: Counter<Label | 'code'>
-  readonly #duration: Histogram<Label>
+  readonly #calls: BoundCounter<Label | 'code'>
+  readonly #duration: BoundHistogram<Label>
   readonly #known = new Map<string, ProcedureSeries>()
   readonly #unknown = new Map<string, ProcedureSeries>()
 
   constructor(registry: Registry, procedures: Readonly<Record<string, ProcedureKind>>) {
-    this.#calls = new Counter({
+    this.#calls = new BoundCounter({
       name: `${METRIC_PREFIX}server_calls_total`,
       help: 'Calls served, by procedure, kind and result code (HTTP status).',
       labelNames: ['procedure', 'kind', 'code'],
       registers: [registry],
     })
-    this.#duration = new Histogram({
+    this.#duration = new BoundHistogram({
       name: `${METRIC_PREFIX}server_call_duration_seconds`,
       help: 'Time from a call reaching the service to its answer, by procedure and kind.',
       labelNames: ['procedure', 'kind'],

@@ -21,10 +21,13 @@ function ran(path: string): void {
 }
 
 const t = initService()
+/** What tRPC passes a resolver at runtime beyond its declared types. */
+type RuntimeOptions = { type?: string; meta?: unknown; getRawInput: () => Promise<unknown> }
+const full = (opts: object) => opts as RuntimeOptions
 const service = t.router({
-  noInput: t.procedure.query(({ ctx, path, type }) => {
+  noInput: t.procedure.query((opts) => {
     ran('noInput')
-    return { instance: ctx.instance.id, path, type }
+    return { instance: opts.ctx.instance.id, path: opts.path, type: full(opts).type }
   }),
   object: t.procedure.input(z.object({ key: z.string().min(1).max(8) })).query(({ input }) => {
     ran('object')
@@ -63,9 +66,9 @@ const service = t.router({
     ran('throwsString')
     throw 'a string'
   }),
-  withMeta: t.procedure.meta({ tag: 'm' }).query(({ meta }) => {
+  withMeta: t.procedure.meta({ tag: 'm' }).query((opts) => {
     ran('withMeta')
-    return meta
+    return full(opts).meta
   }),
   options: t.procedure.input(z.object({ x: z.number() })).query((opts) => {
     ran('options')
@@ -75,9 +78,7 @@ const service = t.router({
       getRawInput: _raw,
       next: _next,
       ...rest
-    } = opts as typeof opts & {
-      next?: unknown
-    }
+    } = opts as typeof opts & RuntimeOptions & { next?: unknown }
     return {
       ...rest,
       keys: Object.keys(opts)
@@ -85,9 +86,9 @@ const service = t.router({
         .sort(),
     }
   }),
-  rawInput: t.procedure.input(z.object({ x: z.number() })).query(async ({ getRawInput }) => {
+  rawInput: t.procedure.input(z.object({ x: z.number() })).query(async (opts) => {
     ran('rawInput')
-    return await getRawInput()
+    return await full(opts).getRawInput()
   }),
   // Shapes the direct path must leave to tRPC's runner (and still answer identically).
   withMiddleware: t.procedure

@@ -1,0 +1,122 @@
+/**
+ * Where a served call's CPU goes, on both sides of call-overhead's comparison: the framework's
+ * cache instance and Moleculer's service node, each started once more with `--cpu-prof`, driven at
+ * 100 concurrent for PROFILE_MS, stopped gracefully (the profile is written at exit) and summed by
+ * category (cpu-profile.ts). The busy side of both is the service; the callers are not profiled.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect } from '../framework/index.js'
+import type cache from '../services/cache/index.js'
+import { profileBreakdown, readProfile, topFunctions } from './cpu-profile.js'
+import { markdownTable, measure } from './harness.js'
+import { benchEnv, startInstance } from './instance.js'
+import { startMoleculer } from './moleculer-client.js'
+
+const PROFILE_MS = 6_000
+const TOP = 15
+const NAMESPACE = 'bench-overhead-profiled'
+
+type Breakdown = ReturnType<typeof profileBreakdown>
+
+async function profiled(
+  call: () => Promise<unknown>,
+): Promise<{ callsPerSecond: number; failed: number }> {
+  await measure('warmup', 'warmup', call, { total: 2_000, concurrency: 16, maxMs: 3_000 })
+  const run = await measure('profiled', '100 concurrent', call, {
+    total: 1_000_000,
+    concurrency: 100,
+    maxMs: PROFILE_MS,
+  })
+  return { callsPerSecond: run.callsPerSecond, failed: run.failed }
+}
+
+/** The framework's cache instance under --cpu-prof. */
+async function profileFramework(etcdEndpoint: string, dir: string) {
+  const instance = startInstance(
+    'cache',
+    { ...benchEnv(etcdEndpoint, NAMESPACE), FRAMEWORK_TTL: '5' },
+    ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  )
+  const client = connect<{ cache: typeof cache }>({
+    deps: { cache: true },
+    etcdEndpoints: etcdEndpoint,
+    namespace: NAMESPACE,
+  })
+  try {
+    await instance.waitForLog('registered in etcd')
+    await client.deps.cache.set({ key: 'k', value: 'v' })
+    return await profiled(() => client.deps.cache.get({ key: 'k' }))
+  } finally {
+    await client.close()
+    await instance.kill('SIGTERM')
+  }
+}
+
+async function profileMoleculer(dir: string) {
+  const moleculer = await startMoleculer({
+    script: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--import', 'tsx', 'bench/moleculer-node.ts'],
+  })
+  try {
+    return await profiled(moleculer.call)
+  } finally {
+    await moleculer.close()
+  }
+}
+
+/** Both profiles as one table: category, then ms and busy share on each side. */
+export async function profileServices(etcdEndpoint: string): Promise<{
+  table: string
+  framework: Breakdown
+  moleculer: Breakdown
+  runs: { framework: { callsPerSecond: number }; moleculer: { callsPerSecond: number } }
+}> {
+  const work = mkdtempSync(join(tmpdir(), 'call-overhead-profile-'))
+  try {
+    const frameworkRun = await profileFramework(etcdEndpoint, join(work, 'framework'))
+    const moleculerRun = await profileMoleculer(join(work, 'moleculer'))
+    const frameworkProfile = readProfile(join(work, 'framework'))
+    const moleculerProfile = readProfile(join(work, 'moleculer'))
+    const framework = profileBreakdown(frameworkProfile)
+    const moleculer = profileBreakdown(moleculerProfile)
+    const top = (profile: typeof frameworkProfile) =>
+      topFunctions(profile, TOP).map(
+        (f) => `${f.name} (${f.where || 'native'}) ${(f.busyShare * 100).toFixed(1)}%`,
+      )
+    const topFramework = top(frameworkProfile)
+    const topMoleculer = top(moleculerProfile)
+    const categories = [...new Set([...framework, ...moleculer].map((row) => row.category))]
+    const cell = (rows: Breakdown, category: string) => {
+      const row = rows.find((r) => r.category === category)
+      if (!row) return '–'
+      return Number.isNaN(row.busyShare)
+        ? `${row.ms} ms`
+        : `${row.ms} ms (${(row.busyShare * 100).toFixed(1)}%)`
+    }
+    const table = markdownTable(
+      [
+        'service CPU, self time (--cpu-prof, 100 concurrent)',
+        `framework cache (${frameworkRun.callsPerSecond} calls/s)`,
+        `Moleculer node (${moleculerRun.callsPerSecond} calls/s)`,
+      ],
+      categories.map((category) => [
+        category,
+        cell(framework, category),
+        cell(moleculer, category),
+      ]),
+    )
+    const topTable = markdownTable(
+      [`top ${TOP} functions by self time`, 'framework cache', 'Moleculer node'],
+      topFramework.map((entry, i) => [entry, topMoleculer[i] ?? '']),
+    )
+    return {
+      table: `${table}\n\n${topTable}`,
+      framework,
+      moleculer,
+      runs: { framework: frameworkRun, moleculer: moleculerRun },
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}
