@@ -4,6 +4,7 @@ import { join } from 'node:path'
 interface ProfileNode {
   id: number
   callFrame: { functionName: string; url: string }
+  children?: number[]
 }
 
 interface CpuProfile {
@@ -12,14 +13,15 @@ interface CpuProfile {
   timeDeltas: number[]
 }
 
+const STARTUP = 'startup (module loading, tsx)'
 /** Categories left out of the busy time: waiting, and loading modules at startup. */
-const NOT_BUSY = new Set(['idle', 'startup (module loading, tsx)'])
+const NOT_BUSY = new Set(['idle', STARTUP])
 
 /** Where a sampled function lives, by its name and script URL (first match wins). */
 const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
   ['idle', (f) => f.functionName === '(idle)'],
   [
-    'startup (module loading, tsx)',
+    STARTUP,
     (f) =>
       /node:internal\/(modules|bootstrap|source_map|deps\/cjs-module-lexer)|\/node_modules\/(tsx|esbuild|@?protobufjs|@grpc)\//.test(
         f.url,
@@ -61,19 +63,50 @@ const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
 ]
 
 /**
+ * Each sampled node's category. A node called, however deeply, from module loading counts as
+ * startup whatever it is itself (a native `readFileUtf8` under the ESM loader is startup, not
+ * work per call); otherwise its own frame decides.
+ */
+function categorize(profile: CpuProfile): (id: number) => string | undefined {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const parent = new Map<number, number>()
+  for (const node of profile.nodes)
+    for (const child of node.children ?? []) parent.set(child, node.id)
+  const cache = new Map<number, string>()
+  const startupMatch = CATEGORIES.find(([name]) => name === STARTUP)![1]
+  const underStartup = (id: number): boolean => {
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const node = byId.get(at)
+      if (node && startupMatch(node.callFrame)) return true
+    }
+    return false
+  }
+  return (id) => {
+    const node = byId.get(id)
+    if (!node) return undefined
+    let category = cache.get(id)
+    if (category === undefined) {
+      category = underStartup(id)
+        ? STARTUP
+        : (CATEGORIES.find(([, match]) => match(node.callFrame))?.[0] ?? 'other JavaScript')
+      cache.set(id, category)
+    }
+    return category
+  }
+}
+
+/**
  * Self time of a `--cpu-prof` profile by category: ms, and share of the busy time (not idle,
  * not module loading at startup).
  */
 export function profileBreakdown(
   profile: CpuProfile,
 ): { category: string; ms: number; busyShare: number }[] {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const categoryOf = categorize(profile)
   const totals = new Map<string, number>()
   for (let i = 0; i < profile.samples.length; i++) {
-    const node = byId.get(profile.samples[i]!)
-    if (!node) continue
-    const category =
-      CATEGORIES.find(([, match]) => match(node.callFrame))?.[0] ?? 'other JavaScript'
+    const category = categoryOf(profile.samples[i]!)
+    if (category === undefined) continue
     totals.set(category, (totals.get(category) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000)
   }
   const busy = [...totals]
@@ -101,13 +134,13 @@ export function topFunctions(
   n: number,
 ): { name: string; where: string; ms: number; busyShare: number }[] {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const categoryOf = categorize(profile)
   const totals = new Map<string, { name: string; where: string; ms: number }>()
   let busy = 0
   for (let i = 0; i < profile.samples.length; i++) {
     const node = byId.get(profile.samples[i]!)
-    if (!node) continue
-    const category = CATEGORIES.find(([, match]) => match(node.callFrame))?.[0]
-    if (category === 'idle' || (category !== undefined && NOT_BUSY.has(category))) continue
+    const category = categoryOf(profile.samples[i]!)
+    if (!node || category === undefined || NOT_BUSY.has(category)) continue
     const ms = (profile.timeDeltas[i] ?? 0) / 1000
     busy += ms
     const { functionName, url } = node.callFrame

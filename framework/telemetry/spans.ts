@@ -1,6 +1,11 @@
 import type { Context, Span } from '@opentelemetry/api'
 import { type CallMetadata, TRACEPARENT_KEY, TRACESTATE_KEY } from '../protocol/metadata.js'
-import { formatTraceparent, parseTraceparent } from '../protocol/trace-context.js'
+import {
+  formatTraceparent,
+  parseTraceparent,
+  type TraceContext,
+} from '../protocol/trace-context.js'
+import { newRoot, newSpanId } from './sampling.js'
 import type { Tracing } from './tracing-handle.js'
 
 /**
@@ -8,6 +13,10 @@ import type { Tracing } from './tracing-handle.js'
  * child of the `traceparent` it came with (or a new trace's root when there is none, or it is
  * invalid), and hands its own `traceparent` to the nested calls (`metadata`); a client call's span
  * is the child of the metadata it is made with and sends its own to every attempt.
+ *
+ * The sampling decision comes first (sampling.ts): a dropped call gets no OpenTelemetry span at
+ * all, only the ids W3C asks it to pass on (its trace's id, a span id of its own, the sampled flag
+ * off), made when something reads them.
  */
 
 /** Span attributes (one place for their names). */
@@ -28,10 +37,13 @@ export const SPAN_ATTRIBUTES = {
 /** The name of a client span's event for each attempt. */
 export const ATTEMPT_EVENT = 'attempt'
 
-/** The span context `metadata` names, as a parent (the root context when it names none). */
-function parentOf(tracing: Tracing, metadata: CallMetadata): Context {
+/** The remote span context `parent` names, as a parent (the root context when there is none). */
+function parentOf(
+  tracing: Tracing,
+  parent: TraceContext | undefined,
+  metadata: CallMetadata,
+): Context {
   const { api } = tracing
-  const parent = parseTraceparent(metadata[TRACEPARENT_KEY])
   if (parent === undefined) return api.ROOT_CONTEXT
   const state = metadata[TRACESTATE_KEY]
   return api.trace.setSpanContext(api.ROOT_CONTEXT, {
@@ -41,6 +53,31 @@ function parentOf(tracing: Tracing, metadata: CallMetadata): Context {
     isRemote: true,
     traceState: state === undefined ? undefined : api.createTraceState(state),
   })
+}
+
+/**
+ * Where a call's span starts: its parent (from `metadata`), its trace id (the parent's, or a new
+ * one for a root), and whether the sampler keeps it. A kept root's trace id is pinned for the
+ * tracer, which then draws exactly that id.
+ */
+function begin(tracing: Tracing, metadata: CallMetadata) {
+  const parent = parseTraceparent(metadata[TRACEPARENT_KEY])
+  if (parent !== undefined) {
+    return { parent, traceId: parent.traceId, kept: tracing.sample(parent, parent.traceId) }
+  }
+  const { traceId, accumulated } = newRoot()
+  const kept = tracing.sample(undefined, traceId, accumulated)
+  if (kept) tracing.ids.pin(traceId)
+  return { parent, traceId, kept }
+}
+
+/** The onward metadata of a span that is not recorded: its ids, the sampled flag off. */
+function unsampledOnward(traceId: string, spanId: string, metadata: CallMetadata): CallMetadata {
+  // `tracestate` travels on unchanged (it is already in `metadata`).
+  return {
+    ...metadata,
+    [TRACEPARENT_KEY]: formatTraceparent({ traceId, spanId, flags: 0 }),
+  }
 }
 
 /** `metadata` with `traceparent` (and `tracestate`) naming `span`: what travels on from it. */
@@ -59,8 +96,18 @@ function onwardFrom(span: Span, metadata: CallMetadata): CallMetadata {
   return onward
 }
 
-/** The span of one served call (SERVER). */
-export class ServedCallSpan {
+/** The span of one served call (SERVER), recorded or not. */
+export interface ServedCallSpan {
+  /** The call's metadata with its `traceparent` naming this span: what nested calls carry on. */
+  readonly metadata: CallMetadata
+  readonly traceId: string
+  readonly spanId: string
+  /** Ends the span with the call's HTTP status and tRPC body (`{ error: { data: { code } } }`). */
+  end(status: number, body?: unknown): void
+}
+
+/** A served call the sampler kept: an OpenTelemetry span, exported when it ends. */
+class RecordedServedSpan implements ServedCallSpan {
   #onward: CallMetadata | undefined
 
   constructor(
@@ -69,10 +116,7 @@ export class ServedCallSpan {
     private readonly incoming: CallMetadata,
   ) {}
 
-  /**
-   * The call's metadata with its `traceparent` naming this span: what nested calls carry on.
-   * Made on first use: a procedure that calls nothing never pays for it.
-   */
+  /** Made on first use: a procedure that calls nothing never pays for it. */
   get metadata(): CallMetadata {
     this.#onward ??= onwardFrom(this.span, this.incoming)
     return this.#onward
@@ -86,10 +130,7 @@ export class ServedCallSpan {
     return this.span.spanContext().spanId
   }
 
-  /** Ends the span with the call's HTTP status and tRPC body (`{ error: { data: { code } } }`). */
   end(status: number, body?: unknown): void {
-    // Not sampled: nothing is recorded, and nothing more to spend on it.
-    if (!this.span.isRecording()) return
     const code =
       (body as { error?: { data?: { code?: unknown } } } | undefined)?.error?.data?.code ??
       (status < 300 ? 'OK' : undefined)
@@ -99,6 +140,29 @@ export class ServedCallSpan {
     if (status >= 500) this.span.setStatus({ code: this.tracing.api.SpanStatusCode.ERROR })
     this.span.end()
   }
+}
+
+/** A served call the sampler dropped: ids only, its span id drawn when first read. */
+class UnsampledServedSpan implements ServedCallSpan {
+  #spanId: string | undefined
+  #onward: CallMetadata | undefined
+
+  constructor(
+    readonly traceId: string,
+    private readonly incoming: CallMetadata,
+  ) {}
+
+  get spanId(): string {
+    this.#spanId ??= newSpanId()
+    return this.#spanId
+  }
+
+  get metadata(): CallMetadata {
+    this.#onward ??= unsampledOnward(this.traceId, this.spanId, this.incoming)
+    return this.#onward
+  }
+
+  end(): void {}
 }
 
 /** `outcome`, after ending `span` (if any) with it: the invoker's return, traced. */
@@ -118,29 +182,41 @@ export function startServedCall(
   metadata: CallMetadata,
 ): ServedCallSpan | undefined {
   if (tracing === undefined) return undefined
+  const { parent, traceId, kept } = begin(tracing, metadata)
+  if (!kept) return new UnsampledServedSpan(traceId, metadata)
   const span = tracing.tracer.startSpan(
     `${tracing.role}/${path}`,
-    { kind: tracing.api.SpanKind.SERVER },
-    parentOf(tracing, metadata),
+    {
+      kind: tracing.api.SpanKind.SERVER,
+      attributes: {
+        [SPAN_ATTRIBUTES.role]: tracing.role,
+        [SPAN_ATTRIBUTES.procedure]: path,
+        [SPAN_ATTRIBUTES.kind]: kind,
+        'rpc.system': 'framework',
+        'rpc.service': tracing.role,
+        'rpc.method': path,
+      },
+    },
+    parentOf(tracing, parent, metadata),
   )
-  // The samplers the framework accepts decide on the trace id alone (tracing.ts), so attributes
-  // are set only on the spans they keep.
-  if (span.isRecording()) {
-    span.setAttributes({
-      [SPAN_ATTRIBUTES.role]: tracing.role,
-      [SPAN_ATTRIBUTES.procedure]: path,
-      [SPAN_ATTRIBUTES.kind]: kind,
-      'rpc.system': 'framework',
-      'rpc.service': tracing.role,
-      'rpc.method': path,
-    })
-  }
-  return new ServedCallSpan(tracing, span, metadata)
+  return new RecordedServedSpan(tracing, span, metadata)
 }
 
 /** The span of one `ctx.deps.<role>.<path>()` call (CLIENT), with an event per attempt. */
-export class ClientCallSpan {
+export interface ClientCallSpan {
   /** The metadata each attempt sends: `traceparent` names this span. */
+  readonly metadata: CallMetadata
+  /**
+   * One attempt on `instance`: `retry` is the call's retry count when it was made, `outcome` its
+   * HTTP status or the transport failure, `ejected` whether the instance is out of rotation after it.
+   */
+  attempt(instance: string, retry: number, outcome: number | string, ejected: boolean): void
+  /** Ends the span when `call` settles: its tRPC code on failure. */
+  track<T>(call: Promise<T>): Promise<T>
+}
+
+/** A client call the sampler kept: an OpenTelemetry span, exported when it ends. */
+class RecordedClientSpan implements ClientCallSpan {
   readonly metadata: CallMetadata
   #attempts = 0
 
@@ -152,10 +228,6 @@ export class ClientCallSpan {
     this.metadata = onwardFrom(span, metadata)
   }
 
-  /**
-   * One attempt on `instance`: `retry` is the call's retry count when it was made, `outcome` its
-   * HTTP status or the transport failure, `ejected` whether the instance is out of rotation after it.
-   */
   attempt(instance: string, retry: number, outcome: number | string, ejected: boolean): void {
     this.#attempts++
     this.span.addEvent(ATTEMPT_EVENT, {
@@ -166,7 +238,6 @@ export class ClientCallSpan {
     })
   }
 
-  /** Ends the span when `call` settles: its tRPC code on failure. */
   async track<T>(call: Promise<T>): Promise<T> {
     try {
       const result = await call
@@ -187,6 +258,21 @@ export class ClientCallSpan {
   }
 }
 
+/** A client call the sampler dropped: the onward ids only (every attempt sends them). */
+class UnsampledClientSpan implements ClientCallSpan {
+  readonly metadata: CallMetadata
+
+  constructor(traceId: string, metadata: CallMetadata) {
+    this.metadata = unsampledOnward(traceId, newSpanId(), metadata)
+  }
+
+  attempt(): void {}
+
+  track<T>(call: Promise<T>): Promise<T> {
+    return call
+  }
+}
+
 /** A CLIENT span for a call of `role`'s `path`, child of `metadata`'s trace context. */
 export function startClientCall(
   tracing: Tracing | undefined,
@@ -195,6 +281,8 @@ export function startClientCall(
   metadata: CallMetadata,
 ): ClientCallSpan | undefined {
   if (tracing === undefined) return undefined
+  const { parent, traceId, kept } = begin(tracing, metadata)
+  if (!kept) return new UnsampledClientSpan(traceId, metadata)
   const span = tracing.tracer.startSpan(
     `${role}/${path}`,
     {
@@ -208,7 +296,7 @@ export function startClientCall(
         'rpc.method': path,
       },
     },
-    parentOf(tracing, metadata),
+    parentOf(tracing, parent, metadata),
   )
-  return new ClientCallSpan(tracing, span, metadata)
+  return new RecordedClientSpan(tracing, span, metadata)
 }

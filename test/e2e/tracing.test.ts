@@ -257,6 +257,62 @@ describe('W3C trace context through every hop (real etcd, processes, OTLP/HTTP J
     }
   })
 
+  it('sampling decided before any span: an unsampled parent or a dropped root makes no span, and the ids still travel on with the flag off', async () => {
+    const namespace = fixture.namespace()
+    // cache records everything (always_on ignores the parent's flag), so it shows what reached it;
+    // api follows its parent (the default, parentbased_always_on) and drops every root (ratio 0).
+    await spawnTraced('cache', namespace)
+    const { url } = await spawnTraced('api', namespace, {
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0',
+    })
+    const input = encodeURIComponent(JSON.stringify({ key: 'k-sampling' }))
+    const cacheSpanOf = async (mark: number) => {
+      let found: ReceivedSpan | undefined
+      await waitFor('the cache span', () => {
+        found = receiver.spans.slice(mark).find((span) => span.service === 'cache')
+        return found !== undefined
+      })
+      return found!
+    }
+    const traceId = '7cf92f3577b34da6a3ce929d0e0e4737'
+    const spanId = '10f067aa0ba902b7'
+
+    // Unsampled parent: api records nothing; cache gets the trace id and api's (unrecorded) span.
+    let mark = receiver.spans.length
+    let response = await fetch(`${url}/_rpc/get?input=${input}`, {
+      headers: { traceparent: `00-${traceId}-${spanId}-00` },
+    })
+    expect(response.status).toBe(200)
+    let cacheSpan = await cacheSpanOf(mark)
+    expect(cacheSpan.traceId).toBe(traceId)
+    expect(cacheSpan.parentSpanId).toMatch(/^[0-9a-f]{16}$/)
+    expect(cacheSpan.parentSpanId).not.toBe(spanId)
+
+    // No parent, ratio 0: api drops the root; cache gets a new trace id, not the earlier one.
+    mark = receiver.spans.length
+    response = await fetch(`${url}/_rpc/get?input=${input}`)
+    expect(response.status).toBe(200)
+    cacheSpan = await cacheSpanOf(mark)
+    expect(cacheSpan.traceId).toMatch(/^[0-9a-f]{32}$/)
+    expect(cacheSpan.traceId).not.toBe(traceId)
+
+    // Sampled parent: api keeps it (parent-based), so its two spans are there this time.
+    const keptId = '8cf92f3577b34da6a3ce929d0e0e4738'
+    mark = receiver.spans.length
+    response = await fetch(`${url}/_rpc/get?input=${input}`, {
+      headers: { traceparent: `00-${keptId}-${spanId}-01` },
+    })
+    expect(response.status).toBe(200)
+    const kept = await apiGetTrace(mark)
+    expect(kept.map((span) => span.traceId)).toEqual([keptId, keptId, keptId])
+    // And the api made no span at all for the two dropped calls.
+    const apiSpans = receiver.spans.filter((span) => span.service === 'api')
+    expect(apiSpans.filter((span) => span.traceId === cacheSpan.traceId)).toEqual([])
+    expect(apiSpans.filter((span) => span.traceId === traceId)).toEqual([])
+    expect(apiSpans.filter((span) => span.traceId === keptId)).toHaveLength(2)
+  })
+
   it('kill -9 of the cache a key routes to: the client span shows the failed attempt and the one that answered', async () => {
     const namespace = fixture.namespace()
     const caches = [await spawnTraced('cache', namespace), await spawnTraced('cache', namespace)]
