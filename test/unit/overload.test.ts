@@ -3,6 +3,7 @@ import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
+import { RemoteProcedureError } from '../../framework/client/call-errors.js'
 import { initService } from '../../framework/index.js'
 import { ERROR_CODES } from '../../framework/internal/errors.js'
 import {
@@ -98,11 +99,20 @@ describe('isOverloadedAnswer', () => {
     expect(Object.keys(ERROR_CODES)).toContain(OVERLOADED_CODE)
   })
 
-  it('cannot be forged by a procedure: a thrown SERVICE_UNAVAILABLE carries no marker', async () => {
+  it('cannot be forged by a procedure: its SERVICE_UNAVAILABLE, or a nested shed, carries no marker', async () => {
     const t = initService()
     const router = t.router({
       down: t.procedure.query(() => {
         throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: OVERLOADED_CODE })
+      }),
+      // Its own dependency shed the call and nowhere else could take it: this procedure ran.
+      nested: t.procedure.query(() => {
+        throw new RemoteProcedureError('cache.get (instance c1)', {
+          message: 'instance over its in-flight limit',
+          code: 'SERVICE_UNAVAILABLE',
+          httpStatus: 503,
+          data: { code: 'SERVICE_UNAVAILABLE', httpStatus: 503, ...OVERLOADED_DATA },
+        })
       }),
     })
     const load = new LoadSampler()
@@ -110,12 +120,14 @@ describe('isOverloadedAnswer', () => {
       router,
       context: () => ({}) as never,
       load,
-      served: new ServedCalls({ down: 'query' }),
+      served: new ServedCalls({ down: 'query', nested: 'query' }),
       log,
     })
-    const outcome = await invoker.call('down', 'query', undefined, undefined, 0)
-    expect(outcome.status).toBe(503)
-    expect(isOverloadedAnswer(outcome.status, outcome.body)).toBe(false)
+    for (const path of ['down', 'nested']) {
+      const outcome = await invoker.call(path, 'query', undefined, undefined, 0)
+      expect(outcome.status).toBe(503)
+      expect(isOverloadedAnswer(outcome.status, outcome.body)).toBe(false)
+    }
     load.close()
   })
 })
