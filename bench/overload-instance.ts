@@ -29,11 +29,25 @@ const running = await startInstance({
   app: { namespace: config.namespace, version: '0.0.0' },
   log: benchLog(),
 })
+/**
+ * Instance-side time of each shed HTTP request, from its `request` event to its answer handed to
+ * the socket: what shedding costs here, without the load generator's queueing.
+ */
+let shedMs: number[] = []
+running.server.on('request', (_req, res) => {
+  const started = performance.now()
+  res.once('finish', () => {
+    if (res.statusCode === 503) shedMs.push(performance.now() - started)
+  })
+})
 while (!running.registration.registered) await sleep(20)
 process.send?.({ type: 'ready', url: running.instance.url })
 process.on('message', (message: ChildMessage) => {
-  if (message.type !== 'stop') return
-  void running.stop().then(() => process.exit(0))
+  if (message.type === 'shed-times') {
+    process.send?.({ type: 'shed-times', ms: shedMs })
+    shedMs = []
+  }
+  if (message.type === 'stop') void running.stop().then(() => process.exit(0))
 })
 
 /** Its type, for the benchmark's typed client. */
