@@ -35,7 +35,7 @@ export class ServerMetrics {
   readonly #known = new Map<string, ProcedureSeries>()
   readonly #unknown = new Map<string, ProcedureSeries>()
   /** One child per transport, made up front: a shed costs one increment, and reads 0 until then. */
-  readonly #shed = new Map<ShedTransport, Counter.Internal>()
+  readonly #shed = new Map<ShedTransport, BoundCounterChild>()
 
   constructor(registry: Registry, procedures: Readonly<Record<string, ProcedureKind>>) {
     this.#calls = new BoundCounter({
@@ -51,17 +51,13 @@ export class ServerMetrics {
       buckets: DURATION_BUCKETS,
       registers: [registry],
     })
-    const shed = new Counter({
+    const shed = new BoundCounter<'transport'>({
       name: `${METRIC_PREFIX}server_shed_total`,
       help: 'Calls answered 503 without running because the instance was at its in-flight limit (FRAMEWORK_MAX_INFLIGHT), by transport; a /_rpc batch refused whole counts once.',
       labelNames: ['transport'],
       registers: [registry],
     })
-    for (const transport of SHED_TRANSPORTS) {
-      const child = shed.labels(transport)
-      child.inc(0)
-      this.#shed.set(transport, child)
-    }
+    for (const transport of SHED_TRANSPORTS) this.#shed.set(transport, shed.labels(transport))
     for (const [path, kind] of Object.entries(procedures)) {
       this.#known.set(path, this.#series(path, kind))
     }
