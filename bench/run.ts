@@ -13,6 +13,7 @@ const BENCHMARKS: Record<
   'hash-balance': () => import('./hash-balance.js'),
   gateway: () => import('./gateway.js'),
   footprint: () => import('./footprint.js'),
+  overload: () => import('./overload.js'),
 }
 
 const wanted = process.argv.slice(2)

@@ -19,6 +19,7 @@ export type CallFailure =
   | 'timeout'
   | 'aborted'
   | 'bad-hash-key'
+  | 'saturated'
 
 /** The stable code of each failure kind; its tRPC code (and so HTTP status) comes from ERROR_CODES. */
 export const FAILURE_ERROR_CODES = {
@@ -29,6 +30,7 @@ export const FAILURE_ERROR_CODES = {
   timeout: 'FRAMEWORK_ERR_TIMEOUT',
   aborted: 'FRAMEWORK_ERR_ABORTED',
   'bad-hash-key': 'FRAMEWORK_ERR_BAD_HASH_KEY',
+  saturated: 'FRAMEWORK_ERR_DEPENDENCY_SATURATED',
 } as const satisfies Record<CallFailure, FrameworkErrorCode>
 
 /** tRPC code per failure kind, read from ERROR_CODES. */

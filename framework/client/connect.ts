@@ -1,8 +1,9 @@
 import { type Logger, pino } from 'pino'
 import { resolvePhoneBook } from '../config/phone-book.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
-import { assertBalancerSpec, type CallsOf } from '../service/balancer-spec.js'
+import type { CallsOf } from '../service/balancer-spec.js'
 import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
+import { assertDepOptions } from '../service/dep-options.js'
 import { assertRole } from '../service/role.js'
 import { Dependencies } from './dependencies.js'
 import type { TransportOptions } from './http-transport.js'
@@ -45,7 +46,7 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   )) {
     assertRole(role, 'connect({ deps })')
     deps[role] = depOptions === true ? {} : depOptions
-    assertBalancerSpec(deps[role].balancer, `connect({ deps }): deps.${role}.balancer`)
+    assertDepOptions(deps[role], `connect({ deps }): deps.${role}`)
   }
   const etcd = createEtcdClient(etcdEndpoints)
   const dependencies = new Dependencies({

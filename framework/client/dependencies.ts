@@ -73,6 +73,7 @@ export class Dependencies {
           balancer: createBalancer(depOptions.balancer),
           budget,
           timeoutMs: depOptions.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+          maxInflight: depOptions.maxInflight,
           log,
           tracing: options.tracing,
           metrics,

@@ -3,6 +3,7 @@ import { type Balancer, BalancerKeyError } from '../discovery/balancers/index.js
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
 import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
+import { isOverloadedAnswer } from '../protocol/overload.js'
 import type { CallOptions } from '../service/router-client.js'
 import type { DependencyMetrics } from '../telemetry/client-metrics.js'
 import { type ClientCallSpan, startClientCall } from '../telemetry/spans.js'
@@ -32,6 +33,8 @@ export interface DependencyClientOptions {
   balancer: Balancer
   budget: RetryBudget
   timeoutMs: number
+  /** Calls to this role in flight at once, at most (`deps.<role>.maxInflight`); none when unset. */
+  maxInflight?: number
   log: Logger
   /** One CLIENT span per call, with an event per attempt, when tracing is on. */
   tracing?: Tracing
@@ -45,9 +48,14 @@ export interface DependencyClientOptions {
  * queries after a connection failure, a 503 or a per-attempt timeout, on another instance;
  * mutations only when the request provably never reached a server. A call that never reached
  * its instance (a refused connection, an instance leaving) is rerouted without spending the
- * retry budget.
+ * retry budget. A call an instance shed (over its in-flight limit, so it never ran) goes to
+ * another instance, mutations included, spending the budget. With `maxInflight`, calls beyond
+ * that many in flight fail at once (a bulkhead: a slow dependency cannot take every request).
  */
 export class DependencyClient {
+  /** Calls in flight (only counted with a `maxInflight`). */
+  #inflight = 0
+
   constructor(private readonly options: DependencyClientOptions) {}
 
   get role(): string {
@@ -64,6 +72,23 @@ export class DependencyClient {
     callOptions?: CallOptions,
     parentDeadline?: number,
     metadata?: CallMetadata,
+  ): Promise<unknown> {
+    const { maxInflight } = this.options
+    if (maxInflight === undefined)
+      return this.#traced(path, input, callOptions, parentDeadline, metadata)
+    if (this.#inflight >= maxInflight) return Promise.reject(this.#saturated(path, maxInflight))
+    this.#inflight++
+    return this.#traced(path, input, callOptions, parentDeadline, metadata).finally(() => {
+      this.#inflight--
+    })
+  }
+
+  #traced(
+    path: string,
+    input: unknown,
+    callOptions: CallOptions | undefined,
+    parentDeadline: number | undefined,
+    metadata: CallMetadata | undefined,
   ): Promise<unknown> {
     const span = startClientCall(
       this.options.tracing,
@@ -154,21 +179,19 @@ export class DependencyClient {
           err,
         )
       }
-      if (answer.status >= 500) this.#eject(endpoint, `HTTP ${answer.status}`)
+      // A shed call never ran: any call may go elsewhere. The instance is alive and answered at
+      // once, so it stays in rotation (ejecting it would pile its share onto the others).
+      const shed = isOverloadedAnswer(answer.status, answer.body)
+      if (answer.status >= 500 && !shed) this.#eject(endpoint, `HTTP ${answer.status}`)
       span?.attempt(endpoint.id, retries, answer.status, endpoint.isEjected(Date.now()))
-      if (answer.status >= 500) {
-        if (
-          answer.status === 503 &&
-          kind === 'query' &&
-          retries < MAX_RETRIES &&
-          deadline > Date.now() &&
-          budget.withdraw()
-        ) {
-          tried.add(endpoint)
-          retries++
-          this.#retried(endpoint, 'HTTP 503')
-          continue
-        }
+      const retryable = shed
+        ? this.#hasAlternative(path, endpoint, tried)
+        : answer.status === 503 && kind === 'query'
+      if (retryable && retries < MAX_RETRIES && deadline > Date.now() && budget.withdraw()) {
+        tried.add(endpoint)
+        retries++
+        this.#retried(endpoint, shed ? 'shed (over its in-flight limit)' : 'HTTP 503')
+        continue
       }
       return this.#unwrap(path, endpoint, answer)
     }
@@ -324,6 +347,14 @@ export class DependencyClient {
     return new DependencyCallError(
       'no-instance',
       `no live instance of role '${role}' (namespace '${namespace}', etcd ${etcdEndpoints.join(',')})${stale}; is it running? try: framework ps`,
+    )
+  }
+
+  #saturated(path: string, maxInflight: number): DependencyCallError {
+    const { role } = this.options
+    return new DependencyCallError(
+      'saturated',
+      `${this.#where(path)}: ${maxInflight} calls to role '${role}' already in flight, the most deps.${role}.maxInflight allows; the call was not sent. Raise deps.${role}.maxInflight, add instances of '${role}', or send fewer calls at once`,
     )
   }
 

@@ -42,6 +42,13 @@ export const ERROR_CODES = {
   FRAMEWORK_ERR_ABORTED: { exitCode: 1, trpc: 'CLIENT_CLOSED_REQUEST' },
   /** The `hash` balancer's key function threw or returned a non-string. */
   FRAMEWORK_ERR_BAD_HASH_KEY: { exitCode: 1, trpc: 'BAD_REQUEST' },
+  /** The caller's cap on calls in flight to one dependency (`deps.<role>.maxInflight`) is full. */
+  FRAMEWORK_ERR_DEPENDENCY_SATURATED: { exitCode: 1, trpc: 'SERVICE_UNAVAILABLE' },
+  /**
+   * An instance over its in-flight limit (`FRAMEWORK_MAX_INFLIGHT`) refused the call before it
+   * ran; on the wire as `error.data.frameworkCode` of its 503 (protocol/overload.ts).
+   */
+  FRAMEWORK_ERR_OVERLOADED: { exitCode: 1, trpc: 'SERVICE_UNAVAILABLE' },
   /** The callee answered with an error; its own tRPC code travels on. */
   FRAMEWORK_ERR_REMOTE: { exitCode: 1 },
   /** Gateway: the path names no procedure a service exposes (or is not a procedure path). */

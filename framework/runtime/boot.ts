@@ -27,6 +27,7 @@ import { createHttpApp } from './http-server.js'
 import { createInvoker } from './invoker.js'
 import { LoadSampler } from './load.js'
 import { measuredInvoker } from './measured-invoker.js'
+import { InflightLimit } from './overload.js'
 import { createStreamServer } from './rpc-stream.js'
 import { ServedCalls } from './served-calls.js'
 
@@ -105,12 +106,25 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
         })
       : undefined
   const contextFor = callContextFactory({ instance, log, deps })
+  const invoker = measuredInvoker(
+    createInvoker({ router: definition.router, context: contextFor, load, served, log, tracing }),
+    metrics.server,
+  )
+  // One limit for every transport, on the one in-flight count (load.inflight).
+  const limit = new InflightLimit({
+    load,
+    max: config.maxInflight,
+    refuse: invoker.refuse,
+    log,
+    metrics: metrics.server,
+  })
   const httpApp = createHttpApp({
     router: definition.router,
     context: (req, procedure, span) =>
       contextFor(deadlineFrom(req.headers), requestMetadata(req.headers), procedure, span),
     log,
     load,
+    limit,
     served,
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => registration?.registered === true,
@@ -118,15 +132,12 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     scrape: metrics.scrape,
     metrics: metrics.server,
   })
-  const invoker = measuredInvoker(
-    createInvoker({ router: definition.router, context: contextFor, load, served, log, tracing }),
-    metrics.server,
-  )
   const fastPath = createFastPathHandler({
     invoker,
     log,
     maxBodyBytes: config.maxBodyBytes,
     maxBatchSize: config.maxBatchSize,
+    limit,
   })
   // The framework's own clients take the lean path (an upgraded RPC stream, or single and batch
   // requests under /_rpc/); everyone else gets express + tRPC's adapter.
@@ -142,6 +153,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     invoker,
     log,
     maxFrameBytes: config.maxBodyBytes,
+    limit,
     // (Its answers close their connection, and are not waited for by the drain.)
     fallback: route,
   })

@@ -29,9 +29,24 @@ export interface RuntimeConfig {
   logLevel: string
   /** Most calls one fast-path batch may carry (`FRAMEWORK_MAX_BATCH`). */
   maxBatchSize: number
+  /**
+   * Calls in flight beyond which new ones are answered 503 at once, without running
+   * (`FRAMEWORK_MAX_INFLIGHT`); 0: no limit. See DEFAULT_MAX_INFLIGHT.
+   */
+  maxInflight: number
   /** If set, the listening port is written to this file (container healthchecks read it). */
   portFile: string | undefined
 }
+
+/**
+ * On by default, high enough that no ordinary load meets it: one Node thread runs every call, so
+ * a thousand calls in flight already queue CPU-bound work for ~100 ms at 0.1 ms each, while each
+ * waiting call holds memory; past that, an instance without a limit only gets slower for
+ * everyone until it runs out of memory. 1024 matches the RPC stream's per-connection cap, so one
+ * caller alone is held back by backpressure before it is shed. Lower it to what one instance
+ * serves within its callers' deadlines (see README, Overload); 0 turns shedding off.
+ */
+export const DEFAULT_MAX_INFLIGHT = 1024
 
 /** The first non-internal IPv4 address of this host (a container's address), else loopback. */
 export function defaultAdvertiseHost(): string {
@@ -119,6 +134,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       1,
       100_000,
       'the most calls one batch may carry, at least 1, e.g. FRAMEWORK_MAX_BATCH=128',
+    ),
+    maxInflight: envInteger(
+      env,
+      'FRAMEWORK_MAX_INFLIGHT',
+      DEFAULT_MAX_INFLIGHT,
+      0,
+      10_000_000,
+      'the most calls this instance runs at once before answering 503 (0 = no limit), e.g. FRAMEWORK_MAX_INFLIGHT=1024',
     ),
     portFile: env.FRAMEWORK_PORT_FILE || undefined,
   }

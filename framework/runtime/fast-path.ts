@@ -4,14 +4,18 @@ import { encodeAnswer } from '../protocol/answer.js'
 import { parseBatch } from '../protocol/batch.js'
 import { deadlineFrom } from '../protocol/headers.js'
 import { metadataFromHeaders } from '../protocol/metadata.js'
+import { OVERLOADED_STATUS } from '../protocol/overload.js'
 import { BATCH_NAME, parseRpcUrl, queryInput } from '../protocol/paths.js'
 import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
+import type { InflightLimit } from './overload.js'
 
 export interface FastPathOptions {
   invoker: Invoker
   log: Logger
   maxBodyBytes: number
   maxBatchSize: number
+  /** The instance's in-flight limit: calls over it are answered 503 before their body is read. */
+  limit?: InflightLimit
 }
 
 /**
@@ -22,7 +26,15 @@ export interface FastPathOptions {
  * in completion order, so a slow procedure does not hold back the rest of its batch.
  */
 export function createFastPathHandler(options: FastPathOptions) {
-  const { invoker, log, maxBodyBytes, maxBatchSize } = options
+  const { invoker, log, maxBodyBytes, maxBatchSize, limit } = options
+
+  /** Sheds the request if the instance is at its limit (its body, if any, is left unread). */
+  function shed(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!limit?.sheds('rpc')) return false
+    req.resume()
+    limit.answer(res)
+    return true
+  }
 
   function send(res: ServerResponse, outcome: Outcome, path?: string): void {
     const { status, text } = encodeOutcome(invoker, outcome, path)
@@ -72,6 +84,8 @@ export function createFastPathHandler(options: FastPathOptions) {
   }
 
   async function handleBatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // At the limit already: the whole batch is shed unread (each of its calls sees the 503).
+    if (shed(req, res)) return
     const text = await readBody(req, res)
     if (text === undefined) return
     const items = parseBatch(text)
@@ -86,6 +100,12 @@ export function createFastPathHandler(options: FastPathOptions) {
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     let pending = items.length
     items.forEach(([path, kind, input, deadlineMs, metadata], index) => {
+      // Each call is admitted on its own: a batch may fill the instance up to its limit, no more.
+      if (limit?.sheds('rpc')) {
+        res.write(encodeAnswer(index, OVERLOADED_STATUS, limit.answerJson))
+        if (--pending === 0) res.end()
+        return
+      }
       void invoker
         .call(path, kind, input, deadlineMs ?? undefined, index, metadata)
         .catch((err: unknown) => invoker.fail(err, path))
@@ -103,6 +123,7 @@ export function createFastPathHandler(options: FastPathOptions) {
     path: string,
     query: string,
   ): Promise<void> {
+    if (shed(req, res)) return
     const deadlineMs = deadlineFrom(req.headers)
     const metadata = metadataFromHeaders(req.headers)
     if (typeof metadata === 'string') {
@@ -124,6 +145,8 @@ export function createFastPathHandler(options: FastPathOptions) {
     if (req.method === 'POST') {
       const text = await readBody(req, res)
       if (text === undefined) return
+      // Checked again: calls may have started while this body was being read.
+      if (shed(req, res)) return
       let input: unknown
       if (text !== '') {
         try {

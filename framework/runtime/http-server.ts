@@ -10,6 +10,7 @@ import type { ServerMetrics } from '../telemetry/server-metrics.js'
 import { type ServedCallSpan, startServedCall } from '../telemetry/spans.js'
 import type { Tracing } from '../telemetry/tracing-handle.js'
 import type { LoadSampler } from './load.js'
+import type { InflightLimit } from './overload.js'
 import type { ServedCalls } from './served-calls.js'
 import { trpcCallMetrics } from './trpc-metrics.js'
 
@@ -25,7 +26,10 @@ export interface HttpAppOptions {
     span?: ServedCallSpan,
   ) => ServiceContext<unknown>
   log: Logger
+  /** Counts the requests in flight (each /trpc request is one, a tRPC batch too). */
   load: LoadSampler
+  /** The instance's in-flight limit: a /trpc request over it is answered 503 unread. */
+  limit?: InflightLimit
   /** Counts the calls served at `/trpc`, per procedure. */
   served: ServedCalls
   maxBodyBytes: number
@@ -59,7 +63,7 @@ function answerJson(res: ServerResponse, status: number, body: unknown): void {
  * no other tRPC client calls never holds express in memory.
  */
 export function createHttpApp(options: HttpAppOptions): RequestListener {
-  const { log, isReady, scrape } = options
+  const { log, isReady, scrape, load, limit } = options
   let app: Promise<Express> | undefined
   return (req, res) => {
     if (scrape && isMetricsUrl(req.url)) return serveMetrics(req, res, scrape, log)
@@ -71,6 +75,15 @@ export function createHttpApp(options: HttpAppOptions): RequestListener {
         return answerJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not registered' })
       }
     }
+    if (limit && path !== undefined && isTrpcPath(path) && limit.sheds('trpc')) {
+      req.resume()
+      return limit.answer(res, trpcShedBody(req.url ?? '', path, limit.answerJson))
+    }
+    // Counted from here, not once express has loaded: the limit must see every request it admitted.
+    load.inflight++
+    res.once('close', () => {
+      load.inflight--
+    })
     app ??= expressApp(options)
     app.then(
       (handle) => handle(req, res),
@@ -83,7 +96,7 @@ export function createHttpApp(options: HttpAppOptions): RequestListener {
 }
 
 async function expressApp(options: HttpAppOptions): Promise<Express> {
-  const { router, context, log, load, served, maxBodyBytes, tracing } = options
+  const { router, context, log, served, maxBodyBytes, tracing } = options
   const spans = new WeakMap<IncomingMessage, ServedCallSpan>()
   const measured = options.metrics && trpcCallMetrics(options.metrics)
   const [{ default: express }, { createExpressMiddleware }] = await Promise.all([
@@ -92,13 +105,6 @@ async function expressApp(options: HttpAppOptions): Promise<Express> {
   ])
   const app = express()
   app.disable('x-powered-by')
-  app.use((_req, res, next) => {
-    load.inflight++
-    res.once('close', () => {
-      load.inflight--
-    })
-    next()
-  })
   app.use(TRPC_PREFIX, (req, res, next) => {
     // tRPC names a request's procedures in its path, comma-separated for a batch.
     const paths = procedurePaths(req.path)
@@ -131,6 +137,21 @@ async function expressApp(options: HttpAppOptions): Promise<Express> {
     }),
   )
   return app
+}
+
+function isTrpcPath(path: string): boolean {
+  return path === TRPC_PREFIX || path.startsWith(`${TRPC_PREFIX}/`)
+}
+
+/**
+ * The shed answer as tRPC's client expects it: one error body, or for a batch (`?batch=1`) an
+ * array with one per procedure of the batch.
+ */
+function trpcShedBody(url: string, path: string, answerJson: string): string {
+  const query = url.indexOf('?')
+  if (query === -1 || !new URLSearchParams(url.slice(query + 1)).has('batch')) return answerJson
+  const count = Math.max(1, procedurePaths(path.slice(TRPC_PREFIX.length)).length)
+  return `[${Array.from({ length: count }, () => answerJson).join(',')}]`
 }
 
 /** tRPC's HTTP protocol: queries are GETs, mutations POSTs. */

@@ -9,6 +9,7 @@ import {
   upgradeRefused,
 } from '../protocol/stream-handshake.js'
 import type { Invoker } from './invoker.js'
+import type { InflightLimit } from './overload.js'
 import { StreamConnection, type StreamConnectionOptions } from './stream-connection.js'
 
 /**
@@ -25,6 +26,8 @@ export interface StreamServerOptions {
   log: Logger
   /** The longest frame accepted (bytes); the same limit as a request body. */
   maxFrameBytes: number
+  /** The instance's in-flight limit (call frames over it are answered 503). */
+  limit?: InflightLimit
   /** Serves GET/HEAD requests that carry some other `Upgrade` header, as plain HTTP/1.1. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void
 }
@@ -48,6 +51,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     invoker: options.invoker,
     log,
     maxFrameBytes: options.maxFrameBytes,
+    limit: options.limit,
     onClose: (connection) => connections.delete(connection),
   }
 

@@ -2,8 +2,10 @@ import type { Duplex } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import type { Logger } from 'pino'
 import { encodeAnswer } from '../protocol/answer.js'
+import { OVERLOADED_STATUS } from '../protocol/overload.js'
 import { encodeRefusal, frameId, GOAWAY_FRAME, parseCallFrame } from '../protocol/stream-frames.js'
 import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
+import type { InflightLimit } from './overload.js'
 
 /** Frames answered on one connection while more are running make the service stop reading. */
 const MAX_INFLIGHT_PER_CONNECTION = 1_024
@@ -19,6 +21,8 @@ export interface StreamConnectionOptions {
   log: Logger
   /** The longest frame accepted (bytes); the same limit as a request body. */
   maxFrameBytes: number
+  /** The instance's in-flight limit: a frame over it is answered 503 unparsed. */
+  limit?: InflightLimit
   /** Called once the connection is done (closed, or refused and ending). */
   onClose(connection: StreamConnection): void
 }
@@ -43,6 +47,7 @@ export class StreamConnection {
   readonly #invoker: Invoker
   readonly #log: Logger
   readonly #maxFrameBytes: number
+  readonly #limit: InflightLimit | undefined
   readonly #onClose: (connection: StreamConnection) => void
 
   constructor(
@@ -52,6 +57,7 @@ export class StreamConnection {
     this.#invoker = options.invoker
     this.#log = options.log
     this.#maxFrameBytes = options.maxFrameBytes
+    this.#limit = options.limit
     this.#onClose = options.onClose
   }
 
@@ -158,6 +164,15 @@ export class StreamConnection {
       return true
     }
     if (this.#overLimit(line)) return badFrame(this.#tooLarge())
+    // At the instance's limit: answered on its id without parsing the frame (a frame whose id
+    // cannot be read goes on to be refused as malformed).
+    if (this.#limit?.sheds('stream')) {
+      const id = frameId(line)
+      if (id !== undefined) {
+        this.#write(encodeAnswer(id, OVERLOADED_STATUS, this.#limit.answerJson))
+        return true
+      }
+    }
     const frame = parseCallFrame(line)
     if (typeof frame === 'string') return badFrame(this.#invoker.refuse('BAD_REQUEST', frame))
     const [id, path, kind, input, deadlineMs, metadata] = frame

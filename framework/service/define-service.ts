@@ -1,12 +1,8 @@
 import type { AnyRouter, inferRouterContext } from '@trpc/server'
 import { initTRPC } from '@trpc/server'
-import {
-  assertBalancerSpec,
-  type BalancedCall,
-  type BalancerSpec,
-  type CallsOf,
-} from './balancer-spec.js'
+import type { BalancedCall, BalancerSpec, CallsOf } from './balancer-spec.js'
 import type { ServiceContext } from './context.js'
+import { assertDepOptions } from './dep-options.js'
 import { formatServiceError } from './errors.js'
 import { type ExposedPaths, type ExposeSpec, resolveExpose } from './expose.js'
 import { assertRole } from './role.js'
@@ -25,6 +21,12 @@ export interface DepOptions<TCall extends BalancedCall = BalancedCall> {
   balancer?: BalancerSpec<TCall>
   /** Default deadline of calls to this dependency in milliseconds; default 10 000. */
   timeoutMs?: number
+  /**
+   * The most calls to this dependency in flight at once from this process (a bulkhead): beyond
+   * it a call fails at once with SERVICE_UNAVAILABLE (FRAMEWORK_ERR_DEPENDENCY_SATURATED), so a
+   * slow dependency cannot hold every request of the caller. A whole number >= 1; default: no cap.
+   */
+  maxInflight?: number
 }
 
 /**
@@ -131,7 +133,7 @@ export function defineService<
       )
     }
     deps[role] = options === true ? {} : { ...options }
-    assertBalancerSpec(deps[role].balancer, `service '${spec.role}', deps.${role}.balancer`)
+    assertDepOptions(deps[role], `service '${spec.role}', deps.${role}`)
   }
   const replicas = spec.replicas ?? 1
   if (!Number.isInteger(replicas) || replicas < 1) {

@@ -10,6 +10,10 @@ import { DURATION_BUCKETS, METRIC_PREFIX, UNKNOWN_PROCEDURE } from './metrics.js
 
 type Label = 'procedure' | 'kind'
 
+/** How a shed call came: the RPC stream, a `/_rpc` request (or batch item), or tRPC at `/trpc`. */
+export type ShedTransport = 'stream' | 'rpc' | 'trpc'
+const SHED_TRANSPORTS: readonly ShedTransport[] = ['stream', 'rpc', 'trpc']
+
 /** The pre-resolved series of one procedure: no label object is built per call. */
 interface ProcedureSeries {
   readonly procedure: string
@@ -30,6 +34,8 @@ export class ServerMetrics {
   readonly #duration: BoundHistogram<Label>
   readonly #known = new Map<string, ProcedureSeries>()
   readonly #unknown = new Map<string, ProcedureSeries>()
+  /** One child per transport, made up front: a shed costs one increment, and reads 0 until then. */
+  readonly #shed = new Map<ShedTransport, BoundCounterChild>()
 
   constructor(registry: Registry, procedures: Readonly<Record<string, ProcedureKind>>) {
     this.#calls = new BoundCounter({
@@ -45,6 +51,13 @@ export class ServerMetrics {
       buckets: DURATION_BUCKETS,
       registers: [registry],
     })
+    const shed = new BoundCounter<'transport'>({
+      name: `${METRIC_PREFIX}server_shed_total`,
+      help: 'Calls answered 503 without running because the instance was at its in-flight limit (FRAMEWORK_MAX_INFLIGHT), by transport; a /_rpc batch refused whole counts once.',
+      labelNames: ['transport'],
+      registers: [registry],
+    })
+    for (const transport of SHED_TRANSPORTS) this.#shed.set(transport, shed.labels(transport))
     for (const [path, kind] of Object.entries(procedures)) {
       this.#known.set(path, this.#series(path, kind))
     }
@@ -60,6 +73,11 @@ export class ServerMetrics {
       series.byStatus.set(status, counter)
     }
     counter.inc()
+  }
+
+  /** One call (or whole batch) shed at the in-flight limit; it never reached the procedure. */
+  shed(transport: ShedTransport): void {
+    this.#shed.get(transport)?.inc()
   }
 
   /** The kind of a known procedure (its manifest's, whatever the request said). */

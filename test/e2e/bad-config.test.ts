@@ -8,6 +8,7 @@ describe('bad environment and bad service modules', () => {
     ['FRAMEWORK_TTL', '1', 'cache', REPO_ROOT],
     ['PORT', 'abc', 'cache', REPO_ROOT],
     ['ETCD_ENDPOINTS', 'http://[oops', 'cache', REPO_ROOT],
+    ['FRAMEWORK_MAX_INFLIGHT', '-5', 'cache', REPO_ROOT],
   ])('%s=%s → one line naming the variable, exit 2', async (variable, value, role, appRoot) => {
     const instance = spawnInstance(role, {
       appRoot,

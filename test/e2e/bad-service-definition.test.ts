@@ -33,6 +33,10 @@ describe('framework start of a service whose defineService is invalid', () => {
       'badbalancer',
       /^framework: service 'badbalancer', deps\.slow\.balancer: unknown balancer "fastest": use one of 'p2c', 'round-robin', 'random', 'least-load', or \{ hash: \(\{ path, input \}\) => key \}/,
     ],
+    [
+      'badinflight',
+      /^framework: service 'badinflight', deps\.slow\.maxInflight: invalid 2\.5; use a whole number >= 1 \(the most calls in flight to it at once\), or leave it out for no cap$/,
+    ],
   ])('%s → one line naming the setting, exit 2', (role, message) => {
     const result = cli(['start', role])
     expect(result.code, result.stdout + result.stderr).toBe(2)

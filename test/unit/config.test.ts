@@ -18,6 +18,7 @@ describe('loadConfig', () => {
       drainTimeoutMs: 10000,
       maxBodyBytes: 1024 * 1024,
       maxBatchSize: 128,
+      maxInflight: 1024,
     })
   })
 
@@ -36,6 +37,9 @@ describe('loadConfig', () => {
     ['FRAMEWORK_NAMESPACE', 'a/b', /FRAMEWORK_NAMESPACE="a\/b" is invalid/],
     ['ADVERTISE_URL', 'not a url', /ADVERTISE_URL="not a url" is invalid/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL="loud" is invalid/],
+    ['FRAMEWORK_MAX_INFLIGHT', '-1', /FRAMEWORK_MAX_INFLIGHT="-1" is invalid: .*\(0 = no limit\)/],
+    ['FRAMEWORK_MAX_INFLIGHT', '1.5', /FRAMEWORK_MAX_INFLIGHT="1.5" is invalid/],
+    ['FRAMEWORK_MAX_INFLIGHT', 'many', /FRAMEWORK_MAX_INFLIGHT="many" is invalid/],
   ])('%s=%s names the variable and the accepted form', (variable, value, message) => {
     let error: unknown
     try {
@@ -46,6 +50,12 @@ describe('loadConfig', () => {
     expect(error).toBeInstanceOf(ConfigError)
     expect((error as ConfigError).variable).toBe(variable)
     expect((error as Error).message).toMatch(message)
+  })
+
+  it('reads FRAMEWORK_MAX_INFLIGHT, 0 turning shedding off', () => {
+    const env = { ADVERTISE_HOST: '127.0.0.1' }
+    expect(loadConfig({ ...env, FRAMEWORK_MAX_INFLIGHT: '8' }, defaults).maxInflight).toBe(8)
+    expect(loadConfig({ ...env, FRAMEWORK_MAX_INFLIGHT: '0' }, defaults).maxInflight).toBe(0)
   })
 
   it('parses endpoint lists, adding http:// to bare host:port', () => {

@@ -95,6 +95,23 @@ describe('defineService', () => {
     }
   })
 
+  it('rejects a deps maxInflight that is not a whole number >= 1, naming the field; keeps a good one', () => {
+    const typed = initService<{ cache: AnyServiceDefinition }>()
+    const define = (maxInflight: unknown) => () =>
+      defineService({
+        role: 'capped',
+        router: typed.router({}),
+        deps: { cache: { maxInflight: maxInflight as number } },
+      })
+    for (const bad of [-1, 0, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '100', null]) {
+      expect(define(bad)).toThrow(ServiceDefinitionError)
+      expect(define(bad)).toThrow(
+        /^service 'capped', deps\.cache\.maxInflight: invalid .*; use a whole number >= 1 .*or leave it out for no cap$/,
+      )
+    }
+    expect(define(100)().deps.cache?.maxInflight).toBe(100)
+  })
+
   it('rejects bad replicas', () => {
     expect(() => defineService({ role: 'echo', router, replicas: 0 })).toThrow(/replicas/)
   })

@@ -17,6 +17,7 @@ import { createBalancer } from '../../framework/discovery/balancers/index.js'
 import { Endpoint } from '../../framework/discovery/endpoint.js'
 import type { Resolver, ResolverUpdate } from '../../framework/discovery/resolver.js'
 import { DEADLINE_HEADER } from '../../framework/protocol/headers.js'
+import { OVERLOADED_DATA } from '../../framework/protocol/overload.js'
 import { instanceKey, type PhoneBookRecord } from '../../framework/registry/record.js'
 import { ClientMetrics } from '../../framework/telemetry/client-metrics.js'
 
@@ -108,6 +109,16 @@ function tRPCError(message: string, code: string, httpStatus: number) {
     SERVICE_UNAVAILABLE: -32603,
   }
   return { error: { message, code: numeric[code] ?? -32603, data: { code, httpStatus } } }
+}
+
+/** What a service over FRAMEWORK_MAX_INFLIGHT answers (runtime/overload.ts). */
+function shedBody() {
+  const body = tRPCError(
+    'instance over its in-flight limit (2 calls, FRAMEWORK_MAX_INFLIGHT); the call did not run',
+    'SERVICE_UNAVAILABLE',
+    503,
+  )
+  return { error: { ...body.error, data: { ...body.error.data, ...OVERLOADED_DATA } } }
 }
 
 function record(id: string, url: string): PhoneBookRecord {
@@ -512,6 +523,31 @@ for (const { name: via, stream } of TRANSPORTS) {
         expect(alive.requests).toHaveLength(1)
       })
 
+      it('retries a shed mutation (503 marked "not run") on another instance, without ejecting', async () => {
+        const full = await serve('full', { status: 503, body: shedBody() })
+        const alive = await serve('alive')
+        const { client } = makeClient([full.endpoint, alive.endpoint])
+        for (let i = 0; i < 2; i++) {
+          await expect(client.call('set', { i })).resolves.toMatchObject({ served: 'alive' })
+        }
+        expect(full.requests).toHaveLength(1)
+        expect(alive.requests).toHaveLength(2)
+        // Alive and answering at once: it stays in rotation.
+        expect(full.endpoint.ejectedUntil).toBe(0)
+      })
+
+      it('does not resend a shed call to the one instance there is: its 503 reaches the caller', async () => {
+        const full = await serve('full', { status: 503, body: shedBody() })
+        const { client } = makeClient([full.endpoint])
+        const err = await rejection(client.call('get', {}))
+        expect(err).toBeInstanceOf(RemoteProcedureError)
+        expect((err as RemoteProcedureError).code).toBe('SERVICE_UNAVAILABLE')
+        expect((err as Error).message).toMatch(
+          /^cache\.get \(instance full\): instance over its in-flight limit/,
+        )
+        expect(full.requests).toHaveLength(1)
+      })
+
       it('reports a 5xx without a tRPC body as INTERNAL_SERVER_ERROR naming the status', async () => {
         const proxy = await serve('proxy', { status: 502, body: '<html>bad gateway</html>' })
         const { client } = makeClient([proxy.endpoint])
@@ -903,5 +939,32 @@ describe('DependencyClient over requests: the wire', () => {
       value: { served: 'a', path: 'get', input: { n: 1 } },
     })
     expect(a.requests.map((r) => r.input)).toEqual([{ n: 1 }])
+  })
+})
+
+// Concurrent calls: on the stream (the request transport batches them, which this server does not speak).
+describe('DependencyClient: maxInflight (bulkhead)', () => {
+  beforeEach(() => {
+    transport = new HttpTransport({ stream: true })
+  })
+
+  it('fails the call over the cap at once, naming the role and the limit; calls under it succeed', async () => {
+    const slow = await serve('slow', { delayMs: 300 })
+    const { client } = makeClient([slow.endpoint], { maxInflight: 3 })
+    let settled = 0
+    const admitted = [0, 1, 2].map((i) => client.call('get', { i }).finally(() => settled++))
+    const err = await callFailure(client.call('get', { i: 3 }))
+    // Failed at once: before any admitted call answered, and never sent.
+    expect(settled).toBe(0)
+    expect(err.failure).toBe('saturated')
+    expect(err.code).toBe('SERVICE_UNAVAILABLE')
+    expect(err.frameworkCode).toBe('FRAMEWORK_ERR_DEPENDENCY_SATURATED')
+    expect(err.message).toBe(
+      "cache.get: 3 calls to role 'cache' already in flight, the most deps.cache.maxInflight allows; the call was not sent. Raise deps.cache.maxInflight, add instances of 'cache', or send fewer calls at once",
+    )
+    await expect(Promise.all(admitted)).resolves.toHaveLength(3)
+    // The slots are free again once the calls settled, failed ones included.
+    await expect(client.call('get', { i: 4 })).resolves.toMatchObject({ served: 'slow' })
+    expect(slow.requests).toHaveLength(4)
   })
 })

@@ -130,6 +130,7 @@ describe('error codes', () => {
       timeout: 'TIMEOUT',
       aborted: 'CLIENT_CLOSED_REQUEST',
       'bad-hash-key': 'BAD_REQUEST',
+      saturated: 'SERVICE_UNAVAILABLE',
     })
   })
 })
