@@ -84,6 +84,11 @@ export class Dashboard {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/`
   }
 
+  /** Resolves once the phone book was listed (the topology is complete). */
+  whenListed(timeoutMs: number): Promise<void> {
+    return this.topology.whenListed(timeoutMs)
+  }
+
   /** Event streams open now (tests: a page that went away holds none). */
   get streams(): number {
     return this.#sse.size

@@ -30,11 +30,23 @@ const rate = (value) =>
 const ms = (value) =>
   value === null ? '–' : value < 10 ? `${value.toFixed(2)} ms` : `${Math.round(value)} ms`
 
-/** A stable color per service name. */
+/** A color per service, in the order the page first meets them (distinct for the first ten). */
+const PALETTE = [
+  '#3b82f6',
+  '#f59e0b',
+  '#10b981',
+  '#a855f7',
+  '#ef4444',
+  '#14b8a6',
+  '#ec4899',
+  '#84cc16',
+  '#6366f1',
+  '#f97316',
+]
+const colors = new Map()
 function colorOf(service) {
-  let hash = 0
-  for (const char of service) hash = (hash * 31 + char.charCodeAt(0)) >>> 0
-  return `hsl(${hash % 360} 65% 55%)`
+  if (!colors.has(service)) colors.set(service, PALETTE[colors.size % PALETTE.length])
+  return colors.get(service)
 }
 
 function renderTopology(view) {
