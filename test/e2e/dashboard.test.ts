@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import { type BrowserContext, chromium } from 'playwright-core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { freePort } from '../../framework/cli/free-port.js'
 import { connect } from '../../framework/client/connect.js'
@@ -45,12 +45,6 @@ async function records(namespace: string) {
     return parsed.ok ? [parsed.record] : []
   })
 }
-
-/** How many cache instances the page shows ('' while it shows none). */
-const cacheCount = (page: Page) =>
-  page.evaluate(
-    () => document.querySelector('[data-role="cache"]')?.getAttribute('data-count') ?? '',
-  )
 
 it('shows the instances live, a trace of api.get across two services, and answers the call form', async () => {
   expect(existsSync(CHROMIUM), `${CHROMIUM} missing: apt-get install -y chromium`).toBe(true)
@@ -95,9 +89,7 @@ it('shows the instances live, a trace of api.get across two services, and answer
   await page.waitForSelector('#connection[data-state="open"]', { timeout: 30_000 })
   await page.screenshot({ path: join(SHOTS, 'dashboard-topology.png'), fullPage: true })
   // The same document throughout: a reload would lose this.
-  await page.evaluate(() => {
-    ;(window as unknown as { loadedOnce: number }).loadedOnce = 1
-  })
+  await page.evaluate('window.loadedOnce = 1')
 
   // kill -9 of one cache instance, found by the pid in its phone book record.
   const caches = (await records(namespace)).filter((record) => record.role === 'cache')
@@ -107,7 +99,7 @@ it('shows the instances live, a trace of api.get across two services, and answer
   process.kill(victim.pid, 'SIGKILL')
   const killedAt = Date.now()
   await page.waitForFunction(
-    () => document.querySelector('[data-role="cache"]')?.getAttribute('data-count') === '2',
+    'document.querySelector(\'[data-role="cache"]\')?.getAttribute("data-count") === "2"',
     undefined,
     { timeout: 30_000, polling: 50 },
   )
@@ -116,13 +108,11 @@ it('shows the instances live, a trace of api.get across two services, and answer
     shownAfterMs,
     `2 cache instances shown ${shownAfterMs} ms after kill -9 (TTL ${TTL_SECONDS} s)`,
   ).toBeLessThanOrEqual((TTL_SECONDS + 1) * 1000)
-  expect(await page.evaluate(() => (window as unknown as { loadedOnce?: number }).loadedOnce)).toBe(
-    1,
-  )
+  expect(await page.evaluate('window.loadedOnce')).toBe(1)
   expect(await page.locator(`[data-role="cache"] .instance[data-id="${victim.id}"]`).count()).toBe(
     0,
   )
-  expect(await cacheCount(page)).toBe('2')
+  expect(await page.getAttribute('[data-role="cache"]', 'data-count')).toBe('2')
 
   // api.get through discovery (connect(), which starts no trace: api's SERVER span is the root).
   const connection = connect<{ api: typeof api }>({
