@@ -33,9 +33,14 @@ beforeAll(() => {
 
 afterAll(async () => {
   await browser?.close()
+  // Ctrl-C first: dev stops its instances and gateway itself; SIGKILL only if that hangs.
+  if (dev && dev.child.exitCode === null && dev.child.signalCode === null) {
+    dev.child.kill('SIGINT')
+    await Promise.race([dev.exited, new Promise((resolve) => setTimeout(resolve, 30_000))])
+  }
   await dev?.kill('SIGKILL')
   rmSync(userDataDir, { recursive: true, force: true })
-})
+}, 60_000)
 
 /** The namespace's phone book records. */
 async function records(namespace: string) {
