@@ -5,6 +5,7 @@
  * traced variants exported.
  */
 import { createServer } from 'node:http'
+import { parseOtlpTraces } from '../framework/telemetry/otlp-json.js'
 
 const spans: Record<string, number> = {}
 const server = createServer((req, res) => {
@@ -16,27 +17,16 @@ const server = createServer((req, res) => {
   const chunks: Buffer[] = []
   req.on('data', (chunk: Buffer) => chunks.push(chunk))
   req.on('end', () => {
-    try {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-        resourceSpans?: {
-          resource?: { attributes?: { key: string; value?: { stringValue?: string } }[] }
-          scopeSpans?: { spans?: unknown[] }[]
-        }[]
-      }
-      for (const { resource, scopeSpans } of body.resourceSpans ?? []) {
-        const name =
-          resource?.attributes?.find(({ key }) => key === 'service.name')?.value?.stringValue ??
-          'unknown'
-        for (const scope of scopeSpans ?? []) {
-          spans[name] = (spans[name] ?? 0) + (scope.spans?.length ?? 0)
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end('{}')
-    } catch {
+    // The collector's reader of the export format: one home for it.
+    const parsed = parseOtlpTraces(Buffer.concat(chunks).toString('utf8'))
+    if ('error' in parsed) {
       res.writeHead(400, { 'content-type': 'application/json' })
-      res.end('{"error":"not OTLP JSON"}')
+      res.end(JSON.stringify({ error: parsed.error }))
+      return
     }
+    for (const span of parsed.spans) spans[span.service] = (spans[span.service] ?? 0) + 1
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end('{}')
   })
 })
 server.listen(0, '127.0.0.1', () => {

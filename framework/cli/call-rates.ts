@@ -31,7 +31,7 @@ export interface CallRate {
 }
 
 /** The text of `url`'s /metrics, or undefined (unreachable, slow, not 200, too large). */
-function fetchMetrics(url: string): Promise<string | undefined> {
+export function fetchMetrics(url: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     let target: URL
     try {

@@ -3,8 +3,11 @@ import { existsSync, type FSWatcher, watch } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GATEWAY_MODULE } from '../gateway/config.js'
+import { readManifest } from './build/manifest.js'
 import { CliError } from './cli-error.js'
 import { type ComposeOptions, type ComposePlan, writeCompose } from './compose.js'
+import { writeTelemetryOverride } from './dev/dashboard/compose-telemetry.js'
+import { type DevDashboard, startDevDashboard } from './dev/dashboard/dev-dashboard.js'
 import { type ContainerState, inspectContainers } from './docker.js'
 import { GATEWAY_NAME } from './gateway-plan.js'
 import { formatTable } from './output.js'
@@ -36,11 +39,45 @@ function run(command: string[], args: string[], cwd: string): Promise<number> {
  * and the gateway's address (for scripts: the app answers when it returns). In the foreground, a
  * change under services/<role> rebuilds and restarts that role (and the gateway when the role
  * exposes procedures; gateway.ts rebuilds the gateway); Ctrl-C stops the containers (SIGTERM to
- * each instance: leases revoked).
+ * each instance: leases revoked). In the foreground the dashboard runs in this process, reading
+ * the phone book through etcd's host port; on the host network the services export their traces
+ * to its collector (see compose-telemetry.ts for what a bridge would need).
  */
 export async function devCompose(options: DevComposeOptions): Promise<number> {
-  const { appRoot, compose, log } = options
+  const { appRoot, log } = options
   const plan = await writeCompose(options, log)
+  let compose = options.compose
+  let dev: DevDashboard | undefined
+  if (!options.detach) {
+    dev = await startDevDashboard({
+      etcdEndpoints: [`http://127.0.0.1:${options.etcdPort}`],
+      namespace: plan.namespace,
+      roles: readManifest(appRoot)?.roles ?? [],
+      env: process.env,
+      say: log,
+    })
+    if (dev && options.network === 'host') {
+      const services = [...Object.keys(plan.replicas), ...(plan.gateway ? [GATEWAY_NAME] : [])]
+      compose = writeTelemetryOverride(appRoot, compose, services, dev.env)
+    } else if (dev) {
+      log('traces need --network host in compose: the dashboard shows topology and calls only')
+    }
+    if (dev) log(`dashboard at ${dev.dashboard.url} (once the containers are up)`)
+  }
+  try {
+    return await composeUp(options, plan, compose, dev)
+  } finally {
+    await dev?.close()
+  }
+}
+
+async function composeUp(
+  options: DevComposeOptions,
+  plan: ComposePlan,
+  compose: string[],
+  dev: DevDashboard | undefined,
+): Promise<number> {
+  const { appRoot, log } = options
   const scale = Object.entries(plan.replicas).flatMap(([role, n]) => ['--scale', `${role}=${n}`])
   log(`${compose.join(' ')} build …`)
   const built = await run(compose, ['build'], appRoot)
@@ -103,6 +140,9 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
     }
   }
   log(`${compose.join(' ')} up … (Ctrl-C stops everything)`)
+  // The readiness table and the dashboard's address once everything is healthy (compose's own
+  // output goes on around it); a container that fails is compose's output to tell.
+  void announceWhenHealthy(options, plan, compose, dev).catch(() => undefined)
   // compose gets its own process group: a terminal's Ctrl-C reaches only us and is passed on
   // once (a second SIGINT makes compose kill the containers instead of stopping them).
   const child = spawn(compose[0]!, [...compose.slice(1), 'up', ...scale], {
@@ -123,6 +163,31 @@ export async function devCompose(options: DevComposeOptions): Promise<number> {
   process.off('SIGINT', forward)
   process.off('SIGTERM', forward)
   return code
+}
+
+/** Once compose created every container (etcd, the instances, the gateway) and all are healthy. */
+async function announceWhenHealthy(
+  options: DevComposeOptions,
+  plan: ComposePlan,
+  compose: string[],
+  dev: DevDashboard | undefined,
+): Promise<void> {
+  const expected =
+    1 + Object.values(plan.replicas).reduce((sum, n) => sum + n, 0) + (plan.gateway ? 1 : 0)
+  const deadline = Date.now() + HEALTHY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    await sleep(HEALTH_POLL_MS)
+    const ids = (() => {
+      try {
+        return composeContainerIds(options.appRoot, compose, process.env)
+      } catch {
+        return []
+      }
+    })()
+    if (ids.length >= expected) break
+  }
+  const containers = await waitHealthy(options.appRoot, compose, HEALTHY_TIMEOUT_MS)
+  await logReady(options, plan, containers.length, options.log, dev)
 }
 
 /** `framework-api:dev 187 MB, …`: each role's image and its size as the engine reports it. */
@@ -209,6 +274,8 @@ async function logReady(
   plan: ComposePlan,
   containers: number,
   log: (line: string) => void,
+  /** In the foreground: the dashboard (and no word about running in the background). */
+  dev?: DevDashboard,
 ): Promise<void> {
   const etcd = `http://127.0.0.1:${options.etcdPort}`
   const book = await readPhoneBook({ etcdEndpoints: [etcd], namespace: plan.namespace })
@@ -223,6 +290,10 @@ async function logReady(
     log(
       `gateway at http://127.0.0.1:${plan.gateway.port} for ${plan.gateway.exposing.join(', ')}: /trpc/<role>.<procedure>, /api/<role>/<procedure>, /openapi.json`,
     )
+  }
+  if (dev) {
+    log(`dashboard at ${dev.dashboard.url}: topology, recent traces, a call form`)
+    return
   }
   const flag = options.etcdPort === 2379 ? '' : ` --etcd ${etcd}`
   log(`running in the background: framework ps${flag} lists them, framework down stops them`)

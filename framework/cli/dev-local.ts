@@ -4,7 +4,9 @@ import { readAppInfo } from '../config/app.js'
 import { parseEtcdEndpoints } from '../config/etcd-endpoints.js'
 import { resolveNamespace } from '../config/phone-book.js'
 import { GATEWAY_MODULE } from '../gateway/config.js'
+import { readManifest } from './build/manifest.js'
 import { CliError } from './cli-error.js'
+import { startDevDashboard } from './dev/dashboard/dev-dashboard.js'
 import { devPlan } from './dev/plan.js'
 import { type DevInstance, Supervisor } from './dev/supervisor.js'
 import { SourceWatcher } from './dev/watcher.js'
@@ -27,7 +29,9 @@ export interface DevOptions {
  * etcd binary), then every service × its replicas via `framework start`, and a readiness table
  * once all are registered. A change to a file a role loads (its folder, or a shared module it
  * imports) restarts that role. When some service exposes procedures, `framework gateway` runs
- * too (GATEWAY_PORT, default 8080), restarted with any role or when gateway.ts changes.
+ * too (GATEWAY_PORT, default 8080), restarted with any role or when gateway.ts changes. A trace
+ * collector and the dashboard (topology, traces, call form) run in this process on free loopback
+ * ports; every process exports its traces to the collector.
  * Ctrl-C stops everything gracefully (SIGTERM: leases revoked), then etcd; nothing is left running.
  */
 export async function devLocal(options: DevOptions): Promise<number> {
@@ -68,6 +72,16 @@ export async function devLocal(options: DevOptions): Promise<number> {
     say(`etcd ready at ${endpoints}`)
   }
 
+  // The collector and the dashboard start before the services, which export their traces to it.
+  const dev = await startDevDashboard({
+    etcdEndpoints: endpoints.split(','),
+    namespace,
+    roles: readManifest(appRoot)?.roles ?? [],
+    env,
+    say,
+  })
+  if (dev) say(`dashboard at ${dev.dashboard.url} (traces collected at ${dev.collector.endpoint})`)
+
   const total = plan.reduce((sum, entry) => sum + entry.replicas, 0)
   const printSummary = (instances: DevInstance[]) => {
     const rows = plan.map(({ role }) => {
@@ -80,13 +94,14 @@ export async function devLocal(options: DevOptions): Promise<number> {
     const first = instances[0]
     if (first)
       say(`try: framework call ${first.role}.<procedure> '<json>'   (framework routes lists them)`)
+    if (dev) say(`dashboard at ${dev.dashboard.url}: topology, recent traces, a call form`)
     say('Ctrl-C stops everything')
   }
   const exposing = plan.filter((entry) => entry.exposed > 0).map(({ role }) => role)
   const supervisor = new Supervisor({
     appRoot,
     plan,
-    env: { ...env, ETCD_ENDPOINTS: endpoints, FRAMEWORK_NAMESPACE: namespace },
+    env: { ...env, ...dev?.env, ETCD_ENDPOINTS: endpoints, FRAMEWORK_NAMESPACE: namespace },
     out,
     style,
     say,
@@ -143,6 +158,7 @@ export async function devLocal(options: DevOptions): Promise<number> {
     gatewayWatcher?.close()
     clearTimeout(gatewayTimer)
     await supervisor.stop(signal)
+    await dev?.close()
     if (etcd) await etcd.dispose()
     say('stopped')
   }

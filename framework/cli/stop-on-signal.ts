@@ -7,24 +7,26 @@ import type { Logger } from 'pino'
  */
 export function stopOnSignal(stop: () => Promise<void>, log: Logger, limitMs: number): void {
   let shuttingDown = false
+  // Each exit is reached even when the log cannot be written (stdout gone with the parent).
+  const say = (write: () => void) => {
+    try {
+      write()
+    } catch {}
+  }
   const shutdown = (signal: string) => {
     // Ctrl-C in a terminal signals the whole process group, and `framework dev` then sends
     // SIGTERM too: later signals must not cut the drain short.
     if (shuttingDown) return
     shuttingDown = true
-    try {
-      log.info({ signal }, 'signal received')
-    } catch {
-      // stdout gone (the parent died): stop anyway.
-    }
+    say(() => log.info({ signal }, 'signal received'))
     setTimeout(() => {
-      log.error({ limitMs }, 'shutdown did not finish in time; exiting')
+      say(() => log.error({ limitMs }, 'shutdown did not finish in time; exiting'))
       process.exit(1)
     }, limitMs).unref()
     stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error({ err }, 'shutdown failed')
+        say(() => log.error({ err }, 'shutdown failed'))
         process.exit(1)
       },
     )

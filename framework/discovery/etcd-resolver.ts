@@ -48,8 +48,10 @@ export class EtcdResolver implements Resolver {
   constructor(
     private readonly client: Etcd3,
     readonly role: string,
-    private readonly namespace: string,
+    namespace: string,
     private readonly log: Logger,
+    /** What is listed and watched: the role's prefix; a whole namespace's for a phone book view. */
+    private readonly prefix = rolePrefix(namespace, role),
   ) {
     void this.#resync('start')
   }
@@ -124,7 +126,7 @@ export class EtcdResolver implements Resolver {
   async #listAndWatch(): Promise<void> {
     await this.#cancelWatcher()
     this.#watcher = undefined
-    const prefix = rolePrefix(this.namespace, this.role)
+    const prefix = this.prefix
     const response = await this.client.getAll().prefix(prefix).exec()
     const header = response.header as unknown as ResponseHeader
     const revision = BigInt(header.revision)

@@ -1,8 +1,6 @@
-import { z } from 'zod'
+import { inputJsonSchema, type JsonSchema, toJsonSchema } from '../service/input-schema.js'
 import type { ExposedProcedure, ExposedProcedures } from './exposed-procedures.js'
 import { API_PREFIX } from './routes.js'
-
-type JsonSchema = Record<string, unknown>
 
 /**
  * The OpenAPI 3.1 document of every exposed procedure at its plain JSON route
@@ -115,25 +113,11 @@ const ERROR_SCHEMA: JsonSchema = {
 }
 
 function inputSchema(procedure: ExposedProcedure): JsonSchema | undefined {
-  if (procedure.inputs.length === 0) return undefined
-  const schemas = procedure.inputs.map((parser) => toJsonSchema(parser, 'input'))
-  return schemas.length === 1 ? schemas[0] : { allOf: schemas }
+  return inputJsonSchema(procedure.inputs)
 }
 
 function outputSchema(procedure: ExposedProcedure): JsonSchema {
   return procedure.output === undefined ? {} : toJsonSchema(procedure.output, 'output')
-}
-
-function toJsonSchema(parser: unknown, io: 'input' | 'output'): JsonSchema {
-  try {
-    const { $schema: _dialect, ...schema } = z.toJSONSchema(parser as z.ZodType, {
-      io,
-      unrepresentable: 'any',
-    }) as JsonSchema
-    return schema
-  } catch {
-    return { description: 'a schema zod cannot convert to JSON Schema' }
-  }
 }
 
 /** Whether the procedure takes no input too (its first parser accepts undefined). */

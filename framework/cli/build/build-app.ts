@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { GATEWAY_MODULE } from '../../gateway/config.js'
 import { loadServiceDefinition } from '../../runtime/service-module.js'
+import { inputJsonSchema } from '../../service/input-schema.js'
 import { describeInput } from '../../service/input-shape.js'
 import { procedureManifest } from '../../service/manifest.js'
 import { CliError } from '../cli-error.js'
@@ -85,7 +86,14 @@ export async function buildApp(options: BuildOptions): Promise<BuildManifest> {
       procedures: Object.fromEntries(
         Object.entries(procedureManifest(definition.router)).map(([path, kind]) => {
           const procedure = procedures[path]
-          return [path, { kind, input: procedure ? describeInput(procedure) : '-' }]
+          return [
+            path,
+            {
+              kind,
+              input: procedure ? describeInput(procedure) : '-',
+              inputSchema: inputJsonSchema(procedure?._def.inputs ?? []) ?? null,
+            },
+          ]
         }),
       ),
       sources: Object.fromEntries(

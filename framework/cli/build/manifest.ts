@@ -8,7 +8,7 @@ import { serviceModulePath } from '../../runtime/service-module.js'
 /** Where `framework build` writes, under the app root: one bundle per role and the manifest. */
 export const BUILD_DIR = '.framework/build'
 const MANIFEST_FILE = 'manifest.json'
-export const MANIFEST_VERSION = 3
+export const MANIFEST_VERSION = 4
 /** The gateway's settings bundle (from gateway.ts); `_` keeps it apart from every role's bundle. */
 export const GATEWAY_BUNDLE = `${BUILD_DIR}/_gateway.mjs`
 
@@ -24,7 +24,11 @@ export interface RoleManifest {
   deps: string[]
   /** Procedures the gateway may reach (`expose`). */
   expose: string[]
-  procedures: Record<string, { kind: ProcedureKind; input: string }>
+  /** `input`: the one-line summary (routes); `inputSchema`: JSON Schema (the dev dashboard's form). */
+  procedures: Record<
+    string,
+    { kind: ProcedureKind; input: string; inputSchema: Record<string, unknown> | null }
+  >
   /** Local source files bundled in (relative to the app root) and a hash of each. */
   sources: Record<string, string>
 }
