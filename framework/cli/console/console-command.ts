@@ -134,11 +134,17 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
       }
       const resolver = clients.resolver(role)
       await resolver.whenListed(5_000)
+      // Load figures refresh records every few seconds, and a leaving instance's key can be
+      // reported gone more than once (lease revoked, key deleted): only changes of this set show.
+      const shown = new Set(resolver.endpoints.map((endpoint) => endpoint.id))
       watching.set(
         role,
         resolver.subscribe((update) => {
-          // Load figures refresh records every few seconds: only comings and goings are shown.
           if (update.op === 'update') return
+          const { id } = update.endpoint
+          if ((update.op === 'add') === shown.has(id)) return
+          if (update.op === 'add') shown.add(id)
+          else shown.delete(id)
           const sign = update.op === 'add' ? '+' : '-'
           print(
             `\n${sign} ${role} ${update.endpoint.id} ${update.endpoint.url} (${resolver.endpoints.length} live)`,
