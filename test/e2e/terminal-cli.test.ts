@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../framework/cli/free-port.js'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { frameworkTarball } from '../support/framework-package.js'
 import {
@@ -322,4 +323,24 @@ describe('framework console', () => {
       'await cache.get({key:"a"})',
     )
   }, 120_000)
+})
+
+describe('progress on long steps', () => {
+  it('framework dev in a terminal counts instances as they register, then shows the table', async () => {
+    expect(etcd, 'the console test starts etcd').toBeDefined()
+    const app = join(workdir, 'keys', 'shop')
+    const gatewayPort = await freePort()
+    const session = terminal(`dev --local --no-watch --gateway-port ${gatewayPort}`, app, {
+      ETCD_ENDPOINTS: etcd?.endpoint ?? '',
+      FRAMEWORK_NAMESPACE: 'progress-test',
+    })
+    // inventory, orders and report: one instance each, counted as each registers.
+    const screen = await session.waitFor(/all 3 instances registered/, 90_000)
+    session.save('dev-progress')
+    const counts = [...screen.matchAll(/(\d)\/3 registered: (\w+)#\d/g)].map((match) => match[1])
+    expect(counts, screen).toEqual(['1', '2', '3'])
+    session.press('C-c')
+    expect(await session.exitCode(60_000)).toBe(0)
+    expect(session.screen()).toMatch(/framework stopped/)
+  }, 150_000)
 })

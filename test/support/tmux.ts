@@ -23,12 +23,17 @@ export class TmuxSession {
     const exports = Object.entries(env)
       .map(([key, value]) => `export ${key}=${shellQuote(value)}; `)
       .join('')
-    const script = `cd ${shellQuote(cwd)} && ${exports}${command}; echo "EXIT=$?"; sleep 86400`
+    // The shell traps SIGINT (Ctrl-C goes to the whole foreground group) so it outlives the
+    // command and prints its exit code; the command itself gets the default disposition.
+    const script = `trap 'true' INT; cd ${shellQuote(cwd)} && ${exports}${command}; echo "EXIT=$?"; sleep 86400`
     this.#tmux(['new-session', '-d', '-x', '200', '-y', '50', '-s', this.name, 'sh', '-c', script])
   }
 
   #tmux(args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' })
+    return execFileSync('tmux', ['-L', this.socket, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
   }
 
   /** Types `text` literally (no key names). */
