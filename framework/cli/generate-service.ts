@@ -203,15 +203,20 @@ export function writeServiceFolder(
   return files.map(([name]) => join(dir, name))
 }
 
-/** `framework generate service <role> [--deps a,b] [--balancer dep=name] [--expose] [--port N]`. */
-export function generateService(options: GenerateServiceOptions): string[] {
-  const { appRoot, role } = options
+/** Throws the usage error when `appRoot` is not an app: before any question is asked. */
+export function assertAppRoot(appRoot: string): void {
   if (!existsSync(join(appRoot, 'package.json'))) {
     throw new CliError(
       `${appRoot} has no package.json; run this in an app (framework new <dir> makes one)`,
       'FRAMEWORK_ERR_USAGE',
     )
   }
+}
+
+/** `framework generate service <role> [--deps a,b] [--balancer dep=name] [--expose] [--port N]`. */
+export function generateService(options: GenerateServiceOptions): string[] {
+  const { appRoot, role } = options
+  assertAppRoot(appRoot)
   checkServicePlan(options, listServiceRoles(appRoot))
   if (existsSync(join(appRoot, 'services', role))) {
     throw new CliError(

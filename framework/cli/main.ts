@@ -213,8 +213,9 @@ generate
       const { Questions } = await import('./ask/questions.js')
       const { serviceAnswers } = await import('./ask/service-questions.js')
       const { listServiceRoles } = await import('./service-roles.js')
-      const { generateService } = await import('./generate-service.js')
+      const { assertAppRoot, generateService } = await import('./generate-service.js')
       const appRoot = resolve(flags.dir)
+      assertAppRoot(appRoot)
       const plan = await serviceAnswers(
         role,
         flags,
