@@ -19,6 +19,9 @@ export interface ConsoleOptions {
   output: NodeJS.WriteStream
 }
 
+/** How often the role globals are refreshed from the phone book. */
+const REFRESH_MS = 3_000
+
 /** `order-api` → `orderApi`: the global a role is reached by. */
 const globalName = (role: string) =>
   role.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase())
@@ -57,6 +60,9 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
     return roles
   }
   await refresh().catch(() => undefined)
+  // Roles that register later become globals too (a range read every few seconds; no watch).
+  const refresher = setInterval(() => void refresh().catch(() => undefined), REFRESH_MS)
+  refresher.unref()
 
   // A command's work is async: the prompt comes back when it is done.
   const command = (help: string, action: (arg: string) => Promise<void>) => ({
@@ -168,6 +174,7 @@ export async function runConsole(options: ConsoleOptions): Promise<number> {
   })
 
   await new Promise<void>((resolve) => server.once('exit', resolve))
+  clearInterval(refresher)
   for (const stop of watching.values()) stop()
   const closed = await clients.close()
   print(`bye: ${closed} watch(es) closed`)
