@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO_ROOT } from './instance.js'
 import { waitFor } from './wait.js'
@@ -96,6 +96,9 @@ export class TmuxSession {
     } catch {
       // Already gone.
     }
+    // The private socket is this session's alone; tmux can leave the file behind.
+    const uid = process.getuid?.() ?? 0
+    rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${uid}`, this.socket), { force: true })
   }
 }
 
