@@ -11,6 +11,7 @@ import { type DevDashboard, startDevDashboard } from './dev/dashboard/dev-dashbo
 import { type ContainerState, inspectContainers } from './docker.js'
 import { GATEWAY_NAME } from './gateway-plan.js'
 import { formatTable } from './output.js'
+import { runWithProgress } from './progress.js'
 import { readPhoneBook } from './ps.js'
 
 /** How long `dev --detach` waits for every container to be healthy once compose has started them. */
@@ -22,6 +23,8 @@ export interface DevComposeOptions extends ComposeOptions {
   detach: boolean
   watchFiles: boolean
   log: (line: string) => void
+  /** Where long steps show progress (a terminal: a spinner with the current build step). */
+  progressOut?: NodeJS.WriteStream
 }
 
 function run(command: string[], args: string[], cwd: string): Promise<number> {
@@ -79,10 +82,14 @@ async function composeUp(
 ): Promise<number> {
   const { appRoot, log } = options
   const scale = Object.entries(plan.replicas).flatMap(([role, n]) => ['--scale', `${role}=${n}`])
-  log(`${compose.join(' ')} build …`)
-  const built = await run(compose, ['build'], appRoot)
-  if (built !== 0)
-    throw new CliError(`${compose.join(' ')} build failed (exit ${built}); see its output above`)
+  const built = await runWithProgress(
+    compose[0]!,
+    [...compose.slice(1), 'build'],
+    appRoot,
+    `${compose.join(' ')} build`,
+    options.progressOut ?? process.stdout,
+  )
+  if (!built) throw new CliError(`${compose.join(' ')} build failed; see its output above`)
   log(`images (node, production dependencies, bundles): ${imageSizes(plan.images)}`)
   if (options.detach) {
     log(`${compose.join(' ')} up --detach …`)
@@ -90,7 +97,7 @@ async function composeUp(
     if (code !== 0)
       throw new CliError(`${compose.join(' ')} up failed (exit ${code}); see its output above`)
     log('waiting for every container to be healthy (etcd answers, each instance registered)…')
-    const containers = await waitHealthy(appRoot, compose, HEALTHY_TIMEOUT_MS)
+    const containers = await waitHealthy(appRoot, compose, HEALTHY_TIMEOUT_MS, log)
     await logReady(options, plan, containers.length, log)
     return 0
   }
@@ -238,8 +245,11 @@ export async function waitHealthy(
   appRoot: string,
   compose: string[],
   timeoutMs: number,
+  /** Told "3/5 healthy" each time the count changes. */
+  progress: (line: string) => void = () => undefined,
 ): Promise<ContainerState[]> {
   const deadline = Date.now() + timeoutMs
+  let reported = -1
   // `up --detach` has created every container: list them once, then ask the engine only.
   const ids = composeContainerIds(appRoot, compose, process.env)
   if (ids.length === 0) throw new CliError(`${compose.join(' ')} up started no container`)
@@ -257,6 +267,10 @@ export async function waitHealthy(
       )
     }
     const waiting = containers.filter(({ health }) => health !== undefined && health !== 'healthy')
+    if (waiting.length !== reported) {
+      reported = waiting.length
+      progress(`${containers.length - waiting.length}/${containers.length} healthy`)
+    }
     if (waiting.length === 0) return containers
     if (Date.now() > deadline) {
       const names = waiting.map(({ name, health }) => `${name} (${health})`).join(', ')

@@ -125,19 +125,49 @@ const program = new Command('framework')
       write(text.split('\n')[0]!.trim() ? `${text.trim().split('\n')[0]}\n` : text),
   })
 
+/** Collects a repeatable option's values. */
+const collect = (value: string, previous: string[]) => [...previous, value]
+
 program
   .command('new')
-  .description('create an app: package.json, tsconfig, services/hello, README')
-  .argument('<dir>', 'a new or empty directory')
+  .description(
+    'create an app: package.json, tsconfig, its first services, README (on a terminal with no <dir>: asks)',
+  )
+  .argument('[dir]', 'a new or empty directory; its name is the app name')
+  .option(
+    '--service <role[=deps]>',
+    'a first service and the roles it calls, e.g. --service inventory --service orders=inventory (repeatable; default: hello)',
+    collect,
+    [],
+  )
+  .addOption(
+    new Option(
+      '--dev <mode>',
+      'what npm run dev runs: docker (falls back to local) or local',
+    ).choices(['docker', 'local']),
+  )
   .option('--skip-install', 'do not run npm install')
   .option(
     '--framework <spec>',
     'depend on this npm spec (a published version), or vendor this framework-<version>.tgz; default: this framework, packed into vendor/',
   )
-  .action(async (dir: string, flags: { skipInstall?: boolean; framework?: string }) => {
-    const { newApp } = await import('./new-app.js')
-    newApp({ dir, install: !flags.skipInstall, framework: flags.framework, log: out })
-  })
+  .action(
+    async (
+      dir: string | undefined,
+      flags: { service: string[]; dev?: string; skipInstall?: boolean; framework?: string },
+    ) => {
+      const { Questions } = await import('./ask/questions.js')
+      const { appAnswers } = await import('./ask/app-questions.js')
+      const { newApp } = await import('./new-app.js')
+      const answers = await appAnswers(dir, flags, Questions.forTerminal('framework new'))
+      await newApp({
+        ...answers,
+        install: !flags.skipInstall,
+        framework: flags.framework,
+        log: out,
+      })
+    },
+  )
 
 program
   .command('upgrade')
@@ -160,32 +190,42 @@ program
 const generate = program.command('generate').description('generate code by convention')
 generate
   .command('service')
-  .description('services/<role>/index.ts with a sample procedure, and its test')
-  .argument('<role>', "the new service's role")
-  .option('--deps <roles>', 'comma-separated roles it calls through ctx.deps', '')
+  .description(
+    'services/<role>/index.ts with a sample procedure, and its test (on a terminal with no <role>: asks)',
+  )
+  .argument('[role]', "the new service's role")
+  .option('--deps <roles>', 'comma-separated roles it calls through ctx.deps')
+  .option(
+    '--balancer <dep=name>',
+    'how calls to a dependency pick an instance: p2c, round-robin, random, least-load, or hash:<input field> (repeatable)',
+    collect,
+    [],
+  )
+  .option('--expose', 'expose every procedure through the gateway')
+  .option('--no-expose', 'keep it internal (the default)')
   .option('--port <n>', 'a fixed port for dev and compose')
   .addOption(dirOption())
-  .action(async (role: string, flags: { deps: string; port?: string; dir: string }) => {
-    const { generateService } = await import('./generate-service.js')
-    const appRoot = resolve(flags.dir)
-    const deps = flags.deps
-      .split(',')
-      .map((dep) => dep.trim())
-      .filter(Boolean)
-    if (flags.port !== undefined && !/^\d+$/.test(flags.port)) {
-      throw new CliError(
-        `--port ${flags.port} is invalid: use a port number 1-65535`,
-        'FRAMEWORK_ERR_USAGE',
+  .action(
+    async (
+      role: string | undefined,
+      flags: { deps?: string; balancer: string[]; expose?: boolean; port?: string; dir: string },
+    ) => {
+      const { Questions } = await import('./ask/questions.js')
+      const { serviceAnswers } = await import('./ask/service-questions.js')
+      const { listServiceRoles } = await import('./service-roles.js')
+      const { assertAppRoot, generateService } = await import('./generate-service.js')
+      const appRoot = resolve(flags.dir)
+      assertAppRoot(appRoot)
+      const plan = await serviceAnswers(
+        role,
+        flags,
+        appRoot,
+        listServiceRoles(appRoot),
+        Questions.forTerminal('framework generate service'),
       )
-    }
-    generateService({
-      appRoot,
-      role,
-      deps,
-      port: flags.port === undefined ? undefined : Number(flags.port),
-      log: out,
-    })
-  })
+      generateService({ ...plan, appRoot, log: out })
+    },
+  )
 
 program
   .command('build')
@@ -359,6 +399,25 @@ program
       out(JSON.stringify(result, null, 2))
     },
   )
+
+program
+  .command('console')
+  .description(
+    'a REPL on the live system: every role a global (await cache.get({ key: "a" })), .ps, .routes, .watch <role>',
+  )
+  .addOption(etcdOption())
+  .addOption(namespaceOption())
+  .addOption(dirOption())
+  .action(async (flags: { etcd?: string; namespace?: string; dir: string }) => {
+    const { phoneBookTarget } = await import('./phone-book-target.js')
+    const { runConsole } = await import('./console/console-command.js')
+    await runConsole({
+      target: phoneBookTarget(flags, process.env),
+      appRoot: resolve(flags.dir),
+      input: process.stdin,
+      output: process.stdout,
+    })
+  })
 
 composeFlags(
   program

@@ -180,6 +180,7 @@ export class Supervisor {
           }
           if (line.event === 'registered' && !instance.registered) {
             instance.registered = true
+            this.#registeredProgress(instance)
             this.#checkAllRegistered()
           }
         },
@@ -258,6 +259,17 @@ export class Supervisor {
       if (this.#stopping && this.#running().length === 0) this.#onAllExited()
     })
     return child
+  }
+
+  /** Until all are up, a count per registration ("3/4 registered"): a slow boot shows who is missing. */
+  #registeredProgress(instance: DevInstance): void {
+    if (this.#summaryShown) return
+    const registered = this.instances.filter((candidate) => candidate.registered).length
+    this.options.say(
+      this.options.style.dim(
+        `${registered}/${this.#total} registered: ${instance.name}${instance.url ? ` at ${instance.url}` : ''}`,
+      ),
+    )
   }
 
   #checkAllRegistered(): void {
