@@ -1,6 +1,8 @@
 import { type Logger, pino } from 'pino'
+import { resolveCallAuth } from '../config/call-auth.js'
 import { resolvePhoneBook } from '../config/phone-book.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
+import { callTokensFor } from '../security/call-tokens.js'
 import { assertBalancerSpec, type CallsOf } from '../service/balancer-spec.js'
 import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
 import { assertRole } from '../service/role.js'
@@ -17,6 +19,11 @@ export interface ConnectOptions<TDeps extends Record<string, AnyServiceDefinitio
   log?: Logger
   /** How calls travel (default: the RPC stream where the service speaks it). */
   transport?: TransportOptions
+  /**
+   * The role the calls' tokens name as the caller (`ctx.callerRole` in the service) when call
+   * tokens are on (FRAMEWORK_SECRET[_FILE] set); default `client`.
+   */
+  callerRole?: string
 }
 
 export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> {
@@ -47,6 +54,9 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
     deps[role] = depOptions === true ? {} : depOptions
     assertBalancerSpec(deps[role].balancer, `connect({ deps }): deps.${role}.balancer`)
   }
+  const callerRole = options.callerRole ?? 'client'
+  assertRole(callerRole, 'connect({ callerRole })')
+  const tokens = callTokensFor(resolveCallAuth(process.env), callerRole, namespace)
   const etcd = createEtcdClient(etcdEndpoints)
   const dependencies = new Dependencies({
     etcd,
@@ -55,6 +65,7 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
     deps,
     log: options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
     transport: options.transport,
+    tokens,
   })
   return {
     deps: dependencies.forRequest(undefined) as DepsClients<TDeps>,

@@ -1,4 +1,5 @@
 import { networkInterfaces } from 'node:os'
+import { type CallAuthConfig, resolveCallAuth } from '../config/call-auth.js'
 import { ConfigError } from '../config/config-error.js'
 import { envDrainTimeoutMs, envInteger, envLogLevel } from '../config/env-values.js'
 import { resolveEtcdEndpoints, resolveNamespace } from '../config/phone-book.js'
@@ -31,6 +32,8 @@ export interface RuntimeConfig {
   maxBatchSize: number
   /** If set, the listening port is written to this file (container healthchecks read it). */
   portFile: string | undefined
+  /** Call tokens (`FRAMEWORK_AUTH`, `FRAMEWORK_SECRET[_FILE]`, `FRAMEWORK_SECRET_PREVIOUS[_FILE]`). */
+  callAuth: CallAuthConfig
 }
 
 /** The first non-internal IPv4 address of this host (a container's address), else loopback. */
@@ -121,5 +124,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       'the most calls one batch may carry, at least 1, e.g. FRAMEWORK_MAX_BATCH=128',
     ),
     portFile: env.FRAMEWORK_PORT_FILE || undefined,
+    callAuth: resolveCallAuth(env),
   }
 }

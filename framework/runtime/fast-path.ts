@@ -2,9 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { encodeAnswer } from '../protocol/answer.js'
 import { parseBatch } from '../protocol/batch.js'
+import { TOKEN_HEADER } from '../protocol/call-token.js'
 import { deadlineFrom } from '../protocol/headers.js'
 import { metadataFromHeaders } from '../protocol/metadata.js'
 import { BATCH_NAME, parseRpcUrl, queryInput } from '../protocol/paths.js'
+import type { CallAuth, CallerCheck } from './call-auth.js'
 import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
 
 export interface FastPathOptions {
@@ -12,6 +14,8 @@ export interface FastPathOptions {
   log: Logger
   maxBodyBytes: number
   maxBatchSize: number
+  /** Call tokens: a request without a valid one is answered 401 before its body is read. */
+  auth?: CallAuth
 }
 
 /**
@@ -22,7 +26,24 @@ export interface FastPathOptions {
  * in completion order, so a slow procedure does not hold back the rest of its batch.
  */
 export function createFastPathHandler(options: FastPathOptions) {
-  const { invoker, log, maxBodyBytes, maxBatchSize } = options
+  const { invoker, log, maxBodyBytes, maxBatchSize, auth } = options
+
+  /** The request's caller; null (and a 401 sent) when its token is refused. */
+  async function callerOf(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path?: string,
+  ): Promise<CallerCheck | null> {
+    if (!auth?.required) return undefined
+    let caller = auth.check(req.headers[TOKEN_HEADER])
+    if (caller instanceof Promise) caller = await caller
+    if (typeof caller === 'string') {
+      req.resume()
+      send(res, invoker.refuse('UNAUTHORIZED', caller, path), path)
+      return null
+    }
+    return caller
+  }
 
   function send(res: ServerResponse, outcome: Outcome, path?: string): void {
     const { status, text } = encodeOutcome(invoker, outcome, path)
@@ -72,6 +93,8 @@ export function createFastPathHandler(options: FastPathOptions) {
   }
 
   async function handleBatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const caller = auth?.required ? await callerOf(req, res) : undefined
+    if (caller === null) return
     const text = await readBody(req, res)
     if (text === undefined) return
     const items = parseBatch(text)
@@ -87,7 +110,7 @@ export function createFastPathHandler(options: FastPathOptions) {
     let pending = items.length
     items.forEach(([path, kind, input, deadlineMs, metadata], index) => {
       void invoker
-        .call(path, kind, input, deadlineMs ?? undefined, index, metadata)
+        .call(path, kind, input, deadlineMs ?? undefined, index, metadata, caller)
         .catch((err: unknown) => invoker.fail(err, path))
         .then((outcome) => {
           const { status, text } = encodeOutcome(invoker, outcome, path)
@@ -103,6 +126,8 @@ export function createFastPathHandler(options: FastPathOptions) {
     path: string,
     query: string,
   ): Promise<void> {
+    const caller = auth?.required ? await callerOf(req, res, path) : undefined
+    if (caller === null) return
     const deadlineMs = deadlineFrom(req.headers)
     const metadata = metadataFromHeaders(req.headers)
     if (typeof metadata === 'string') {
@@ -119,7 +144,11 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'query', input, deadlineMs, 0, metadata), path)
+      return send(
+        res,
+        await invoker.call(path, 'query', input, deadlineMs, 0, metadata, caller),
+        path,
+      )
     }
     if (req.method === 'POST') {
       const text = await readBody(req, res)
@@ -132,7 +161,11 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'mutation', input, deadlineMs, 0, metadata), path)
+      return send(
+        res,
+        await invoker.call(path, 'mutation', input, deadlineMs, 0, metadata, caller),
+        path,
+      )
     }
     send(
       res,

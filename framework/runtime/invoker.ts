@@ -5,6 +5,8 @@ import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { endServedCall, startServedCall } from '../telemetry/spans.js'
 import type { Tracing } from '../telemetry/tracing-handle.js'
+import type { CallAuth, CallerCheck } from './call-auth.js'
+import { TOKEN_MISSING } from './call-auth.js'
 import type { ContextFactory } from './call-context.js'
 import type { LoadSampler } from './load.js'
 import type { ServedCalls } from './served-calls.js'
@@ -28,6 +30,8 @@ export interface InvokerOptions {
   log: Logger
   /** One SERVER span per call, when tracing is on. */
   tracing?: Tracing
+  /** Call tokens: when required, a call without a valid one is refused (401) before it runs. */
+  auth?: CallAuth
 }
 
 /** What a call came to: an HTTP status and a tRPC response body (`{ result }` or `{ error }`). */
@@ -45,10 +49,17 @@ export interface Invoker {
     deadlineMs: number | undefined,
     batchIndex: number,
     metadata?: CallMetadata,
+    /** What the transport found of the caller's token (call-auth.ts). */
+    caller?: CallerCheck,
   ): Promise<Outcome>
   /** A tRPC error body (shape, status) for a request refused before any procedure ran. */
   refuse(
-    code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE' | 'METHOD_NOT_SUPPORTED' | 'SERVICE_UNAVAILABLE',
+    code:
+      | 'BAD_REQUEST'
+      | 'PAYLOAD_TOO_LARGE'
+      | 'METHOD_NOT_SUPPORTED'
+      | 'SERVICE_UNAVAILABLE'
+      | 'UNAUTHORIZED',
     message: string,
     path?: string,
   ): Outcome
@@ -73,7 +84,7 @@ const FORMATTER_FAILED: Outcome = {
  * error shapes and statuses as tRPC's adapters.
  */
 export function createInvoker(options: InvokerOptions): Invoker {
-  const { router, context, load, served, log, tracing } = options
+  const { router, context, load, served, log, tracing, auth } = options
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
   const config = router._def._config
 
@@ -101,12 +112,24 @@ export function createInvoker(options: InvokerOptions): Invoker {
   }
 
   return {
-    async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA) {
+    async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA, caller) {
       const procedure = procedures[path]
       const span = startServedCall(tracing, path, kind, metadata)
       let ctx: unknown
       load.inflight++
       try {
+        // Before anything else: a caller without a valid token learns nothing, not even
+        // whether the procedure exists.
+        if (auth?.required) {
+          if (caller === undefined || typeof caller === 'string') {
+            throw new TRPCError({ code: 'UNAUTHORIZED', message: caller ?? TOKEN_MISSING })
+          }
+          const checked = await auth.principal(metadata, caller)
+          if (typeof checked === 'string') {
+            throw new TRPCError({ code: 'UNAUTHORIZED', message: checked })
+          }
+          metadata = checked
+        }
         if (!procedure || procedure._def.type !== kind) {
           const exists = procedure !== undefined
           throw new TRPCError({
@@ -116,7 +139,13 @@ export function createInvoker(options: InvokerOptions): Invoker {
               : `No procedure found on path "${path}"`,
           })
         }
-        ctx = context(deadlineMs, metadata, path, span)
+        ctx = context(
+          deadlineMs,
+          metadata,
+          path,
+          span,
+          typeof caller === 'object' ? caller.role : undefined,
+        )
         const data = await procedure({
           ctx,
           path,
