@@ -24,6 +24,8 @@ export interface ConnectOptions<TDeps extends Record<string, AnyServiceDefinitio
    * tokens are on (FRAMEWORK_SECRET[_FILE] set); default `client`.
    */
   callerRole?: string
+  /** Where settings not given here are read from (ETCD_ENDPOINTS, FRAMEWORK_SECRET, …); default process.env. */
+  env?: NodeJS.ProcessEnv
 }
 
 export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> {
@@ -41,7 +43,8 @@ export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> 
 export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   options: ConnectOptions<TDeps>,
 ): Connection<TDeps> {
-  const { etcdEndpoints, namespace } = resolvePhoneBook(process.env, {
+  const env = options.env ?? process.env
+  const { etcdEndpoints, namespace } = resolvePhoneBook(env, {
     etcd: options.etcdEndpoints,
     namespace: options.namespace,
     appRoot: process.cwd(),
@@ -56,14 +59,14 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   }
   const callerRole = options.callerRole ?? 'client'
   assertRole(callerRole, 'connect({ callerRole })')
-  const tokens = callTokensFor(resolveCallAuth(process.env), callerRole, namespace)
+  const tokens = callTokensFor(resolveCallAuth(env), callerRole, namespace)
   const etcd = createEtcdClient(etcdEndpoints)
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints,
     namespace,
     deps,
-    log: options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
+    log: options.log ?? pino({ level: env.LOG_LEVEL ?? 'warn' }),
     transport: options.transport,
     tokens,
   })
