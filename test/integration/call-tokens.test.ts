@@ -3,6 +3,9 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdServer } from '../../framework/cli/local-etcd.js'
 import { Dependencies } from '../../framework/client/dependencies.js'
+import { loadGatewayConfig } from '../../framework/gateway/config.js'
+import { defineGateway } from '../../framework/gateway/define-gateway.js'
+import { startGateway } from '../../framework/gateway/start-gateway.js'
 import { defineService, initService } from '../../framework/index.js'
 import { TOKEN_HEADER } from '../../framework/protocol/call-token.js'
 import { CALLER_KEY, encodeCaller, PRINCIPAL_KEY } from '../../framework/protocol/metadata.js'
@@ -39,6 +42,7 @@ const a = initService<{ 'tok-cache': typeof callee }>()
 const api = defineService({
   role: 'tok-api',
   deps: { 'tok-cache': true },
+  expose: ['relay'],
   router: a.router({
     relay: a.procedure.query(async ({ ctx }) => ({
       own: { callerRole: ctx.callerRole ?? null, caller: ctx.caller ?? null },
@@ -167,6 +171,47 @@ describe('calls between services carry call tokens (FRAMEWORK_SECRET set)', () =
     })
     expect(refused.status).toBe(401)
     expect(ran).toBe(before)
+  })
+})
+
+describe('the gateway signs the end user its authenticate() returned', () => {
+  it('ctx.caller in every service the call reaches, ctx.callerRole gateway then tok-api', async () => {
+    const gateway = await startGateway({
+      definitions: [api, callee],
+      gateway: defineGateway({
+        authenticate: (request) =>
+          request.headers.authorization === 'Bearer good' ? { id: 'u-1' } : undefined,
+      }),
+      config: loadGatewayConfig(
+        {
+          ETCD_ENDPOINTS: etcd.endpoint,
+          FRAMEWORK_NAMESPACE: NS,
+          GATEWAY_PORT: '0',
+          HOST: '127.0.0.1',
+          FRAMEWORK_SECRET: SECRET,
+        },
+        { namespace: NS },
+      ),
+      app: { namespace: NS, version: '1.0.0' },
+      log: pino({ level: 'silent' }),
+    })
+    try {
+      await waitFor('the gateway sees tok-api', () =>
+        Boolean(gateway.dependencies.resolvers.get('tok-api')?.endpoints.length),
+      )
+      const response = await raw(gateway.url, 'GET', '/trpc/tok-api.relay', undefined, {
+        authorization: 'Bearer good',
+        // A client cannot name an end user itself.
+        [CALLER_KEY]: encodeCaller({ id: 'admin' }) as string,
+      })
+      expect(response.status, response.body).toBe(200)
+      expect(JSON.parse(response.body).result.data).toEqual({
+        own: { callerRole: 'gateway', caller: { id: 'u-1' } },
+        nested: { callerRole: 'tok-api', caller: { id: 'u-1' } },
+      })
+    } finally {
+      await gateway.stop()
+    }
   })
 })
 
