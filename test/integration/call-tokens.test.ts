@@ -13,6 +13,7 @@ import { createEtcdClient } from '../../framework/registry/etcd-client.js'
 import type { RunningInstance } from '../../framework/runtime/boot.js'
 import { mintCallToken } from '../../framework/security/call-token.js'
 import { CallTokens } from '../../framework/security/call-tokens.js'
+import { faultRow } from '../support/fault-summary.js'
 import { startInProcess } from '../support/in-process.js'
 import { raw } from '../support/raw-request.js'
 import { RawStream, waitUntil } from '../support/raw-stream.js'
@@ -280,6 +281,12 @@ function expectUnauthorized(status: number, body: string, what: string) {
 describe('a direct call to a service port without a valid token is refused: 401, nothing runs', () => {
   it('/_rpc single (query and mutation), /_rpc/_batch and /trpc', async () => {
     const before = ran
+    let sent = 0
+    let refused = 0
+    const count = (status: number) => {
+      sent++
+      if (status === 401) refused++
+    }
     for (const [what, token] of Object.entries(await badTokens())) {
       const headers: Record<string, string> = token === '' ? {} : { [TOKEN_HEADER]: token }
       const single = await raw(cacheUrl, 'GET', '/_rpc/who', undefined, headers)
@@ -302,8 +309,13 @@ describe('a direct call to a service port without a valid token is refused: 401,
       // An unknown procedure is 401 too: an unauthenticated caller learns nothing.
       const unknown = await raw(cacheUrl, 'GET', '/_rpc/nope', undefined, headers)
       expectUnauthorized(unknown.status, unknown.body, `${what} /_rpc/nope`)
+      for (const answer of [single, mutation, batch, trpc, unknown]) count(answer.status)
     }
+    const row = faultRow('calls to a service port without a valid call token (9 kinds × 5 paths)')
+    row.measured({ calls: sent, failed: sent - refused, note: `procedure ran ${ran - before} times` })
     expect(ran).toBe(before)
+    expect(refused).toBe(sent)
+    row.passed()
   })
 
   it('the RPC stream upgrade', async () => {
