@@ -312,7 +312,11 @@ describe('a direct call to a service port without a valid token is refused: 401,
       for (const answer of [single, mutation, batch, trpc, unknown]) count(answer.status)
     }
     const row = faultRow('calls to a service port without a valid call token (9 kinds × 5 paths)')
-    row.measured({ calls: sent, failed: sent - refused, note: `procedure ran ${ran - before} times` })
+    row.measured({
+      calls: sent,
+      failed: sent - refused,
+      note: `procedure ran ${ran - before} times`,
+    })
     expect(ran).toBe(before)
     expect(refused).toBe(sent)
     row.passed()
