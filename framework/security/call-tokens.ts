@@ -47,6 +47,8 @@ export type SigningKey = 'current' | 'previous'
  */
 export class CallTokens {
   readonly #minted = new Map<string, Minted>()
+  /** Mints in progress for keys that have no token yet. */
+  readonly #first = new Map<string, Promise<string>>()
 
   constructor(
     private readonly options: {
@@ -88,8 +90,15 @@ export class CallTokens {
       return minted.token
     }
     if (minted?.renewing !== undefined) return minted.renewing
-    const next = this.#mint(cacheKey, audience, principal, key)
-    return next
+    // The first calls to a callee all wait for the one mint.
+    let first = this.#first.get(cacheKey)
+    if (first === undefined) {
+      first = this.#mint(cacheKey, audience, principal, key).finally(() =>
+        this.#first.delete(cacheKey),
+      )
+      this.#first.set(cacheKey, first)
+    }
+    return first
   }
 
   async #mint(

@@ -59,6 +59,8 @@ describe('CallTokens: minted once per callee role, not per call', () => {
     const tokens = new CallTokens({ caller: 'api', namespace: 'shop', secret: CURRENT })
     const first = tokens.token('cache')
     expect(first).toBeInstanceOf(Promise)
+    // Calls made before the first mint ends wait for that one mint.
+    expect(tokens.token('cache')).toBe(first)
     const token = await first
     expect(tokens.token('cache')).toBe(token)
     expect(tokens.token('cache')).toBe(token)
