@@ -10,6 +10,9 @@
  *   ctx.deps, tracing 1% / 100% — ctx.deps to a cache instance of its own that traces (OTLP/HTTP
  *               to a receiver process, `parentbased_traceidratio` at 0.01 / `always_on`): the
  *               cost of a SERVER span per served call. Metrics are on in every framework row.
+ *   ctx.deps, token auth — ctx.deps to a cache instance of its own that requires call tokens
+ *               (FRAMEWORK_SECRET set on both sides): a token per callee role, minted once and
+ *               renewed every ~40 s, checked at the stream's upgrade (and in _auth frames).
  * Sequential and 100 concurrent, three interleaved rounds each, median by calls/s.
  * Then each service side once more under --cpu-prof (service-profile.ts): where the CPU goes.
  * Also: how long a call takes to fail when the role has no live instance (SERVICE_UNAVAILABLE
@@ -85,6 +88,19 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     })
     return { name, namespace, instance, client }
   })
+  // Call tokens on: an instance and a client of their own, sharing the namespace secret.
+  const tokenEnv = { FRAMEWORK_SECRET: 'b'.repeat(48) }
+  const tokenInstance = startInstance('cache', {
+    ...benchEnv(etcd.endpoint, 'bench-overhead-token'),
+    FRAMEWORK_TTL: '5',
+    ...tokenEnv,
+  })
+  const tokenClient = connect<{ cache: typeof cache }>({
+    deps: { cache: true },
+    etcdEndpoints: etcd.endpoint,
+    namespace: 'bench-overhead-token',
+    env: { ...process.env, ...tokenEnv },
+  })
   const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
   let moleculer: MoleculerBaseline | undefined
   const connection = connect<{ cache: typeof cache }>({
@@ -104,6 +120,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     const { url: cacheUrl } = await cacheInstance.listening()
     await cacheInstance.waitForLog('registered in etcd')
     for (const { instance } of traced) await instance.waitForLog('registered in etcd')
+    await tokenInstance.waitForLog('registered in etcd')
     const trpc = createTRPCClient<(typeof cache)['router']>({
       links: [httpLink({ url: `${cacheUrl}/trpc` })],
     })
@@ -117,6 +134,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       trpc: () => trpc.get.query({ key: 'k' }),
       'ctx.deps': () => connection.deps.cache.get({ key: 'k' }),
       'ctx.deps (requests)': () => requestsOnly.deps.cache.get({ key: 'k' }),
+      'ctx.deps, token auth': () => tokenClient.deps.cache.get({ key: 'k' }),
       moleculer: moleculer.call,
       ...Object.fromEntries(
         traced.map(({ name, client }) => [name, () => client.deps.cache.get({ key: 'k' })]),
@@ -172,6 +190,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       raw: find('raw', mode),
       traced1: find('ctx.deps, tracing 1%', mode),
       traced100: find('ctx.deps, tracing 100%', mode),
+      tokens: find('ctx.deps, token auth', mode),
     }))
     const met = (ok: boolean) => (ok ? 'met' : 'missed')
     const c = concurrent!
@@ -213,6 +232,14 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         goal: `≤ 20% fewer: ${met(fewer(c.traced100) <= 0.2)}`,
       },
     )
+    summary.push({
+      benchmark: 'call-overhead',
+      figure: '100 concurrent, calls/s with call tokens on (FRAMEWORK_SECRET)',
+      framework: `${c.tokens.callsPerSecond}`,
+      baseline: `ctx.deps, tokens off ${c.deps.callsPerSecond}`,
+      ratio: `${(c.tokens.callsPerSecond / c.deps.callsPerSecond).toFixed(2)}×`,
+      goal: `≤ 10% fewer: ${met(fewer(c.tokens) <= 0.1)}`,
+    })
     const noInstance = await measureNoInstance(etcd.endpoint)
     // Where the service side's CPU goes, both sides (after the measured rounds: no interference).
     const profile = await profileServices(etcd.endpoint)
@@ -246,6 +273,8 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   } finally {
     await connection.close()
     await requestsOnly.close()
+    await tokenClient.close()
+    await tokenInstance.kill('SIGTERM')
     await agent.close()
     await moleculer?.close()
     await cacheInstance.kill('SIGTERM')

@@ -22,6 +22,13 @@ Environment (the same names as the TypeScript runtime):
   FRAMEWORK_LOAD_REFRESH_MS   how often the load figures may be rewritten (default 5000)
   FRAMEWORK_DRAIN_TIMEOUT_MS  how long SIGTERM waits for in-flight requests (default 10000)
   FRAMEWORK_MAX_BODY_BYTES    larger request bodies get 413 (default 1048576)
+  FRAMEWORK_SECRET / FRAMEWORK_SECRET_FILE   the namespace secret (>= 32 bytes; the file mode 600):
+                       calls must carry a call token signed with it (docs/registry-protocol.md,
+                       "Call tokens"); FRAMEWORK_AUTH=none turns the check off
+  FRAMEWORK_SECRET_PREVIOUS / FRAMEWORK_SECRET_PREVIOUS_FILE   also accepted during a rotation
+
+Call tokens: `python3 peer.py mint <audience> [caller]` prints a token (HS256 JWT, 60 s) signed with
+the secret, for calling a framework service from Python (header x-framework-token).
 
 Logs are JSON lines on stdout in the runtime's shape ({"level", "time", "role", "instance", "msg",
 ...}); lifecycle lines carry the runtime's "event" field: "listening" (url, port), then "registered
@@ -45,6 +52,7 @@ peer makes none and exports nothing. An invalid traceparent is ignored, never re
 """
 import base64
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -69,6 +77,7 @@ MAX_BATCH = 128
 # JSON-RPC numbers of the tRPC codes this peer answers with.
 RPC_CODES = {
     "BAD_REQUEST": -32600,
+    "UNAUTHORIZED": -32001,
     "NOT_FOUND": -32004,
     "METHOD_NOT_SUPPORTED": -32005,
     "PAYLOAD_TOO_LARGE": -32013,
@@ -76,6 +85,7 @@ RPC_CODES = {
 }
 HTTP_STATUS = {
     "BAD_REQUEST": 400,
+    "UNAUTHORIZED": 401,
     "NOT_FOUND": 404,
     "METHOD_NOT_SUPPORTED": 405,
     "PAYLOAD_TOO_LARGE": 413,
@@ -610,6 +620,112 @@ def error_body(code, message, path=None, issues=None):
     return {"error": {"message": message, "code": RPC_CODES[code], "data": data}}
 
 
+# --------------------------------------------------------------------------- call tokens
+# docs/registry-protocol.md "Call tokens": a JWT (HS256) signed with the namespace secret, naming
+# the calling role (iss, sub), the callee role (aud), the namespace (ns), iat and exp at most 60 s
+# apart, and optionally the end user (principal). A few lines of hmac/hashlib/base64.
+
+TOKEN_HEADER = "x-framework-token"
+TOKEN_LIFETIME_S = 60
+MAX_TOKEN_CHARS = 4096
+CLOCK_TOLERANCE_S = 5
+MIN_SECRET_BYTES = 32
+
+
+def read_secret(name):
+    inline, path = os.environ.get(name, ""), os.environ.get(name + "_FILE", "")
+    if inline and path:
+        config_error(name + "_FILE", path, f"set {name} or {name}_FILE, not both")
+    if inline:
+        secret = inline.encode()
+        shown, variable = "<not shown>", name
+    elif path:
+        variable, shown = name + "_FILE", path
+        try:
+            mode = os.stat(path).st_mode
+            with open(path, "rb") as file:
+                secret = file.read()
+        except OSError as err:
+            config_error(variable, path, f"cannot read it ({err.strerror}); point it at a file this process can read")
+        if mode & 0o007:
+            config_error(variable, path, f"the file is readable by every user (mode {mode & 0o777:o}); chmod 600 it")
+        secret = secret.rstrip(b"\n").rstrip(b"\r")
+    else:
+        return None
+    if len(secret) < MIN_SECRET_BYTES:
+        config_error(variable, shown, f"the secret is {len(secret)} bytes; use at least {MIN_SECRET_BYTES} bytes of random data")
+    return secret
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint_token(secret, caller, audience, namespace, principal=None, lifetime_s=TOKEN_LIFETIME_S):
+    now = int(time.time())
+    claims = {"ns": namespace, "iss": caller, "sub": caller, "aud": audience, "iat": now,
+              "exp": now + min(lifetime_s, TOKEN_LIFETIME_S)}
+    if principal is not None:
+        claims["principal"] = principal
+    signing_input = (b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+                     + "." + b64url(json.dumps(claims, separators=(",", ":")).encode()))
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64url(signature)
+
+
+def verify_token(token, secrets, audience, namespace):
+    """(claims, None) when the token is valid for `audience` in `namespace`, else (None, why)."""
+    if token is None or token == "":
+        return None, f"call token missing: send a call token in the {TOKEN_HEADER} header"
+    if len(token) > MAX_TOKEN_CHARS:
+        return None, f"call token is {len(token)} characters, over {MAX_TOKEN_CHARS}"
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None, "call token is not a valid JWT"
+    try:
+        header, claims = json.loads(unb64url(parts[0])), json.loads(unb64url(parts[1]))
+        signature = unb64url(parts[2])
+    except (ValueError, UnicodeDecodeError):
+        return None, "call token is not a valid JWT"
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        return None, "call token must be signed with HS256"
+    signing_input = (parts[0] + "." + parts[1]).encode()
+    if not any(hmac.compare_digest(hmac.new(secret, signing_input, hashlib.sha256).digest(), signature)
+               for secret in secrets):
+        return None, "call token signature does not match the namespace secret"
+    if not isinstance(claims, dict):
+        return None, "call token claims are invalid"
+    now = time.time()
+    iat, exp, sub = claims.get("iat"), claims.get("exp"), claims.get("sub")
+    if not isinstance(iat, (int, float)) or not isinstance(exp, (int, float)):
+        return None, "call token claims are invalid (iat and exp are required)"
+    if exp <= now - CLOCK_TOLERANCE_S:
+        return None, "call token expired; mint a fresh one"
+    if iat > now + CLOCK_TOLERANCE_S or exp - iat > TOKEN_LIFETIME_S:
+        return None, f"call token lives longer than {TOKEN_LIFETIME_S} s (exp - iat); mint short-lived tokens"
+    if claims.get("aud") != audience:
+        return None, f"call token is for another role, not '{audience}'"
+    if claims.get("ns") != namespace:
+        return None, f"call token is for namespace {json.dumps(claims.get('ns'))}, not '{namespace}'"
+    if not isinstance(sub, str) or not sub or claims.get("iss") != sub:
+        return None, "call token must name the calling role in both iss and sub"
+    return claims, None
+
+
+SECRET = read_secret("FRAMEWORK_SECRET")
+PREVIOUS_SECRET = read_secret("FRAMEWORK_SECRET_PREVIOUS")
+AUTH = os.environ.get("FRAMEWORK_AUTH") or ("token" if SECRET else "none")
+if AUTH not in ("token", "none"):
+    config_error("FRAMEWORK_AUTH", AUTH, "token (needs FRAMEWORK_SECRET or FRAMEWORK_SECRET_FILE) or none")
+if AUTH == "token" and not SECRET:
+    config_error("FRAMEWORK_AUTH", AUTH, "token needs the namespace secret: set FRAMEWORK_SECRET_FILE (or FRAMEWORK_SECRET)")
+SECRETS = [secret for secret in (SECRET, PREVIOUS_SECRET) if secret]
+
+
 # --------------------------------------------------------------------------- trace context
 
 TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -724,6 +840,12 @@ class Handler(BaseHTTPRequestHandler):
         if not (is_trpc or is_fast):
             self._discard_body()
             return self._json(404, error_body("NOT_FOUND", f"no route {method} {url.path}"))
+        if AUTH == "token":
+            # Before the body and the route: a caller without a valid token learns nothing.
+            claims, refusal = verify_token(self.headers.get(TOKEN_HEADER), SECRETS, ROLE, NAMESPACE)
+            if refusal is not None:
+                self._discard_body()
+                return self._json(401, error_body("UNAUTHORIZED", refusal))
         LOAD.enter()
         try:
             body = self._read_body()
@@ -915,4 +1037,9 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["mint"] and len(sys.argv) in (3, 4):
+        if not SECRET:
+            config_error("FRAMEWORK_SECRET", "", "mint needs the namespace secret: set FRAMEWORK_SECRET_FILE (or FRAMEWORK_SECRET)")
+        print(mint_token(SECRET, sys.argv[3] if len(sys.argv) == 4 else ROLE, sys.argv[2], NAMESPACE))
+        sys.exit(0)
     main()

@@ -3,7 +3,9 @@ import { pino } from 'pino'
 import { DependencyClient } from '../client/dependency-client.js'
 import { HttpTransport } from '../client/http-transport.js'
 import { RetryBudget } from '../client/retry-budget.js'
+import { resolveCallAuth } from '../config/call-auth.js'
 import { createBalancer } from '../discovery/balancers/index.js'
+import { callTokensFor } from '../security/call-tokens.js'
 import { ROLE_PATTERN } from '../service/role.js'
 import { CliError } from './cli-error.js'
 import { ListedResolver } from './listed-resolver.js'
@@ -64,6 +66,8 @@ export async function callThroughDiscovery(
     budget: new RetryBudget(),
     timeoutMs,
     log: pino({ level: 'silent' }),
+    // Tokens name `cli` as the caller, signed with the namespace secret of this environment.
+    tokens: callTokensFor(resolveCallAuth(process.env), 'cli', target.namespace),
   })
   try {
     return await client.call(path, input)

@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { parseAnswer } from '../protocol/answer.js'
 import { encodeBatch } from '../protocol/batch.js'
+import { TOKEN_HEADER } from '../protocol/call-token.js'
 import { BATCH_PATH } from '../protocol/paths.js'
 import type { PendingCall } from './pending-call.js'
 import { parseJson, type RequestTarget, sendSingle } from './single-request.js'
@@ -37,7 +38,11 @@ export async function sendBatch(target: RequestTarget, calls: PendingCall[]): Pr
     const response = await pool.request({
       method: 'POST',
       path: `${target.basePath}${BATCH_PATH}`,
-      headers: { 'content-type': 'application/json' },
+      // One token covers the batch: its calls all go to one instance, so one role.
+      headers:
+        calls[0]!.token === undefined
+          ? { 'content-type': 'application/json' }
+          : { 'content-type': 'application/json', [TOKEN_HEADER]: calls[0]!.token },
       body,
       signal: abort.signal,
     })

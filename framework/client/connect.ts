@@ -1,6 +1,8 @@
 import { type Logger, pino } from 'pino'
+import { resolveCallAuth } from '../config/call-auth.js'
 import { resolvePhoneBook } from '../config/phone-book.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
+import { callTokensFor } from '../security/call-tokens.js'
 import type { CallsOf } from '../service/balancer-spec.js'
 import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
 import { assertDepOptions } from '../service/dep-options.js'
@@ -18,6 +20,13 @@ export interface ConnectOptions<TDeps extends Record<string, AnyServiceDefinitio
   log?: Logger
   /** How calls travel (default: the RPC stream where the service speaks it). */
   transport?: TransportOptions
+  /**
+   * The role the calls' tokens name as the caller (`ctx.callerRole` in the service) when call
+   * tokens are on (FRAMEWORK_SECRET[_FILE] set); default `client`.
+   */
+  callerRole?: string
+  /** Where settings not given here are read from (ETCD_ENDPOINTS, FRAMEWORK_SECRET, …); default process.env. */
+  env?: NodeJS.ProcessEnv
 }
 
 export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> {
@@ -35,7 +44,8 @@ export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> 
 export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   options: ConnectOptions<TDeps>,
 ): Connection<TDeps> {
-  const { etcdEndpoints, namespace } = resolvePhoneBook(process.env, {
+  const env = options.env ?? process.env
+  const { etcdEndpoints, namespace } = resolvePhoneBook(env, {
     etcd: options.etcdEndpoints,
     namespace: options.namespace,
     appRoot: process.cwd(),
@@ -48,14 +58,18 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
     deps[role] = depOptions === true ? {} : depOptions
     assertDepOptions(deps[role], `connect({ deps }): deps.${role}`)
   }
+  const callerRole = options.callerRole ?? 'client'
+  assertRole(callerRole, 'connect({ callerRole })')
+  const tokens = callTokensFor(resolveCallAuth(env), callerRole, namespace)
   const etcd = createEtcdClient(etcdEndpoints)
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints,
     namespace,
     deps,
-    log: options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'warn' }),
+    log: options.log ?? pino({ level: env.LOG_LEVEL ?? 'warn' }),
     transport: options.transport,
+    tokens,
   })
   return {
     deps: dependencies.forRequest(undefined) as DepsClients<TDeps>,

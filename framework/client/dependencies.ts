@@ -4,6 +4,7 @@ import { createBalancer } from '../discovery/balancers/index.js'
 import { EtcdResolver } from '../discovery/etcd-resolver.js'
 import { sleep } from '../internal/timers.js'
 import { type CallMetadata, hasMetadata } from '../protocol/metadata.js'
+import type { CallTokens } from '../security/call-tokens.js'
 import type { DepOptions } from '../service/define-service.js'
 import type { ClientMetrics, DependencyMetrics } from '../telemetry/client-metrics.js'
 import type { Tracing } from '../telemetry/tracing-handle.js'
@@ -27,6 +28,8 @@ export interface DependenciesOptions {
   tracing?: Tracing
   /** Where calls, attempts, retries and ejections are counted (an instance's /metrics). */
   metrics?: ClientMetrics
+  /** Call tokens every call carries (FRAMEWORK_AUTH=token); none when undefined. */
+  tokens?: CallTokens | undefined
 }
 
 /** The clients of a service's declared dependencies: one resolver, balancer and retry budget per role. */
@@ -77,6 +80,7 @@ export class Dependencies {
           log,
           tracing: options.tracing,
           metrics,
+          tokens: options.tokens,
         }),
       )
     }

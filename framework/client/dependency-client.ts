@@ -2,8 +2,9 @@ import type { Logger } from 'pino'
 import { type Balancer, BalancerKeyError } from '../discovery/balancers/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
-import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
+import { CALLER_KEY, type CallMetadata, NO_METADATA, PRINCIPAL_KEY } from '../protocol/metadata.js'
 import { isOverloadedAnswer } from '../protocol/overload.js'
+import type { CallTokens, SigningKey } from '../security/call-tokens.js'
 import type { CallOptions } from '../service/router-client.js'
 import type { DependencyMetrics } from '../telemetry/client-metrics.js'
 import { type ClientCallSpan, startClientCall } from '../telemetry/spans.js'
@@ -40,6 +41,8 @@ export interface DependencyClientOptions {
   tracing?: Tracing
   /** Counts attempts, retries, reroutes and ejections (an instance's /metrics). */
   metrics?: DependencyMetrics
+  /** Call tokens (FRAMEWORK_AUTH=token): each attempt carries one for this role. */
+  tokens?: CallTokens | undefined
 }
 
 /**
@@ -55,6 +58,11 @@ export interface DependencyClientOptions {
 export class DependencyClient {
   /** Calls in flight (only counted with a `maxInflight`). */
   #inflight = 0
+  /**
+   * Instances that refused a token signed with the current secret and took one signed with the
+   * previous: not restarted onto the new secret yet (a rotation in progress).
+   */
+  readonly #onPreviousSecret = new WeakSet<Endpoint>()
 
   constructor(private readonly options: DependencyClientOptions) {}
 
@@ -210,16 +218,29 @@ export class DependencyClient {
     endpoint.inflight++
     const started = performance.now()
     try {
-      const answer = await this.options.transport.send(
-        endpoint.url,
-        kind,
-        path,
-        input,
-        attemptMs,
-        attemptMs,
-        callerSignal,
-        metadata,
-      )
+      const { tokens } = this.options
+      const send = async (key: SigningKey) => {
+        const signed = tokens ? await this.#signed(tokens, key, metadata) : undefined
+        return this.options.transport.send(
+          endpoint.url,
+          kind,
+          path,
+          input,
+          attemptMs,
+          attemptMs,
+          callerSignal,
+          signed ? signed.metadata : metadata,
+          signed?.token,
+        )
+      }
+      const onPrevious = this.#onPreviousSecret.has(endpoint)
+      let answer = await send(onPrevious ? 'previous' : 'current')
+      if (answer.status === 401 && !onPrevious && tokens?.hasPrevious) {
+        // A rotation in progress: this instance has only the previous secret yet. A 401 ran
+        // nothing, so sending again is safe for mutations too.
+        this.#onPreviousSecret.add(endpoint)
+        answer = await send('previous')
+      }
       if (answer.status < 500) {
         endpoint.succeeded()
         this.options.balancer.observe?.(endpoint, answer.latencyMs, Date.now())
@@ -228,6 +249,26 @@ export class DependencyClient {
     } finally {
       endpoint.inflight--
       this.options.metrics?.attempted(started)
+    }
+  }
+
+  /**
+   * The attempt's token (this role's, cached) and its metadata: an end user (CALLER_KEY) travels
+   * signed, as a PRINCIPAL_KEY token of its own, never as the unsigned key.
+   */
+  async #signed(
+    tokens: CallTokens,
+    key: SigningKey,
+    metadata: CallMetadata | undefined,
+  ): Promise<{ token: string; metadata: CallMetadata | undefined }> {
+    const role = this.options.role
+    const token = await tokens.token(role, undefined, key)
+    const principal = metadata?.[CALLER_KEY]
+    if (principal === undefined) return { token, metadata }
+    const { [CALLER_KEY]: _, ...rest } = metadata!
+    return {
+      token,
+      metadata: { ...rest, [PRINCIPAL_KEY]: await tokens.token(role, principal, key) },
     }
   }
 

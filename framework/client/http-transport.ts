@@ -53,7 +53,8 @@ export class HttpTransport {
   /**
    * Sends one call. `deadlineMs` and `metadata` travel to the service (its own nested calls get
    * no longer, and carry the metadata on); after `timeoutMs` the call is given up (a `timeout`
-   * TransportError, counted as sent), and when `signal` aborts, an `aborted` one.
+   * TransportError, counted as sent), and when `signal` aborts, an `aborted` one. `token` is
+   * the caller's call token for the instance's role (a header, or the stream's upgrade).
    */
   send(
     url: string,
@@ -64,6 +65,7 @@ export class HttpTransport {
     timeoutMs: number,
     signal?: AbortSignal,
     metadata?: CallMetadata,
+    token?: string,
   ): Promise<TimedAnswer> {
     const channel = this.#channel(url)
     return new Promise<TimedAnswer>((resolve, reject) => {
@@ -86,6 +88,7 @@ export class HttpTransport {
         input,
         deadlineMs: Math.max(0, Math.floor(deadlineMs)),
         metadata,
+        token,
         settled: false,
         sentAt: undefined,
         abandoned: undefined,
@@ -111,7 +114,7 @@ export class HttpTransport {
         signal.addEventListener('abort', onAbort, { once: true })
       }
       if (this.#useStream && !channel.noStream && channel.streamable) {
-        return this.#stream(channel).send(call)
+        return this.#stream(channel, token).send(call)
       }
       channel.queue.push(call)
       if (!channel.flushScheduled) {
@@ -160,10 +163,10 @@ export class HttpTransport {
    * The stream to the channel's instance while one is opening, open or draining (which reroutes
    * new calls: the instance said goaway); a new one once it closed.
    */
-  #stream(channel: Channel): RpcStreamClient<PendingCall> {
+  #stream(channel: Channel, token: string | undefined): RpcStreamClient<PendingCall> {
     const current = channel.stream
     if (current && current.state !== 'closed') return current
-    const stream = new RpcStreamClient<PendingCall>(new URL(channel.url), (unsent) => {
+    const stream = new RpcStreamClient<PendingCall>(new URL(channel.url), token, (unsent) => {
       // The service does not speak the stream: requests from now on, starting with these.
       channel.noStream = true
       if (channel.stream === stream) channel.stream = undefined

@@ -1,4 +1,5 @@
 import { parseAnswer } from '../protocol/answer.js'
+import { AUTH_FRAME_PATH } from '../protocol/call-token.js'
 import { encodeMetadata } from '../protocol/metadata.js'
 import { encodeCallFrame, serviceFrameKind } from '../protocol/stream-frames.js'
 import { inputJson, type StreamCall, StreamCalls } from './stream-calls.js'
@@ -23,17 +24,25 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
   readonly #socket: StreamSocket
   readonly #calls = new StreamCalls<C>()
   #probeTimer: NodeJS.Timeout | undefined
+  /** The call token the service holds for this connection (sent at the upgrade, then renewed). */
+  #token: string | undefined
 
   constructor(
     readonly url: URL,
+    token: string | undefined,
     private readonly onUnsupported: (calls: C[]) => void,
   ) {
-    this.#socket = new StreamSocket(url, {
-      open: () => this.#onOpen(),
-      line: (line) => this.#answer(line),
-      refused: (status) => this.#onRefused(status),
-      close: (err, connected) => this.#onClose(err, connected),
-    })
+    this.#token = token
+    this.#socket = new StreamSocket(
+      url,
+      {
+        open: () => this.#onOpen(),
+        line: (line) => this.#answer(line),
+        refused: (status) => this.#onRefused(status),
+        close: (err, connected) => this.#onClose(err, connected),
+      },
+      token,
+    )
   }
 
   /** Calls in flight or waiting on this connection. */
@@ -57,6 +66,7 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
     }
     const input = inputJson(call)
     if (input === undefined) return
+    if (call.token !== undefined && call.token !== this.#token) this.#renew(call.token)
     const id = this.#calls.nextId()
     const sentAt = performance.now()
     call.sentAt = sentAt
@@ -76,6 +86,24 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
         input,
         call.deadlineMs,
         encodeMetadata(call.metadata),
+      ),
+    )
+  }
+
+  /**
+   * The caller minted a fresh token (the one the connection holds is near its expiry): the
+   * service gets it in an `_auth` frame ahead of the call that carries it. Its answer is not
+   * waited for (frames run in order of arrival; a service without tokens answers 404).
+   */
+  #renew(token: string): void {
+    this.#token = token
+    this.#socket.send(
+      encodeCallFrame(
+        this.#calls.nextId(),
+        AUTH_FRAME_PATH,
+        'mutation',
+        JSON.stringify({ token }),
+        Number.NaN,
       ),
     )
   }
@@ -128,11 +156,15 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
   }
 
   #onRefused(status: string | undefined): void {
-    // 503: the instance is draining (the waiting calls go elsewhere); anything else: no stream
-    // spoken here.
+    // 503: the instance is draining (the waiting calls go elsewhere); 401: it refused the call
+    // token (each waiting call gets that answer; the next call tries a new stream); anything
+    // else: no stream spoken here.
     if (status === '503') {
       const message = `${this.url.origin} is shutting down (503 to the stream upgrade)`
       for (const call of this.#calls.takeWaiting()) call.reroute(message)
+    } else if (status === '401') {
+      const answer = { status: 401, body: unauthorizedBody(this.url.origin) }
+      for (const call of this.#calls.takeWaiting()) call.resolve(answer)
     } else this.#unsupported()
     this.state = 'closed'
   }
@@ -204,5 +236,16 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
     for (const call of this.#calls.takeSent()) {
       call.fail(`connection to ${this.url.origin} lost: ${reason}`, !wasConnecting, err)
     }
+  }
+}
+
+/** tRPC's UNAUTHORIZED error body, for the calls that waited on a stream refused with 401. */
+function unauthorizedBody(origin: string) {
+  return {
+    error: {
+      message: `${origin} refused the call token at the RPC stream upgrade (401); is FRAMEWORK_SECRET the namespace's?`,
+      code: -32001,
+      data: { code: 'UNAUTHORIZED', httpStatus: 401 },
+    },
   }
 }

@@ -1,3 +1,4 @@
+import { TOKEN_HEADER } from '../protocol/call-token.js'
 import { DEADLINE_HEADER } from '../protocol/headers.js'
 import { singleCallPath } from '../protocol/paths.js'
 import type { PendingCall } from './pending-call.js'
@@ -23,6 +24,7 @@ export async function sendSingle(target: RequestTarget, call: PendingCall): Prom
     [DEADLINE_HEADER]: String(call.deadlineMs),
   }
   if (call.kind === 'mutation') headers['content-type'] = 'application/json'
+  if (call.token !== undefined) headers[TOKEN_HEADER] = call.token
   const abort = new AbortController()
   call.abandoned = () => abort.abort()
   call.sentAt = performance.now()

@@ -10,6 +10,8 @@ export interface StreamCall {
   deadlineMs: number
   /** Sent with the call (request id, caller); undefined or empty: nothing is added. */
   metadata: CallMetadata | undefined
+  /** The caller's call token for the instance's role (protocol/call-token.ts); none when off. */
+  token: string | undefined
   settled: boolean
   /** When the call was written to a connection (performance.now()); unset while it waits for one. */
   sentAt: number | undefined

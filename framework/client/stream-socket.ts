@@ -37,7 +37,8 @@ export class StreamSocket {
   /** When bytes last came from the service (performance.now()). */
   lastReceived = 0
 
-  constructor(url: URL, events: StreamSocketEvents) {
+  /** `token`: the call token the upgrade request carries (none: call tokens are off). */
+  constructor(url: URL, events: StreamSocketEvents, token?: string) {
     this.#events = events
     const socket = connect({
       host: url.hostname.replace(/^\[|\]$/g, ''),
@@ -57,7 +58,7 @@ export class StreamSocket {
       this.#connected = true
       // Dead peers on an idle connection are found by TCP keepalive too.
       socket.setKeepAlive(true, 5_000)
-      socket.write(upgradeRequest(url.host))
+      socket.write(upgradeRequest(url.host, token))
     })
     socket.on('data', (chunk: string) => this.#onData(chunk))
     // 'close' follows every 'error': the stream hears of the end once, with its cause.

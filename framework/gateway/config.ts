@@ -1,3 +1,4 @@
+import { type CallAuthConfig, resolveCallAuth } from '../config/call-auth.js'
 import { envDrainTimeoutMs, envInteger, envLogLevel } from '../config/env-values.js'
 import { resolveEtcdEndpoints, resolveNamespace } from '../config/phone-book.js'
 
@@ -21,6 +22,8 @@ export interface GatewayConfig {
   drainTimeoutMs: number
   /** pino level (`LOG_LEVEL`). */
   logLevel: string
+  /** Call tokens for the gateway's calls to services (`FRAMEWORK_AUTH`, `FRAMEWORK_SECRET[_FILE]`). */
+  callAuth: CallAuthConfig
 }
 
 export function loadGatewayConfig(
@@ -41,5 +44,6 @@ export function loadGatewayConfig(
     host: env.HOST || '0.0.0.0',
     drainTimeoutMs: envDrainTimeoutMs(env),
     logLevel: envLogLevel(env),
+    callAuth: resolveCallAuth(env),
   }
 }

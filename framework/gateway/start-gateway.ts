@@ -7,6 +7,7 @@ import type { AppInfo } from '../config/app.js'
 import { lifecycle } from '../internal/lifecycle-event.js'
 import { sleep } from '../internal/timers.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
+import { callTokensFor } from '../security/call-tokens.js'
 import type { AnyServiceDefinition, DepOptions } from '../service/define-service.js'
 import { InstanceMetrics } from '../telemetry/instance-metrics.js'
 import { startTracing } from '../telemetry/tracing.js'
@@ -97,6 +98,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     transport: options.transport,
     tracing,
     metrics: metrics.client,
+    // The end user authenticate() returned travels signed, in each call's own token.
+    tokens: callTokensFor(config.callAuth, 'gateway', config.namespace),
   })
   metrics.observe({
     resolvers: () => dependencies.resolvers.values(),

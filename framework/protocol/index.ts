@@ -4,6 +4,7 @@
  */
 export * from './answer.js'
 export * from './batch.js'
+export * from './call-token.js'
 export * from './headers.js'
 export * from './metadata.js'
 export * from './overload.js'

@@ -17,9 +17,17 @@ export const REQUEST_ID_KEY = 'x-request-id'
 /**
  * The end user a call is made for, as the gateway's `authenticate()` returned it: base64url of
  * its JSON (`encodeCaller`). Asserted, not signed: anyone who reaches a service's port directly
- * can claim any caller. Signing it at the gateway and checking it in `decodeCaller` is the seam.
+ * can claim any caller. With call tokens on, it never travels: the principal goes signed, in a
+ * PRINCIPAL_KEY token, and a service that requires tokens ignores this key from the wire.
  */
 export const CALLER_KEY = 'x-framework-caller'
+/**
+ * A call token (protocol/call-token.ts) whose `principal` claim is the end user the call is made
+ * for: sent instead of CALLER_KEY when call tokens are on. Per hop: each service signs its own
+ * for its nested calls. Any visible ASCII is carried, so a bad token is refused by the token
+ * check (401), not as malformed metadata.
+ */
+export const PRINCIPAL_KEY = 'x-framework-principal'
 /** W3C trace context: the calling span (see protocol/trace-context.ts). */
 export const TRACEPARENT_KEY = 'traceparent'
 /** W3C trace context: vendor entries, carried with a valid `traceparent` only. */
@@ -56,6 +64,14 @@ const METADATA_KEYS: ReadonlyMap<string, MetadataKey> = new Map<string, Metadata
       // base64url of at most MAX_CALLER_BYTES bytes of JSON.
       pattern: /^[A-Za-z0-9_-]{1,2732}$/,
       accepted: `base64url of a JSON object of at most ${MAX_CALLER_BYTES} bytes`,
+    },
+  ],
+  [
+    PRINCIPAL_KEY,
+    {
+      propagate: false,
+      pattern: /^[\x21-\x7e]+$/,
+      accepted: 'a call token (a JWT)',
     },
   ],
   [

@@ -3,22 +3,26 @@ import { writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { hostname } from 'node:os'
+import { TRPCError } from '@trpc/server'
 import type { Etcd3 } from 'etcd3'
 import { type Logger, pino } from 'pino'
 import { Dependencies } from '../client/dependencies.js'
 import type { AppInfo } from '../config/app.js'
 import { lifecycle } from '../internal/lifecycle-event.js'
 import { sleep } from '../internal/timers.js'
+import { TOKEN_HEADER } from '../protocol/call-token.js'
 import { deadlineFrom } from '../protocol/headers.js'
 import { RPC_PREFIX } from '../protocol/paths.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { instanceKey, type PhoneBookRecord, RECORD_VERSION } from '../registry/record.js'
 import { Registration } from '../registry/registration.js'
+import { callTokensFor } from '../security/call-tokens.js'
 import type { InstanceInfo } from '../service/context.js'
 import type { AnyServiceDefinition } from '../service/define-service.js'
 import { contractHash, procedureManifest } from '../service/manifest.js'
 import { InstanceMetrics } from '../telemetry/instance-metrics.js'
 import { startTracing } from '../telemetry/tracing.js'
+import { CallAuth } from './call-auth.js'
 import { callContextFactory, requestMetadata } from './call-context.js'
 import type { RuntimeConfig } from './config.js'
 import { createFastPathHandler } from './fast-path.js'
@@ -93,6 +97,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
   let registration: Registration | undefined
 
+  const auth = new CallAuth(config.callAuth, definition.role, config.namespace)
   const deps =
     Object.keys(definition.deps).length > 0
       ? new Dependencies({
@@ -103,11 +108,20 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
           log,
           tracing,
           metrics: metrics.client,
+          tokens: callTokensFor(config.callAuth, definition.role, config.namespace),
         })
       : undefined
   const contextFor = callContextFactory({ instance, log, deps })
   const invoker = measuredInvoker(
-    createInvoker({ router: definition.router, context: contextFor, load, served, log, tracing }),
+    createInvoker({
+      router: definition.router,
+      context: contextFor,
+      load,
+      served,
+      log,
+      tracing,
+      auth,
+    }),
     metrics.server,
   )
   // One limit for every transport, on the one in-flight count (load.inflight).
@@ -120,8 +134,21 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   })
   const httpApp = createHttpApp({
     router: definition.router,
-    context: (req, procedure, span) =>
-      contextFor(deadlineFrom(req.headers), requestMetadata(req.headers), procedure, span),
+    context: auth.required
+      ? async (req, procedure, span) => {
+          // tRPC answers a context that throws with the error's status: 401, nothing runs.
+          const caller = await auth.check(req.headers[TOKEN_HEADER])
+          if (typeof caller !== 'object') {
+            throw new TRPCError({ code: 'UNAUTHORIZED', message: caller ?? 'call token missing' })
+          }
+          const metadata = await auth.principal(requestMetadata(req.headers), caller)
+          if (typeof metadata === 'string') {
+            throw new TRPCError({ code: 'UNAUTHORIZED', message: metadata })
+          }
+          return contextFor(deadlineFrom(req.headers), metadata, procedure, span, caller.role)
+        }
+      : (req, procedure, span) =>
+          contextFor(deadlineFrom(req.headers), requestMetadata(req.headers), procedure, span),
     log,
     load,
     limit,
@@ -131,6 +158,12 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     tracing,
     scrape: metrics.scrape,
     metrics: metrics.server,
+    metricsAuth: config.callAuth.metricsOpen
+      ? undefined
+      : async (req) => {
+          const caller = await auth.check(req.headers[TOKEN_HEADER])
+          return typeof caller === 'object' ? undefined : (caller ?? 'call token missing')
+        },
   })
   const fastPath = createFastPathHandler({
     invoker,
@@ -138,6 +171,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     maxBodyBytes: config.maxBodyBytes,
     maxBatchSize: config.maxBatchSize,
     limit,
+    auth,
   })
   // The framework's own clients take the lean path (an upgraded RPC stream, or single and batch
   // requests under /_rpc/); everyone else gets express + tRPC's adapter.
@@ -156,6 +190,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     limit,
     // (Its answers close their connection, and are not waited for by the drain.)
     fallback: route,
+    auth,
   })
   const server = createServer(handle)
   const httpDrain = new HttpDrain(server)

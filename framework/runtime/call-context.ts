@@ -25,6 +25,8 @@ export type ContextFactory = (
   metadata: CallMetadata,
   procedure?: string,
   span?: ServedCallSpan,
+  /** The calling role its call token proved (undefined with call tokens off). */
+  callerRole?: string,
 ) => ServiceContext<unknown>
 
 export interface CallContextOptions {
@@ -41,7 +43,7 @@ export interface CallContextOptions {
 export function callContextFactory(options: CallContextOptions): ContextFactory {
   const { instance, log, deps } = options
   const noDeps = {}
-  return (deadlineMs, metadata, procedure, span) => {
+  return (deadlineMs, metadata, procedure, span, callerRole) => {
     const deadline = deadlineMs === undefined ? undefined : Date.now() + deadlineMs
     if (metadata === NO_METADATA && span === undefined) {
       // The hot path: no metadata, shared clients when there is no deadline either.
@@ -56,6 +58,7 @@ export function callContextFactory(options: CallContextOptions): ContextFactory 
         deps: deps ? deps.forRequest(deadline) : noDeps,
         requestId: undefined,
         caller: undefined,
+        callerRole,
         metadata,
       }
     }
@@ -85,6 +88,7 @@ export function callContextFactory(options: CallContextOptions): ContextFactory 
         : noDeps,
       requestId,
       caller,
+      callerRole,
       metadata,
     }
   }

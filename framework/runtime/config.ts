@@ -1,4 +1,5 @@
 import { networkInterfaces } from 'node:os'
+import { type CallAuthConfig, resolveCallAuth } from '../config/call-auth.js'
 import { ConfigError } from '../config/config-error.js'
 import { envDrainTimeoutMs, envInteger, envLogLevel } from '../config/env-values.js'
 import { resolveEtcdEndpoints, resolveNamespace } from '../config/phone-book.js'
@@ -36,6 +37,8 @@ export interface RuntimeConfig {
   maxInflight: number
   /** If set, the listening port is written to this file (container healthchecks read it). */
   portFile: string | undefined
+  /** Call tokens (`FRAMEWORK_AUTH`, `FRAMEWORK_SECRET[_FILE]`, `FRAMEWORK_SECRET_PREVIOUS[_FILE]`). */
+  callAuth: CallAuthConfig
 }
 
 /**
@@ -144,5 +147,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
       'the most calls this instance runs at once before answering 503 (0 = no limit), e.g. FRAMEWORK_MAX_INFLIGHT=1024',
     ),
     portFile: env.FRAMEWORK_PORT_FILE || undefined,
+    callAuth: resolveCallAuth(env),
   }
 }

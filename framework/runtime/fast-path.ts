@@ -2,10 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { encodeAnswer } from '../protocol/answer.js'
 import { parseBatch } from '../protocol/batch.js'
+import { TOKEN_HEADER } from '../protocol/call-token.js'
 import { deadlineFrom } from '../protocol/headers.js'
 import { metadataFromHeaders } from '../protocol/metadata.js'
 import { OVERLOADED_STATUS } from '../protocol/overload.js'
 import { BATCH_NAME, parseRpcUrl, queryInput } from '../protocol/paths.js'
+import type { CallAuth, CallerCheck } from './call-auth.js'
 import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
 import type { InflightLimit } from './overload.js'
 
@@ -16,6 +18,8 @@ export interface FastPathOptions {
   maxBatchSize: number
   /** The instance's in-flight limit: calls over it are answered 503 before their body is read. */
   limit?: InflightLimit
+  /** Call tokens: a request without a valid one is answered 401 before its body is read. */
+  auth?: CallAuth
 }
 
 /**
@@ -26,7 +30,7 @@ export interface FastPathOptions {
  * in completion order, so a slow procedure does not hold back the rest of its batch.
  */
 export function createFastPathHandler(options: FastPathOptions) {
-  const { invoker, log, maxBodyBytes, maxBatchSize, limit } = options
+  const { invoker, log, maxBodyBytes, maxBatchSize, limit, auth } = options
 
   /** Sheds the request if the instance is at its limit (its body, if any, is left unread). */
   function shed(req: IncomingMessage, res: ServerResponse): boolean {
@@ -34,6 +38,23 @@ export function createFastPathHandler(options: FastPathOptions) {
     req.resume()
     limit.answer(res)
     return true
+  }
+
+  /** The request's caller; null (and a 401 sent) when its token is refused. */
+  async function callerOf(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path?: string,
+  ): Promise<CallerCheck | null> {
+    if (!auth?.required) return undefined
+    let caller = auth.check(req.headers[TOKEN_HEADER])
+    if (caller instanceof Promise) caller = await caller
+    if (typeof caller === 'string') {
+      req.resume()
+      send(res, invoker.refuse('UNAUTHORIZED', caller, path), path)
+      return null
+    }
+    return caller
   }
 
   function send(res: ServerResponse, outcome: Outcome, path?: string): void {
@@ -85,7 +106,10 @@ export function createFastPathHandler(options: FastPathOptions) {
 
   async function handleBatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // At the limit already: the whole batch is shed unread (each of its calls sees the 503).
+    // Shedding comes before the token check: the cheapest answer, and it tells only "busy".
     if (shed(req, res)) return
+    const caller = auth?.required ? await callerOf(req, res) : undefined
+    if (caller === null) return
     const text = await readBody(req, res)
     if (text === undefined) return
     const items = parseBatch(text)
@@ -107,7 +131,7 @@ export function createFastPathHandler(options: FastPathOptions) {
         return
       }
       void invoker
-        .call(path, kind, input, deadlineMs ?? undefined, index, metadata)
+        .call(path, kind, input, deadlineMs ?? undefined, index, metadata, caller)
         .catch((err: unknown) => invoker.fail(err, path))
         .then((outcome) => {
           const { status, text } = encodeOutcome(invoker, outcome, path)
@@ -124,6 +148,8 @@ export function createFastPathHandler(options: FastPathOptions) {
     query: string,
   ): Promise<void> {
     if (shed(req, res)) return
+    const caller = auth?.required ? await callerOf(req, res, path) : undefined
+    if (caller === null) return
     const deadlineMs = deadlineFrom(req.headers)
     const metadata = metadataFromHeaders(req.headers)
     if (typeof metadata === 'string') {
@@ -140,7 +166,11 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'query', input, deadlineMs, 0, metadata), path)
+      return send(
+        res,
+        await invoker.call(path, 'query', input, deadlineMs, 0, metadata, caller),
+        path,
+      )
     }
     if (req.method === 'POST') {
       const text = await readBody(req, res)
@@ -155,7 +185,11 @@ export function createFastPathHandler(options: FastPathOptions) {
           return badRequest(res, 'BAD_REQUEST', notJson(err), path)
         }
       }
-      return send(res, await invoker.call(path, 'mutation', input, deadlineMs, 0, metadata), path)
+      return send(
+        res,
+        await invoker.call(path, 'mutation', input, deadlineMs, 0, metadata, caller),
+        path,
+      )
     }
     send(
       res,

@@ -24,7 +24,7 @@ export interface HttpAppOptions {
     req: IncomingMessage,
     procedure: string,
     span?: ServedCallSpan,
-  ) => ServiceContext<unknown>
+  ) => ServiceContext<unknown> | Promise<ServiceContext<unknown>>
   log: Logger
   /** Counts the requests in flight (each /trpc request is one, a tRPC batch too). */
   load: LoadSampler
@@ -40,6 +40,11 @@ export interface HttpAppOptions {
   /** `/metrics` serves this (Prometheus text); calls at `/trpc` are counted in `metrics`. */
   scrape?: Scrape
   metrics?: ServerMetrics
+  /**
+   * When set, `/metrics` answers only a request whose call token it accepts (a refusal message:
+   * 401); `/healthz` and `/readyz` stay open whatever it says (probes carry no token).
+   */
+  metricsAuth?: (req: IncomingMessage) => string | undefined | Promise<string | undefined>
 }
 
 /** What the node:http server hands every request that is not the framework's own (`/_rpc`). */
@@ -63,10 +68,17 @@ function answerJson(res: ServerResponse, status: number, body: unknown): void {
  * no other tRPC client calls never holds express in memory.
  */
 export function createHttpApp(options: HttpAppOptions): RequestListener {
-  const { log, isReady, scrape, load, limit } = options
+  const { log, isReady, scrape, load, limit, metricsAuth } = options
   let app: Promise<Express> | undefined
   return (req, res) => {
-    if (scrape && isMetricsUrl(req.url)) return serveMetrics(req, res, scrape, log)
+    if (scrape && isMetricsUrl(req.url)) {
+      if (!metricsAuth) return serveMetrics(req, res, scrape, log)
+      void Promise.resolve(metricsAuth(req)).then((refusal) => {
+        if (refusal === undefined) serveMetrics(req, res, scrape, log)
+        else answerJson(res, 401, { error: refusal })
+      })
+      return
+    }
     const path = req.url?.split('?', 1)[0]
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/healthz') return answerJson(res, 200, { status: 'alive' })

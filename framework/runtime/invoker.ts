@@ -5,6 +5,8 @@ import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { endServedCall, startServedCall } from '../telemetry/spans.js'
 import type { Tracing } from '../telemetry/tracing-handle.js'
+import type { CallAuth, CallerCheck } from './call-auth.js'
+import { TOKEN_MISSING } from './call-auth.js'
 import type { ContextFactory } from './call-context.js'
 import { type DirectProcedure, directProcedure } from './direct-procedure.js'
 import type { LoadSampler } from './load.js'
@@ -35,6 +37,8 @@ export interface InvokerOptions {
    * compares the two).
    */
   direct?: boolean
+  /** Call tokens: when required, a call without a valid one is refused (401) before it runs. */
+  auth?: CallAuth
 }
 
 /** What a call came to: an HTTP status and a tRPC response body (`{ result }` or `{ error }`). */
@@ -52,10 +56,17 @@ export interface Invoker {
     deadlineMs: number | undefined,
     batchIndex: number,
     metadata?: CallMetadata,
+    /** What the transport found of the caller's token (call-auth.ts). */
+    caller?: CallerCheck,
   ): Promise<Outcome>
   /** A tRPC error body (shape, status) for a request refused before any procedure ran. */
   refuse(
-    code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE' | 'METHOD_NOT_SUPPORTED' | 'SERVICE_UNAVAILABLE',
+    code:
+      | 'BAD_REQUEST'
+      | 'PAYLOAD_TOO_LARGE'
+      | 'METHOD_NOT_SUPPORTED'
+      | 'SERVICE_UNAVAILABLE'
+      | 'UNAUTHORIZED',
     message: string,
     path?: string,
   ): Outcome
@@ -81,7 +92,7 @@ const FORMATTER_FAILED: Outcome = {
  * through the same chain built once per procedure (direct-procedure.ts).
  */
 export function createInvoker(options: InvokerOptions): Invoker {
-  const { router, context, load, served, log, tracing } = options
+  const { router, context, load, served, log, tracing, auth } = options
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
   // Each procedure's run, built on its first call: its direct chain where it has one, else tRPC's
   // own runner.
@@ -130,12 +141,24 @@ export function createInvoker(options: InvokerOptions): Invoker {
   }
 
   return {
-    async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA) {
+    async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA, caller) {
       const procedure = procedures[path]
       const span = startServedCall(tracing, path, kind, metadata)
       let ctx: unknown
       load.inflight++
       try {
+        // Before anything else: a caller without a valid token learns nothing, not even
+        // whether the procedure exists.
+        if (auth?.required) {
+          if (caller === undefined || typeof caller === 'string') {
+            throw new TRPCError({ code: 'UNAUTHORIZED', message: caller ?? TOKEN_MISSING })
+          }
+          const checked = await auth.principal(metadata, caller)
+          if (typeof checked === 'string') {
+            throw new TRPCError({ code: 'UNAUTHORIZED', message: checked })
+          }
+          metadata = checked
+        }
         if (!procedure || procedure._def.type !== kind) {
           const exists = procedure !== undefined
           throw new TRPCError({
@@ -145,7 +168,13 @@ export function createInvoker(options: InvokerOptions): Invoker {
               : `No procedure found on path "${path}"`,
           })
         }
-        ctx = context(deadlineMs, metadata, path, span)
+        ctx = context(
+          deadlineMs,
+          metadata,
+          path,
+          span,
+          typeof caller === 'object' ? caller.role : undefined,
+        )
         const data = await runOf(path, procedure)({ ctx, path, type: kind, input, batchIndex })
         return endServedCall(span, { status: 200, body: { result: { data } } })
       } catch (cause) {

@@ -9,9 +9,17 @@ import type { Invoker } from './invoker.js'
 export function measuredInvoker(invoker: Invoker, metrics: ServerMetrics): Invoker {
   return {
     ...invoker,
-    async call(path, kind, input, deadlineMs, batchIndex, metadata) {
+    async call(path, kind, input, deadlineMs, batchIndex, metadata, caller) {
       const started = performance.now()
-      const outcome = await invoker.call(path, kind, input, deadlineMs, batchIndex, metadata)
+      const outcome = await invoker.call(
+        path,
+        kind,
+        input,
+        deadlineMs,
+        batchIndex,
+        metadata,
+        caller,
+      )
       metrics.observe(path, kind, outcome.status, (performance.now() - started) / 1000)
       return outcome
     },

@@ -2,13 +2,17 @@ import { type IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import { TOKEN_HEADER } from '../protocol/call-token.js'
 import {
   isStreamUpgrade,
   UPGRADE_ACCEPTED,
   UPGRADE_DRAINING,
   upgradeRefused,
+  upgradeUnauthorized,
 } from '../protocol/stream-handshake.js'
-import type { Invoker } from './invoker.js'
+import type { VerifiedCaller } from '../security/call-token.js'
+import type { CallAuth } from './call-auth.js'
+import { encodeOutcome, type Invoker } from './invoker.js'
 import type { InflightLimit } from './overload.js'
 import { StreamConnection, type StreamConnectionOptions } from './stream-connection.js'
 
@@ -30,6 +34,11 @@ export interface StreamServerOptions {
   limit?: InflightLimit
   /** Serves GET/HEAD requests that carry some other `Upgrade` header, as plain HTTP/1.1. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void
+  /**
+   * Call tokens: the upgrade must carry a valid one (else 401, closed), and the connection
+   * refreshes it in `_auth` frames before it expires (stream-connection.ts).
+   */
+  auth?: CallAuth
 }
 
 export interface StreamServer {
@@ -52,6 +61,7 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
     log,
     maxFrameBytes: options.maxFrameBytes,
     limit: options.limit,
+    auth: options.auth,
     onClose: (connection) => connections.delete(connection),
   }
 
@@ -76,8 +86,45 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
       socket.end(UPGRADE_DRAINING)
       return
     }
+    const auth = options.auth
+    if (!auth?.required) {
+      open(socket, head, undefined)
+      return
+    }
+    const checked = auth.check(req.headers[TOKEN_HEADER])
+    if (!(checked instanceof Promise)) {
+      authorized(socket, head, checked)
+      return
+    }
+    // Nothing is read until the token is checked (a client sends frames only after the 101).
+    socket.pause()
+    checked.then(
+      (caller) => authorized(socket, head, caller),
+      (err: unknown) => {
+        log.error({ err }, 'RPC stream token check failed')
+        socket.destroy()
+      },
+    )
+  }
+
+  function authorized(socket: Duplex, head: Buffer, caller: VerifiedCaller | string | undefined) {
+    if (socket.destroyed) return
+    if (typeof caller !== 'object') {
+      const refusal = options.invoker.refuse('UNAUTHORIZED', caller ?? 'call token missing')
+      socket.end(upgradeUnauthorized(encodeOutcome(options.invoker, refusal).text))
+      return
+    }
+    if (draining) {
+      socket.end(UPGRADE_DRAINING)
+      return
+    }
+    open(socket, head, caller)
+    socket.resume()
+  }
+
+  function open(socket: Duplex, head: Buffer, caller: VerifiedCaller | undefined): void {
     socket.write(UPGRADE_ACCEPTED)
-    const connection = new StreamConnection(socket, connectionOptions)
+    const connection = new StreamConnection(socket, connectionOptions, caller)
     connections.add(connection)
     connection.start(head)
   }

@@ -2,8 +2,11 @@ import type { Duplex } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import type { Logger } from 'pino'
 import { encodeAnswer } from '../protocol/answer.js'
+import { AUTH_FRAME_PATH } from '../protocol/call-token.js'
 import { OVERLOADED_STATUS } from '../protocol/overload.js'
 import { encodeRefusal, frameId, GOAWAY_FRAME, parseCallFrame } from '../protocol/stream-frames.js'
+import { CLOCK_TOLERANCE_S, type VerifiedCaller } from '../security/call-token.js'
+import type { CallAuth, CallerCheck } from './call-auth.js'
 import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
 import type { InflightLimit } from './overload.js'
 
@@ -25,7 +28,12 @@ export interface StreamConnectionOptions {
   limit?: InflightLimit
   /** Called once the connection is done (closed, or refused and ending). */
   onClose(connection: StreamConnection): void
+  /** Call tokens: `_auth` frames renew the connection's token (see #renew). */
+  auth?: CallAuth | undefined
 }
+
+/** The refusal of a call on a stream whose token expired without a fresh one. */
+const STREAM_TOKEN_EXPIRED = `the RPC stream's call token expired; send a fresh one in an ${AUTH_FRAME_PATH} frame before it does`
 
 /**
  * One upgraded RPC stream on the service side (frames: protocol/stream-frames.ts): runs each call
@@ -49,16 +57,76 @@ export class StreamConnection {
   readonly #maxFrameBytes: number
   readonly #limit: InflightLimit | undefined
   readonly #onClose: (connection: StreamConnection) => void
+  readonly #auth: CallAuth | undefined
+  /** When the connection's token (checked at the upgrade or in an `_auth` frame) runs out. */
+  #expiry: NodeJS.Timeout | undefined
 
   constructor(
     readonly socket: Duplex,
     options: StreamConnectionOptions,
+    /** The caller the upgrade's call token proved (undefined: call tokens are off). */
+    private caller?: VerifiedCaller,
   ) {
     this.#invoker = options.invoker
     this.#log = options.log
     this.#maxFrameBytes = options.maxFrameBytes
     this.#limit = options.limit
     this.#onClose = options.onClose
+    this.#auth = options.auth?.required ? options.auth : undefined
+    this.#watchExpiry()
+  }
+
+  /**
+   * When the token expires and no fresh one came, the client is told goaway (it opens a new
+   * stream with a fresh token for its next call); frames that still come are refused 401 once
+   * the clock tolerance is past too.
+   */
+  #watchExpiry(): void {
+    if (this.#expiry) clearTimeout(this.#expiry)
+    if (!this.caller) return
+    const left = this.caller.expiresAt - Date.now()
+    this.#expiry = setTimeout(() => this.goaway(), Math.max(0, left))
+    this.#expiry.unref()
+  }
+
+  /** The caller of the next frame: the connection's token, unless it expired. */
+  #callerNow(): CallerCheck {
+    const caller = this.caller
+    if (!caller) return this.#auth ? 'call token missing' : undefined
+    return Date.now() > caller.expiresAt + CLOCK_TOLERANCE_S * 1000 ? STREAM_TOKEN_EXPIRED : caller
+  }
+
+  /** An `_auth` frame: a fresh token for the connection (answered 200, or 401 keeping the old). */
+  #renew(id: number, input: unknown): void {
+    const auth = this.#auth!
+    const token = (input as { token?: unknown } | null)?.token
+    const finish = (checked: CallerCheck) => {
+      if (typeof checked === 'object') {
+        this.caller = checked
+        this.#watchExpiry()
+        this.#answer(id, {
+          status: 200,
+          body: { result: { data: { expiresAt: checked.expiresAt } } },
+        })
+      } else {
+        this.#answer(id, this.#invoker.refuse('UNAUTHORIZED', checked ?? 'call token missing'))
+      }
+      this.#flow()
+    }
+    const checked = auth.check(typeof token === 'string' ? token : undefined)
+    if (checked instanceof Promise) {
+      this.#inflight++
+      checked.then(
+        (result) => {
+          this.#inflight--
+          finish(result)
+        },
+        () => {
+          this.#inflight--
+          finish('call token check failed')
+        },
+      )
+    } else finish(checked)
   }
 
   /** Starts reading frames; `head` holds the bytes that came with the upgrade request. */
@@ -176,11 +244,15 @@ export class StreamConnection {
     const frame = parseCallFrame(line)
     if (typeof frame === 'string') return badFrame(this.#invoker.refuse('BAD_REQUEST', frame))
     const [id, path, kind, input, deadlineMs, metadata] = frame
+    if (path === AUTH_FRAME_PATH && this.#auth) {
+      this.#renew(id, input)
+      return true
+    }
     const invoker = this.#invoker
     this.#inflight++
     this.#flow()
     void invoker
-      .call(path, kind, input, deadlineMs ?? undefined, 0, metadata)
+      .call(path, kind, input, deadlineMs ?? undefined, 0, metadata, this.#callerNow())
       .catch((err: unknown) => invoker.fail(err, path))
       .then((outcome) => {
         this.#inflight--
@@ -262,6 +334,7 @@ export class StreamConnection {
 
   #close(): void {
     this.#closed = true
+    if (this.#expiry) clearTimeout(this.#expiry)
     this.#onClose(this)
   }
 }

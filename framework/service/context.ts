@@ -13,8 +13,9 @@ export interface InstanceInfo {
 
 /**
  * The end user a call is made for: the JSON object the gateway's `authenticate()` returned,
- * passed on to every nested call. Asserted by the caller, not signed (yet): do not grant on it
- * for calls that may come from elsewhere than the gateway.
+ * passed on to every nested call. With call tokens on (`FRAMEWORK_AUTH=token`) it comes signed
+ * by the calling service and is checked before the call runs; with them off it is asserted by
+ * the caller, not signed: do not grant on it for calls that may come from elsewhere.
  */
 export type Caller = Readonly<Record<string, unknown>>
 
@@ -32,6 +33,11 @@ export interface ServiceContext<TDeps = {}> {
   readonly requestId: string | undefined
   /** The end user the call is made for (see `Caller`); undefined when no one was authenticated. */
   readonly caller: Caller | undefined
+  /**
+   * The role that made the call (`api`, `gateway`, `cli`), as its call token proved; undefined
+   * when call tokens are off (`FRAMEWORK_AUTH=none`), when nothing proves who called.
+   */
+  readonly callerRole?: string | undefined
   /** Everything the call carried besides its input (lower-case header names → values). */
   readonly metadata: CallMetadata
 }

@@ -49,11 +49,16 @@ export class RawStream {
     path = '/_rpc/_stream',
     protocol = 'framework-rpc/1',
     method = 'GET',
+    /** More header lines of the upgrade request (a call token). */
+    headers: Record<string, string> = {},
   ): Promise<RawStream> {
     const stream = new RawStream(Number(new URL(baseUrl).port))
     await once(stream.socket, 'connect')
+    const extra = Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('')
     stream.socket.write(
-      `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${protocol}\r\n\r\n`,
+      `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${protocol}\r\n${extra}\r\n`,
     )
     await waitUntil(() => stream.head !== '', 'the upgrade answer')
     return stream
