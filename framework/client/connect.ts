@@ -1,4 +1,5 @@
 import { type Logger, pino } from 'pino'
+import type { EtcdAccessChoice } from '../config/etcd-access.js'
 import { resolvePhoneBook } from '../config/phone-book.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { assertBalancerSpec, type CallsOf } from '../service/balancer-spec.js'
@@ -14,6 +15,8 @@ export interface ConnectOptions<TDeps extends Record<string, AnyServiceDefinitio
   etcdEndpoints?: string
   /** Default: `FRAMEWORK_NAMESPACE`, else the package name in the current directory. */
   namespace?: string
+  /** TLS files and etcd user, winning over `ETCD_CA_FILE`, `ETCD_USERNAME`, ... */
+  etcdAccess?: EtcdAccessChoice
   log?: Logger
   /** How calls travel (default: the RPC stream where the service speaks it). */
   transport?: TransportOptions
@@ -34,8 +37,9 @@ export interface Connection<TDeps extends Record<string, AnyServiceDefinition>> 
 export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   options: ConnectOptions<TDeps>,
 ): Connection<TDeps> {
-  const { etcdEndpoints, namespace } = resolvePhoneBook(process.env, {
+  const { etcdEndpoints, etcdAccess, namespace } = resolvePhoneBook(process.env, {
     etcd: options.etcdEndpoints,
+    access: options.etcdAccess,
     namespace: options.namespace,
     appRoot: process.cwd(),
   })
@@ -47,7 +51,7 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
     deps[role] = depOptions === true ? {} : depOptions
     assertBalancerSpec(deps[role].balancer, `connect({ deps }): deps.${role}.balancer`)
   }
-  const etcd = createEtcdClient(etcdEndpoints)
+  const etcd = createEtcdClient(etcdEndpoints, etcdAccess)
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints,

@@ -6,7 +6,8 @@ import {
   type IBackoff,
   retry,
 } from 'cockatiel'
-import { Etcd3, isRecoverableError, type Watcher } from 'etcd3'
+import { Etcd3, type IOptions, isRecoverableError, type Watcher } from 'etcd3'
+import type { EtcdAccess } from '../config/etcd-access.js'
 import { withTimeout } from '../internal/timers.js'
 
 /** Deadline of one unary etcd call; etcd3 ignores `dialTimeout`, so every call carries its own. */
@@ -22,13 +23,36 @@ export async function cancelWatch(watcher: Watcher): Promise<void> {
   )
 }
 
+/** etcd3's TLS and password options for `access` (none for a plain etcd). */
+export function etcdAccessOptions(access: EtcdAccess | undefined): Partial<IOptions> {
+  if (!access) return {}
+  const options: Partial<IOptions> = {}
+  if (access.ca || access.cert) {
+    options.credentials = {
+      // grpc-js's createSsl takes null for "the system's roots"; etcd3's type asks for a Buffer.
+      rootCertificate: access.ca ?? (null as unknown as Buffer),
+      ...(access.cert && access.key ? { certChain: access.cert, privateKey: access.key } : {}),
+    }
+  }
+  if (access.username && access.password !== undefined) {
+    options.auth = {
+      username: access.username,
+      password: access.password,
+      // A factory: a fixed deadline would be in the past for every later authentication.
+      callOptions: () => ({ deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
+    }
+  }
+  return options
+}
+
 /**
  * An etcd client tuned for a phone book: short call deadlines, a host breaker that half-opens
  * after 1 s and watch reconnects capped at 2 s, so a restarted etcd is noticed within seconds
- * (the library defaults are 5 s and 30 s).
+ * (the library defaults are 5 s and 30 s). `access` adds TLS and the etcd user.
  */
-export function createEtcdClient(endpoints: readonly string[]): Etcd3 {
+export function createEtcdClient(endpoints: readonly string[], access?: EtcdAccess): Etcd3 {
   return new Etcd3({
+    ...etcdAccessOptions(access),
     hosts: [...endpoints],
     defaultCallOptions: (context) =>
       context.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS },
