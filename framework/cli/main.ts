@@ -392,6 +392,60 @@ etcdAccessOptions(
   },
 )
 
+const etcdCommand = program.command('etcd').description('etcd administration for the app')
+etcdAccessOptions(
+  etcdCommand
+    .command('setup-auth')
+    .description(
+      'per service role an etcd user that writes only its own phone book prefix, a read-only user for the CLI and gateway, root; then auth on; passwords in .framework/etcd/<user>.password (0600)',
+    )
+    .option('--out <dir>', 'where password files go (default: .framework/etcd under the app root)')
+    .option('--rotate', 'new passwords for users that already have one')
+    .addOption(etcdOption())
+    .addOption(namespaceOption())
+    .addOption(dirOption()),
+).action(
+  async (
+    flags: {
+      out?: string
+      rotate?: boolean
+      etcd?: string
+      namespace?: string
+      dir: string
+    } & EtcdAccessFlags,
+  ) => {
+    const { phoneBookTarget } = await import('./phone-book-target.js')
+    const { setupAuth } = await import('./etcd-setup-auth.js')
+    const env = process.env
+    // The credentials given here are root's: a password alone means root's password.
+    const passwordGiven = Boolean(
+      flags.etcdPasswordFile || env.ETCD_PASSWORD_FILE || env.ETCD_PASSWORD,
+    )
+    const target = phoneBookTarget(
+      {
+        ...flags,
+        etcdUser: flags.etcdUser ?? (passwordGiven ? env.ETCD_USERNAME || 'root' : undefined),
+      },
+      env,
+    )
+    const user = target.etcdAccess?.username
+    if (user !== undefined && user !== 'root') {
+      throw new CliError(
+        `setup-auth creates users and roles, which only etcd's root may do; give root's password (--etcd-user root --etcd-password-file <file>), not ${user}'s`,
+        'FRAMEWORK_ERR_USAGE',
+      )
+    }
+    await setupAuth({
+      appRoot: resolve(flags.dir),
+      target,
+      rootPassword: target.etcdAccess?.password,
+      out: flags.out,
+      rotate: flags.rotate === true,
+      log: out,
+    })
+  },
+)
+
 composeFlags(
   program
     .command('compose')
