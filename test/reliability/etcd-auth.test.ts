@@ -1,0 +1,165 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { Etcd3, EtcdPermissionDeniedError } from 'etcd3'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { useEtcd } from '../support/etcd-fixture.js'
+import { faultRow } from '../support/fault-summary.js'
+import { CLI, REPO_ROOT, type SpawnedInstance } from '../support/instance.js'
+import { registered } from '../support/spawned-app.js'
+import { waitFor } from '../support/wait.js'
+
+// etcd with authentication turned on by `framework etcd setup-auth` (the real CLI): each role
+// registers with its own etcd user; a role's credentials cannot write another role's prefix (etcd
+// refuses; the service exits 2 with one line); no credentials read and write nothing.
+
+const run = promisify(execFile)
+const cluster = useEtcd('auth', 2)
+const out = mkdtempSync(join(tmpdir(), 'framework-etcd-users-'))
+afterAll(() => rmSync(out, { recursive: true, force: true }))
+
+/** The namespace every test here shares: users and auth are etcd-wide, set up once. */
+let ns = ''
+let firstRun = ''
+let secondRun = ''
+
+const password = (user: string) => readFileSync(join(out, `${user}.password`), 'utf8')
+const credentials = (user: string) => ({
+  ETCD_USERNAME: user,
+  ETCD_PASSWORD_FILE: join(out, `${user}.password`),
+})
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  run(process.execPath, [CLI, ...args, '--etcd', cluster.etcd.endpoint, '--namespace', ns], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+  })
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (err: { code: number; stderr: string }) => err,
+  )
+
+async function readyzStatus(instance: SpawnedInstance): Promise<number> {
+  const { url } = await instance.listening()
+  return (await fetch(`${url}/readyz`)).status
+}
+
+beforeAll(async () => {
+  ns = cluster.namespace()
+  firstRun = (await cli(['etcd', 'setup-auth', '--out', out])).stdout
+  // Idempotent: root's password is read back from <out>/root.password; users are kept.
+  secondRun = (await cli(['etcd', 'setup-auth', '--out', out])).stdout
+}, 120_000)
+
+describe('etcd auth from framework etcd setup-auth', () => {
+  it('writes one 0600 password file per role and the reader; a re-run keeps them', () => {
+    for (const user of [`${ns}.api`, `${ns}.cache`, `${ns}.reader`, 'root']) {
+      expect(statSync(join(out, `${user}.password`)).mode & 0o777).toBe(0o600)
+      expect(password(user).length).toBeGreaterThanOrEqual(24)
+    }
+    expect(firstRun).toMatch(new RegExp(`created ${ns}.cache \\(writes /${ns}/services/cache/\\)`))
+    expect(firstRun).toMatch(/enabled authentication/)
+    expect(secondRun).toMatch(new RegExp(`kept    ${ns}.cache`))
+    expect(secondRun).not.toMatch(/created|rotated/)
+  })
+
+  it('each role registers with its own credentials, calls work, ps works as the reader', async () => {
+    const cache = cluster.spawn('cache', ns, { env: credentials(`${ns}.cache`) })
+    await registered(cache, ns)
+    const api = cluster.spawn('api', ns, { env: credentials(`${ns}.api`) })
+    await registered(api, ns, 'api')
+    const reader = credentials(`${ns}.reader`)
+    const put = await cli(['call', 'api.put', '{"key":"k","value":"v"}'], reader)
+    expect(JSON.parse(put.stdout)).toMatchObject({ ok: true })
+    const get = await cli(['call', 'api.get', '{"key":"k"}'], reader)
+    expect(JSON.parse(get.stdout)).toMatchObject({ value: 'v', hit: true })
+    const ps = await cli(['ps', '--json'], reader)
+    const rows = (JSON.parse(ps.stdout) as { instances: { role: string; ttlLeft?: number }[] })
+      .instances
+    expect(rows.map((row) => row.role).sort()).toEqual(['api', 'cache'])
+    // Graceful stop revokes the lease with the role's own user (etcd checks write on its keys).
+    cache.child.kill('SIGTERM')
+    await cache.waitForLog('lease revoked')
+    expect(await cache.exited).toBe(0)
+  })
+
+  it("cache's credentials cannot put under api: etcd refuses; as api the service exits 2", async () => {
+    const row = faultRow("etcd auth: a role's credentials used to register another role")
+    const client = new Etcd3({
+      hosts: [cluster.etcd.endpoint],
+      auth: { username: `${ns}.cache`, password: password(`${ns}.cache`) },
+    })
+    const direct = await client
+      .put(`/${ns}/services/api/impostor`)
+      .value('{}')
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+    client.close()
+    const started = Date.now()
+    const impostor = cluster.spawn('api', ns, { env: credentials(`${ns}.cache`) })
+    const code = await impostor.exited
+    const line = impostor.lines.find((l) => l.msg.includes('may not write'))
+    row.measured({
+      instances: 1,
+      lost: 1,
+      note: `direct put refused (${(direct as Error | undefined)?.constructor.name}); the service exited ${code} after ${Date.now() - started} ms`,
+    })
+    expect(direct).toBeInstanceOf(EtcdPermissionDeniedError)
+    expect(code).toBe(2)
+    expect(line?.msg).toBe(
+      `etcd user ${ns}.cache may not write /${ns}/services/api/: permission denied; give role api its own credentials (framework etcd setup-auth) and set ETCD_USERNAME / ETCD_PASSWORD_FILE to them`,
+    )
+    expect(impostor.count('registered in etcd')).toBe(0)
+    row.passed()
+  })
+
+  it('no credentials: the phone book can be neither read nor written; a service retries unready', async () => {
+    const row = faultRow('etcd auth: no credentials (auth enabled)')
+    const anonymous = new Etcd3({ hosts: [cluster.etcd.endpoint] })
+    const read = await anonymous
+      .getAll()
+      .prefix(`/${ns}/services/`)
+      .keys()
+      .then(
+        () => 'read',
+        (err: Error) => err.message,
+      )
+    const write = await anonymous
+      .put(`/${ns}/services/cache/anonymous`)
+      .value('{}')
+      .then(
+        () => 'written',
+        (err: Error) => err.message,
+      )
+    anonymous.close()
+    const cache = cluster.spawn('cache', ns)
+    const text = 'has authentication enabled and we gave no user'
+    const waitedMs = await waitFor('3 refusal lines', () => cache.count(text) >= 3, 30_000, 50)
+    const status = await readyzStatus(cache)
+    const ps = await failure(cli(['ps']))
+    row.measured({
+      instances: 1,
+      lost: 1,
+      note: `read and put refused; ${cache.count(text)} refusal lines in ${waitedMs} ms, /readyz ${status}; ps exit ${ps?.code}`,
+    })
+    expect(read).toMatch(/user name is empty/)
+    expect(write).toMatch(/user name is empty/)
+    expect(status).toBe(503)
+    expect(ps?.code).toBe(2)
+    expect(ps?.stderr).toMatch(/set ETCD_USERNAME and ETCD_PASSWORD_FILE/)
+    row.passed()
+  })
+
+  it('a wrong password: one line naming the password setting', async () => {
+    const cache = cluster.spawn('cache', ns, {
+      env: { ETCD_USERNAME: `${ns}.cache`, ETCD_PASSWORD: 'not-the-password' },
+    })
+    const line = await cache.waitForLog('wrong password or no such user', 30_000)
+    expect(line.msg).toMatch(/check ETCD_USERNAME and ETCD_PASSWORD/)
+    expect(await readyzStatus(cache)).toBe(503)
+  })
+})
