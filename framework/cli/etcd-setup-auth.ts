@@ -13,24 +13,9 @@ import type { EtcdAccess } from '../config/etcd-access.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { servicesPrefix } from '../registry/record.js'
 import { CliError } from './cli-error.js'
+import { ETCD_CREDENTIALS_DIR, etcdUserOf, passwordFileOf, READER } from './etcd-credentials.js'
 import { etcdUnreachable, type PhoneBookTarget } from './phone-book-target.js'
 import { listServiceRoles } from './service-roles.js'
-
-/** Where setup-auth writes credentials, relative to the app root (compose and k8s read them). */
-export const ETCD_CREDENTIALS_DIR = '.framework/etcd'
-
-/** The etcd user (and role) of a service role in a namespace: etcd users are cluster-wide. */
-export function etcdUserOf(namespace: string, role: string): string {
-  return `${namespace}.${role}`
-}
-
-/** The read-only user the CLI (ps, watch, call) and the gateway use. */
-export const READER = 'reader'
-
-/** The file holding `user`'s password. */
-export function passwordFileOf(dir: string, user: string): string {
-  return join(dir, `${user}.password`)
-}
 
 export interface SetupAuthOptions {
   appRoot: string

@@ -62,6 +62,7 @@ interface ComposeFlags {
   etcdPort: string
   gatewayPort?: string
   replicas: string[]
+  etcdAuth?: boolean
 }
 
 /** `--gateway-port`, else GATEWAY_PORT, else 8080: the port compose publishes the gateway on. */
@@ -108,6 +109,7 @@ function composeOptions(flags: ComposeFlags) {
     etcdPort,
     replicas: parseReplicas(flags.replicas),
     gatewayPort: gatewayPortOf(flags),
+    etcdAuth: flags.etcdAuth === true,
   }
 }
 
@@ -137,6 +139,10 @@ const composeFlags = (command: Command) =>
       ),
     )
     .addOption(replicasOption())
+    .option(
+      '--etcd-auth',
+      'give each role its etcd user from framework etcd setup-auth (.framework/etcd/), as compose secrets',
+    )
 
 const program = new Command('framework')
   .description('TypeScript RPC services that find each other through etcd')
@@ -476,6 +482,10 @@ program
   )
   .option('--registry <prefix>', 'image registry prefix: <prefix>/<namespace>-<role>:<tag>')
   .option('--tag <tag>', 'image tag (default: the package version)')
+  .option(
+    '--etcd-auth',
+    'give each role its etcd user from framework etcd setup-auth (.framework/etcd/), as Secrets mounted in the pods',
+  )
   .addOption(replicasOption())
   .addOption(dirOption())
   .action(
@@ -488,6 +498,7 @@ program
       tag?: string
       replicas: string[]
       dir: string
+      etcdAuth?: boolean
     }) => {
       const { writeK8s } = await import('./k8s/k8s-command.js')
       await writeK8s(
@@ -500,6 +511,7 @@ program
           registry: flags.registry,
           tag: flags.tag,
           replicas: parseReplicas(flags.replicas),
+          etcdAuth: flags.etcdAuth === true,
         },
         (text) => process.stdout.write(text),
         flags.out === undefined ? quiet : out,

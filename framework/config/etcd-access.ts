@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, type Stats, statSync } from 'node:fs'
 import { ConfigError } from './config-error.js'
 
 /**
@@ -47,15 +47,31 @@ export const ETCD_ACCESS_FLAGS = {
 } as const
 
 /**
+ * A secret mounted for this process's group by someone else: Kubernetes mounts a Secret into a
+ * pod whose `fsGroup` is set as root-owned, mode 0440, group fsGroup — the only way a non-root
+ * container can read it. Readable by our own group and nobody else, and not ours to chmod.
+ */
+function mountedForOurGroup(stat: Stats): boolean {
+  const uid = process.getuid?.()
+  const gid = process.getgid?.()
+  return (
+    uid !== undefined &&
+    stat.uid !== uid &&
+    stat.gid === gid &&
+    (stat.mode & 0o077) === 0o040
+  )
+}
+
+/**
  * Reads a file named by `variable`. `secret` files (keys, passwords) must not be readable by
  * group or others: a key anyone on the host can read is no credential, so it is refused rather
  * than used.
  */
 function readSetting(variable: string, path: string, secret: boolean): Buffer {
-  let mode: number
+  let stat: Stats
   let content: Buffer
   try {
-    mode = statSync(path).mode
+    stat = statSync(path)
     content = readFileSync(path)
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
@@ -65,7 +81,8 @@ function readSetting(variable: string, path: string, secret: boolean): Buffer {
       `cannot read it (${reason}); point ${variable} at a readable file`,
     )
   }
-  if (secret && (mode & 0o077) !== 0) {
+  const mode = stat.mode
+  if (secret && (mode & 0o077) !== 0 && !mountedForOurGroup(stat)) {
     throw new ConfigError(
       variable,
       path,
