@@ -54,12 +54,7 @@ export const ETCD_ACCESS_FLAGS = {
 function mountedForOurGroup(stat: Stats): boolean {
   const uid = process.getuid?.()
   const gid = process.getgid?.()
-  return (
-    uid !== undefined &&
-    stat.uid !== uid &&
-    stat.gid === gid &&
-    (stat.mode & 0o077) === 0o040
-  )
+  return uid !== undefined && stat.uid !== uid && stat.gid === gid && (stat.mode & 0o077) === 0o040
 }
 
 /**
