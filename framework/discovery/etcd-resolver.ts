@@ -2,7 +2,12 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import type { Logger } from 'pino'
 import { backoffDelay } from '../internal/backoff.js'
 import { sleep, withTimeout } from '../internal/timers.js'
-import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from '../registry/etcd-client.js'
+import {
+  cancelWatch,
+  ETCD_CALL_TIMEOUT_MS,
+  isStaleTokenError,
+  renewWatchAuth,
+} from '../registry/etcd-client.js'
 import { parseRecord, rolePrefix } from '../registry/record.js'
 import { Endpoint } from './endpoint.js'
 import type { Resolver, ResolverUpdate } from './resolver.js'
@@ -159,6 +164,8 @@ export class EtcdResolver implements Resolver {
     })
     watcher.on('error', (err: Error) => {
       if (watcher !== this.#watcher || this.#closed) return
+      // etcd restarted and forgot our token: the watch stream must log in again.
+      if (isStaleTokenError(err)) renewWatchAuth(this.client)
       this.log.warn({ role: this.role, err: err.message }, 'watch failed; listing again')
       this.#markStale(`watch failed: ${err.message}`)
       // etcd cancelled it and etcd3 already dropped it: cancelling again would never settle.

@@ -71,3 +71,33 @@ export function createEtcdClient(endpoints: readonly string[], access?: EtcdAcce
     },
   })
 }
+
+/** The parts of etcd3 1.1.2's internals that hold the auth token of the shared watch stream. */
+interface Etcd3Internals {
+  pool?: { authenticator?: { invalidateMetadata?: () => void } }
+  watchManager?: { state?: number; handleError?: (err: Error) => void }
+}
+/** etcd3's WatchManager state `Connected`. */
+const WATCH_STREAM_CONNECTED = 2
+
+/** Whether a watch was cancelled because its stream's token is one etcd no longer knows. */
+export function isStaleTokenError(err: unknown): boolean {
+  return err instanceof Error && /invalid auth token/.test(err.message)
+}
+
+/**
+ * etcd keeps auth tokens in memory: after a restart it knows none. Unary calls recover (etcd3
+ * logs in again on "invalid auth token"), but the watch stream keeps the token it was opened with,
+ * and etcd cancels every watch created on it, forever — a resolver never sees a change again and a
+ * registration cannot watch its own key. On such a cancel, this drops the cached token and the
+ * stream; etcd3 reopens it (with its backoff) with a fresh token. etcd3 has no public way to do
+ * this, hence the reach into its internals; each step is skipped if the shape is not there.
+ */
+export function renewWatchAuth(client: Etcd3): void {
+  const internals = client as unknown as Etcd3Internals
+  internals.pool?.authenticator?.invalidateMetadata?.()
+  const manager = internals.watchManager
+  if (manager?.state === WATCH_STREAM_CONNECTED) {
+    manager.handleError?.(new Error('watch stream token expired; reconnecting with a new one'))
+  }
+}

@@ -6,7 +6,12 @@ import { backoffDelay } from '../internal/backoff.js'
 import { lifecycle } from '../internal/lifecycle-event.js'
 import { sleep, withTimeout } from '../internal/timers.js'
 import { explainEtcdRefusal } from './etcd-access-error.js'
-import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from './etcd-client.js'
+import {
+  cancelWatch,
+  ETCD_CALL_TIMEOUT_MS,
+  isStaleTokenError,
+  renewWatchAuth,
+} from './etcd-client.js'
 import type { PhoneBookRecord } from './record.js'
 
 export interface RegistrationOptions {
@@ -222,9 +227,11 @@ export class Registration extends EventEmitter {
     const watcher = client.watch().key(key).startRevision(fromRevision.toString()).watcher()
     this.#selfWatch = watcher
     watcher.on('delete', () => this.#onLost(generation, 'own key was deleted'))
-    watcher.on('error', (err: Error) =>
-      this.#onLost(generation, `own-key watch failed: ${err.message}`),
-    )
+    watcher.on('error', (err: Error) => {
+      // etcd restarted and forgot our token: the watch stream must log in again.
+      if (isStaleTokenError(err)) renewWatchAuth(client)
+      this.#onLost(generation, `own-key watch failed: ${err.message}`)
+    })
     await withTimeout(once(watcher, 'connected'), ETCD_CALL_TIMEOUT_MS * 2, 'watch timed out')
   }
 

@@ -85,6 +85,45 @@ describe('etcd auth from framework etcd setup-auth', () => {
     expect(await cache.exited).toBe(0)
   })
 
+  it('etcd restarted (its auth tokens forgotten): instances log in again; watches see changes', async () => {
+    const row = faultRow('etcd restart with auth on (tokens forgotten)')
+    const first = cluster.spawn('cache', ns, { env: credentials(`${ns}.cache`) })
+    await registered(first, ns)
+    const api = cluster.spawn('api', ns, { env: credentials(`${ns}.api`) })
+    await registered(api, ns, 'api')
+    await cluster.etcd.stop()
+    const stoppedAt = Date.now()
+    await cluster.etcd.start()
+    const reader = credentials(`${ns}.reader`)
+    // Both records are back (or never left) on live leases, read as the reader.
+    const fresh = async () => {
+      const ps = await cli(['ps', '--json'], reader)
+      const rows = (JSON.parse(ps.stdout) as { instances: { role: string; stale: boolean }[] })
+        .instances
+      return rows.length === 2 && rows.every((r) => !r.stale)
+    }
+    await waitFor('both records fresh again', fresh, 60_000, 250)
+    const recoverMs = Date.now() - stoppedAt
+    // api's watch on cache must work with a new token: replace the cache instance and call.
+    const second = cluster.spawn('cache', ns, { env: credentials(`${ns}.cache`) })
+    await registered(second, ns)
+    first.child.kill('SIGTERM')
+    expect(await first.exited).toBe(0)
+    const put = await cli(['call', 'api.put', '{"key":"r","value":"1"}'], reader)
+    const servedBy = (JSON.parse(put.stdout) as { servedBy: string }).servedBy
+    const { id: secondId } = await second.listening()
+    row.measured({
+      instances: 2,
+      lost: 2,
+      recovered: 2,
+      recoverMs,
+      note: `every client logged in again after the restart; api's watch saw the replacement cache`,
+    })
+    expect(servedBy).toBe(secondId)
+    expect(api.count('may not write') + first.count('may not write')).toBe(0)
+    row.passed()
+  })
+
   it("cache's credentials cannot put under api: etcd refuses; as api the service exits 2", async () => {
     const row = faultRow("etcd auth: a role's credentials used to register another role")
     const client = new Etcd3({
@@ -152,6 +191,33 @@ describe('etcd auth from framework etcd setup-auth', () => {
     expect(ps?.code).toBe(2)
     expect(ps?.stderr).toMatch(/set ETCD_USERNAME and ETCD_PASSWORD_FILE/)
     row.passed()
+  })
+
+  it('--rotate: new passwords; the old one no longer logs in, the new one does', async () => {
+    const before = password(`${ns}.cache`)
+    const rotated = (await cli(['etcd', 'setup-auth', '--out', out, '--rotate'])).stdout
+    expect(rotated).toMatch(new RegExp(`rotated ${ns}.cache`))
+    const after = password(`${ns}.cache`)
+    expect(after).not.toBe(before)
+    const login = async (pw: string) => {
+      const client = new Etcd3({
+        hosts: [cluster.etcd.endpoint],
+        auth: { username: `${ns}.cache`, password: pw },
+      })
+      try {
+        return await client
+          .getAll()
+          .prefix(`/${ns}/services/`)
+          .keys()
+          .then(() => 'ok')
+      } catch (err) {
+        return (err as Error).message
+      } finally {
+        client.close()
+      }
+    }
+    expect(await login(before)).toMatch(/authentication failed/)
+    expect(await login(after)).toBe('ok')
   })
 
   it('a wrong password: one line naming the password setting', async () => {
