@@ -69,6 +69,12 @@ export async function setupAuth(options: SetupAuthOptions): Promise<SetupAuthRes
       'FRAMEWORK_ERR_USAGE',
     )
   }
+  if (roles.includes(READER)) {
+    throw new CliError(
+      `a service role named '${READER}' would share its etcd user with the read-only user of the CLI and gateway; rename services/${READER}`,
+      'FRAMEWORK_ERR_USAGE',
+    )
+  }
   const out = resolve(options.out ?? join(options.appRoot, ETCD_CREDENTIALS_DIR))
   mkdirSync(out, { recursive: true, mode: 0o700 })
   const rootFile = passwordFileOf(out, 'root')
