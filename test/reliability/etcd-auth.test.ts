@@ -7,6 +7,7 @@ import { Etcd3, EtcdPermissionDeniedError } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { useEtcd } from '../support/etcd-fixture.js'
 import { faultRow } from '../support/fault-summary.js'
+import { gatewayReady, spawnGateway } from '../support/gateway-process.js'
 import { CLI, REPO_ROOT, type SpawnedInstance } from '../support/instance.js'
 import { registered } from '../support/spawned-app.js'
 import { waitFor } from '../support/wait.js'
@@ -79,6 +80,15 @@ describe('etcd auth from framework etcd setup-auth', () => {
     const rows = (JSON.parse(ps.stdout) as { instances: { role: string; ttlLeft?: number }[] })
       .instances
     expect(rows.map((row) => row.role).sort()).toEqual(['api', 'cache'])
+    // The gateway resolves with the read-only user too.
+    const gateway = cluster.adopt(spawnGateway({ ...cluster.env(ns), ...reader }))
+    const gatewayUrl = (await gateway.waitForLog('listening', 60_000)).url as string
+    await gatewayReady(gatewayUrl, 30_000)
+    const viaGateway = await fetch(
+      `${gatewayUrl}/trpc/api.get?input=${encodeURIComponent('{"key":"k"}')}`,
+    )
+    expect(viaGateway.status).toBe(200)
+    expect(JSON.stringify(await viaGateway.json())).toContain('"value":"v"')
     // Graceful stop revokes the lease with the role's own user (etcd checks write on its keys).
     cache.child.kill('SIGTERM')
     await cache.waitForLog('lease revoked')
