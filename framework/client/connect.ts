@@ -55,6 +55,7 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints,
+    etcdAccess,
     namespace,
     deps,
     log: options.log ?? pino({ level: process.env.LOG_LEVEL ?? 'warn' }),

@@ -55,6 +55,8 @@ export class EtcdResolver implements Resolver {
     readonly role: string,
     private readonly namespace: string,
     private readonly log: Logger,
+    /** One line naming the fix when etcd turns us away (TLS, etcd user), else undefined. */
+    private readonly explainRefusal: (err: unknown) => string | undefined = () => undefined,
   ) {
     void this.#resync('start')
   }
@@ -114,9 +116,10 @@ export class EtcdResolver implements Resolver {
         } catch (err) {
           this.#markStale(err instanceof Error ? err.message : String(err))
           const delayMs = backoffDelay(attempt, 100, 2_000)
+          const refusal = this.explainRefusal(err)
           this.log.warn(
             { role: this.role, reason, err: this.#lastError, retryInMs: delayMs },
-            `cannot list role '${this.role}' from etcd; keeping the last known ${this.#snapshot.length} instance(s)`,
+            `cannot list role '${this.role}' from etcd${refusal ? `: ${refusal}` : ''}; keeping the last known ${this.#snapshot.length} instance(s)`,
           )
           await sleep(delayMs, this.#closing.signal)
         }

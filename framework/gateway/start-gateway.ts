@@ -91,6 +91,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints: config.etcdEndpoints,
+    etcdAccess: config.etcdAccess,
     namespace: config.namespace,
     deps,
     log,

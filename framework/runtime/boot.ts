@@ -97,6 +97,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       ? new Dependencies({
           etcd,
           etcdEndpoints: config.etcdEndpoints,
+          etcdAccess: config.etcdAccess,
           namespace: config.namespace,
           deps: definition.deps,
           log,

@@ -195,14 +195,20 @@ describe('etcd auth from framework etcd setup-auth', () => {
     const waitedMs = await waitFor('3 refusal lines', () => cache.count(text) >= 3, 30_000, 50)
     const status = await readyzStatus(cache)
     const ps = await failure(cli(['ps']))
+    // The gateway, which registers nothing, says the same from its resolvers.
+    const gateway = cluster.adopt(spawnGateway(cluster.env(ns)))
+    await gateway.waitForLog(text, 60_000)
+    const gatewayUrl = (await gateway.waitForLog('listening', 60_000)).url as string
+    const gatewayStatus = (await fetch(`${gatewayUrl}/readyz`)).status
     row.measured({
       instances: 1,
       lost: 1,
-      note: `read and put refused; ${cache.count(text)} refusal lines in ${waitedMs} ms, /readyz ${status}; ps exit ${ps?.code}`,
+      note: `read and put refused; ${cache.count(text)} refusal lines in ${waitedMs} ms, /readyz ${status} (gateway ${gatewayStatus}); ps exit ${ps?.code}`,
     })
     expect(read).toMatch(/user name is empty/)
     expect(write).toMatch(/user name is empty/)
     expect(status).toBe(503)
+    expect(gatewayStatus).toBe(503)
     expect(ps?.code).toBe(2)
     expect(ps?.stderr).toMatch(/set ETCD_USERNAME and ETCD_PASSWORD_FILE/)
     row.passed()
