@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFile, spawnSync } from 'node:child_process'
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -98,5 +98,48 @@ describe('bad etcd credential files', () => {
     const lines = failed?.stderr.trim().split('\n') ?? []
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatch(/^framework: --etcd-password-file=.* readable by others \(mode 0644\)/)
+  })
+
+  // Kubernetes mounts a Secret into a pod with fsGroup as root:<fsGroup>, mode 0440: readable by
+  // the container's group and nobody else. Shown with a real uid/gid switch (this needs root to
+  // chown and to run the CLI as uid 1000; CI here runs as root).
+  it('a file mounted for our group (root:1000 0440) is accepted as uid 1000; 0444 is not', () => {
+    const uid = process.getuid?.()
+    const runAs = uid === 0 ? { uid: 1000, gid: 1000 } : {}
+    const owner = uid === 0 ? 0 : (uid ?? 0)
+    chmodSync(dir, 0o755)
+    const mounted = file('mounted.password', 0o440)
+    const everyone = file('everyone.password', 0o444)
+    if (uid === 0) {
+      chownSync(mounted, owner, 1000)
+      chownSync(everyone, owner, 1000)
+    }
+    const ps = (passwordFile: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          CLI,
+          'ps',
+          '--etcd',
+          'http://127.0.0.1:1',
+          '--etcd-user',
+          'u',
+          '--etcd-password-file',
+          passwordFile,
+        ],
+        { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, HOME: tmpdir() }, ...runAs },
+      )
+    const everyoneRun = ps(everyone)
+    expect(everyoneRun.status).toBe(2)
+    expect(everyoneRun.stderr).toMatch(/readable by others \(mode 0444\)/)
+    const mountedRun = ps(mounted)
+    if (uid === 0) {
+      // Past the file check: it got as far as etcd, which is not there.
+      expect(mountedRun.stderr).toMatch(/cannot reach etcd/)
+      expect(mountedRun.status).toBe(1)
+    } else {
+      // Our own group-readable file is ours to chmod: refused.
+      expect(mountedRun.status).toBe(2)
+    }
   })
 })
