@@ -9,7 +9,7 @@ import { callTokensFor } from '../security/call-tokens.js'
 import { ROLE_PATTERN } from '../service/role.js'
 import { CliError } from './cli-error.js'
 import { ListedResolver } from './listed-resolver.js'
-import type { PhoneBookTarget } from './phone-book-target.js'
+import { etcdUnreachable, type PhoneBookTarget } from './phone-book-target.js'
 
 /** Splits `cache.admin.flush` into role `cache` and path `admin.flush`. */
 export function parseCallTarget(target: string): { role: string; path: string } {
@@ -54,6 +54,7 @@ export async function callThroughDiscovery(
     target.namespace,
     target.etcdEndpoints,
     Date.now() + timeoutMs,
+    target.etcdAccess,
   )
   const transport = new HttpTransport()
   const client = new DependencyClient({
@@ -72,6 +73,11 @@ export async function callThroughDiscovery(
   try {
     return await client.call(path, input)
   } catch (err) {
+    // The listing failed because etcd turned us away (TLS, user): say so, not "no instance".
+    if (resolver.lastError !== undefined) {
+      const refused = etcdUnreachable(target, new Error(resolver.lastError), `read ${role}`)
+      if (refused.code === 'FRAMEWORK_ERR_ETCD_REFUSED') throw refused
+    }
     if (err instanceof TRPCError)
       throw new CliError(`${err.code}: ${err.message}`, 'FRAMEWORK_ERR_COMMAND_FAILED', {
         cause: err,

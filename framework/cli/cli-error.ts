@@ -4,6 +4,7 @@ type CliErrorCode =
   | 'FRAMEWORK_ERR_USAGE'
   | 'FRAMEWORK_ERR_COMMAND_FAILED'
   | 'FRAMEWORK_ERR_ETCD_UNREACHABLE'
+  | 'FRAMEWORK_ERR_ETCD_REFUSED'
 
 /** A failure the user can fix: printed as `framework: <message>` on one line; `code` sets the exit code (ERROR_CODES). */
 export class CliError extends FrameworkError {
@@ -11,6 +12,7 @@ export class CliError extends FrameworkError {
     'FRAMEWORK_ERR_USAGE',
     'FRAMEWORK_ERR_COMMAND_FAILED',
     'FRAMEWORK_ERR_ETCD_UNREACHABLE',
+    'FRAMEWORK_ERR_ETCD_REFUSED',
   ]
 
   constructor(

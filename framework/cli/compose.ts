@@ -5,6 +5,7 @@ import { readAppInfo } from '../config/app.js'
 import { resolveNamespace } from '../config/phone-book.js'
 import { builtApp } from './build/build-app.js'
 import { CliError } from './cli-error.js'
+import { type EtcdCredential, etcdCredentials } from './etcd-credentials.js'
 import {
   GATEWAY_NAME,
   type GatewayPlan,
@@ -35,6 +36,20 @@ export interface ComposeOptions {
   replicas: Record<string, number>
   /** The gateway's port (when some role exposes procedures): published on the host (bridge), or listened on (host). */
   gatewayPort: number
+  /** Give each role its etcd user from `framework etcd setup-auth` (compose secrets). */
+  etcdAuth?: boolean
+}
+
+/** Where compose mounts a secret in the container. */
+const secretPath = (name: string) => `/run/secrets/${name}`
+
+/** The compose secret, and the environment that points the process at it. */
+function etcdSecret(name: string, credential: EtcdCredential | undefined) {
+  if (!credential) return { environment: {}, secrets: {} }
+  return {
+    environment: { ETCD_USERNAME: credential.user, ETCD_PASSWORD_FILE: secretPath(name) },
+    secrets: { secrets: [name] },
+  }
 }
 
 export { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE } from './images.js'
@@ -65,6 +80,9 @@ export async function composePlan(
   const peerPort = options.etcdPort + 1
   const frameworkBin = imageFrameworkBin(appRoot)
   const edge = gatewayPlan(manifest.roles)
+  // Each role's etcd user and the gateway's reader, only when asked: the default file is unchanged.
+  const credentials = options.etcdAuth ? etcdCredentials(appRoot, namespace, roles) : undefined
+  const secrets: Record<string, { file: string }> = {}
   const services: Record<string, unknown> = {
     etcd: {
       image: options.etcdImage,
@@ -111,6 +129,9 @@ export async function composePlan(
     images[role] = image(role)
     // On the host network replicas must not share a port: a fixed port only for one replica.
     const port = host ? (count === 1 && definition.port ? definition.port : 0) : CONTAINER_PORT
+    const credential = credentials?.roles.get(role)
+    const secret = etcdSecret(`etcd-${role}`, credential)
+    if (credential) secrets[`etcd-${role}`] = { file: `./${credential.file}` }
     services[role] = {
       build: build(role),
       image: images[role],
@@ -119,7 +140,9 @@ export async function composePlan(
         FRAMEWORK_NAMESPACE: namespace,
         PORT: String(port),
         ...(host ? { HOST: '127.0.0.1', ADVERTISE_HOST: '127.0.0.1' } : {}),
+        ...secret.environment,
       },
+      ...secret.secrets,
       depends_on: {
         etcd: { condition: 'service_healthy' },
         ...Object.fromEntries(
@@ -137,7 +160,9 @@ export async function composePlan(
     }
   }
   if (edge) {
+    if (credentials) secrets['etcd-reader'] = { file: `./${credentials.reader.file}` }
     services[GATEWAY_NAME] = gatewayService(edge, {
+      etcdSecret: etcdSecret('etcd-reader', credentials?.reader),
       image: image(edge.imageRole),
       command: gatewayCommand(appRoot),
       etcdUrl,
@@ -148,7 +173,7 @@ export async function composePlan(
   }
   const header = `${COMPOSE_MARKER} from services/ (${network} network). Rerun it after changing services; do not edit.\n`
   return {
-    yaml: header + stringify({ services }, { lineWidth: 0 }),
+    yaml: header + stringify(credentials ? { services, secrets } : { services }, { lineWidth: 0 }),
     replicas,
     images,
     namespace,
@@ -171,6 +196,7 @@ function gatewayService(
     namespace: string
     host: boolean
     port: number
+    etcdSecret: ReturnType<typeof etcdSecret>
   },
 ): Record<string, unknown> {
   return {
@@ -181,7 +207,9 @@ function gatewayService(
       FRAMEWORK_NAMESPACE: options.namespace,
       GATEWAY_PORT: String(options.port),
       HOST: options.host ? '127.0.0.1' : '0.0.0.0',
+      ...options.etcdSecret.environment,
     },
+    ...options.etcdSecret.secrets,
     // Ready = every exposing role listed in the phone book (the image's own check reads the port
     // file instances write; the gateway writes none).
     healthcheck: {

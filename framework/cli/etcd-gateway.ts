@@ -1,5 +1,6 @@
 import { request } from 'node:http'
 import { request as requestTls } from 'node:https'
+import type { EtcdAccess } from '../config/etcd-access.js'
 
 /**
  * etcd's JSON gateway (`POST <etcd>/v3/...`, the same public API as gRPC, documented in
@@ -24,7 +25,14 @@ function prefixEnd(prefix: string): string {
   return bytes.toString('base64')
 }
 
-function post(endpoint: string, path: string, body: unknown, deadline: number): Promise<unknown> {
+function post(
+  endpoint: string,
+  path: string,
+  body: unknown,
+  deadline: number,
+  access: EtcdAccess | undefined,
+  token: string | undefined,
+): Promise<unknown> {
   const url = new URL(path, endpoint)
   const send = url.protocol === 'https:' ? requestTls : request
   const data = JSON.stringify(body)
@@ -33,8 +41,15 @@ function post(endpoint: string, path: string, body: unknown, deadline: number): 
       url,
       {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(data),
+          // etcd's gateway hands this header to its auth layer as the token.
+          ...(token ? { authorization: token } : {}),
+        },
         timeout: Math.max(1, deadline - Date.now()),
+        ...(access?.ca ? { ca: access.ca } : {}),
+        ...(access?.cert && access.key ? { cert: access.cert, key: access.key } : {}),
       },
       (res) => {
         let text = ''
@@ -43,7 +58,18 @@ function post(endpoint: string, path: string, body: unknown, deadline: number): 
           text += chunk
         })
         res.on('end', () => {
-          if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}: ${text}`))
+          if (res.statusCode !== 200) {
+            // etcd's own words (`etcdserver: permission denied`) are what errors are explained by.
+            let etcdMessage: unknown
+            try {
+              etcdMessage = (JSON.parse(text) as { message?: unknown }).message
+            } catch {}
+            return reject(
+              new Error(
+                `HTTP ${res.statusCode}: ${typeof etcdMessage === 'string' ? etcdMessage : text}`,
+              ),
+            )
+          }
           try {
             resolve(JSON.parse(text))
           } catch (err) {
@@ -61,20 +87,40 @@ function post(endpoint: string, path: string, body: unknown, deadline: number): 
 /** A few calls to the gateway of the first endpoint that answers (a cluster: any member). */
 export class EtcdGateway {
   #endpoint: string | undefined
+  /** etcd's auth token for `access.username`, fetched on the first call to each endpoint. */
+  #token: Promise<string> | undefined
 
   constructor(
     private readonly endpoints: readonly string[],
     private readonly deadline: number,
+    private readonly access?: EtcdAccess,
   ) {}
+
+  #tokenFor(endpoint: string): Promise<string> | undefined {
+    const { access } = this
+    if (!access?.username || access.password === undefined) return undefined
+    this.#token ??= post(
+      endpoint,
+      '/v3/auth/authenticate',
+      { name: access.username, password: access.password },
+      this.deadline,
+      access,
+      undefined,
+    ).then((answer) => String((answer as { token?: unknown }).token ?? ''))
+    return this.#token
+  }
 
   async #call(path: string, body: unknown): Promise<unknown> {
     let lastError: unknown
     for (const endpoint of this.#endpoint ? [this.#endpoint] : this.endpoints) {
       try {
-        const answer = await post(endpoint, path, body, this.deadline)
+        const token = await this.#tokenFor(endpoint)
+        const answer = await post(endpoint, path, body, this.deadline, this.access, token)
         this.#endpoint = endpoint
         return answer
       } catch (err) {
+        // A token from a member that then failed is not tried on the next one.
+        this.#token = undefined
         lastError = err
       }
     }

@@ -1,3 +1,4 @@
+import type { EtcdAccess } from '../config/etcd-access.js'
 import { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver, ResolverUpdate } from '../discovery/resolver.js'
 import { parseRecord, rolePrefix } from '../registry/record.js'
@@ -19,8 +20,9 @@ export class ListedResolver implements Resolver {
     namespace: string,
     etcdEndpoints: readonly string[],
     deadline: number,
+    access?: EtcdAccess,
   ) {
-    this.#listing = new EtcdGateway(etcdEndpoints, deadline)
+    this.#listing = new EtcdGateway(etcdEndpoints, deadline, access)
       .range(rolePrefix(namespace, role))
       .then(
         (kvs) => {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './free-port.js'
@@ -16,6 +17,47 @@ export const ETCD_INSTALL_HINT = `install etcd (${
       : 'Debian/Ubuntu: sudo apt-get install -y etcd-server etcd-client'
 }), set ETCD_BIN to its path, or point ETCD_ENDPOINTS at a running etcd`
 
+/** Serve clients over TLS: etcd's certificate, and optionally require client certificates. */
+export interface EtcdTlsOptions {
+  /** PEM files: etcd's server certificate (with a SAN for 127.0.0.1) and its key. */
+  certFile: string
+  keyFile: string
+  /** The CA that client certificates must chain to (`--client-cert-auth --trusted-ca-file`). */
+  clientCaFile?: string
+  /** A client certificate the health check presents when client certificates are required. */
+  healthClient?: { caFile: string; certFile: string; keyFile: string }
+}
+
+export interface EtcdServerOptions {
+  tls?: EtcdTlsOptions
+}
+
+/** etcd's /health over TLS: https with the test CA and client certificate. */
+function tlsHealthy(url: string, client: EtcdTlsOptions['healthClient']): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      url,
+      {
+        timeout: 500,
+        ...(client
+          ? {
+              ca: readFileSync(client.caFile),
+              cert: readFileSync(client.certFile),
+              key: readFileSync(client.keyFile),
+            }
+          : { rejectUnauthorized: false }),
+      },
+      (res) => {
+        res.resume()
+        resolve(res.statusCode === 200)
+      },
+    )
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(false))
+    req.end()
+  })
+}
+
 /**
  * A real single-member etcd from the `etcd` binary, on free loopback ports with a temporary data
  * dir: for local runs without Docker, and for tests. `stop()` and `start()` keep the data dir;
@@ -29,18 +71,19 @@ export class EtcdServer {
   private constructor(
     readonly clientPort: number,
     readonly peerPort: number,
+    readonly options: EtcdServerOptions,
   ) {
     this.#dataDir = mkdtempSync(join(tmpdir(), 'framework-etcd-'))
   }
 
-  static async start(): Promise<EtcdServer> {
-    const server = new EtcdServer(await freePort(), await freePort())
+  static async start(options: EtcdServerOptions = {}): Promise<EtcdServer> {
+    const server = new EtcdServer(await freePort(), await freePort(), options)
     await server.start()
     return server
   }
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`
+    return `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`
   }
 
   get running(): boolean {
@@ -50,6 +93,18 @@ export class EtcdServer {
   async start(): Promise<void> {
     if (this.#process) return
     const peer = `http://127.0.0.1:${this.peerPort}`
+    const { tls } = this.options
+    const tlsFlags = tls
+      ? [
+          '--cert-file',
+          tls.certFile,
+          '--key-file',
+          tls.keyFile,
+          ...(tls.clientCaFile
+            ? ['--client-cert-auth', '--trusted-ca-file', tls.clientCaFile]
+            : []),
+        ]
+      : []
     const child = spawn(
       ETCD_BIN,
       [
@@ -69,6 +124,7 @@ export class EtcdServer {
         `test=${peer}`,
         '--log-level',
         'error',
+        ...tlsFlags,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
@@ -91,10 +147,14 @@ export class EtcdServer {
         throw new Error(`cannot run '${ETCD_BIN}' (${spawnError.message}): ${ETCD_INSTALL_HINT}`)
       }
       if (child.exitCode !== null) break
-      try {
-        const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(500) })
-        if (res.ok) return
-      } catch {}
+      if (tls) {
+        if (await tlsHealthy(`${this.endpoint}/health`, tls.healthClient)) return
+      } else {
+        try {
+          const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(500) })
+          if (res.ok) return
+        } catch {}
+      }
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     await this.stop('SIGKILL')

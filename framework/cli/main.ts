@@ -5,6 +5,7 @@ import { exitCodeOf } from '../internal/errors.js'
 import { CliError } from './cli-error.js'
 import { DEFAULT_BASE_IMAGE, DEFAULT_ETCD_IMAGE } from './images.js'
 import { formatTable, styler } from './output.js'
+import type { EtcdAccessFlags } from './phone-book-target.js'
 import { parseReplicas } from './replicas.js'
 
 // Each command imports what it runs when it runs (await import): a one-shot such as `ps` or
@@ -22,6 +23,26 @@ const dirOption = () =>
   )
 const etcdOption = () =>
   new Option('--etcd <endpoints>', 'etcd client URLs (default: ETCD_ENDPOINTS)')
+/** TLS files and etcd user, beside every --etcd: each wins over its variable. */
+const etcdAccessOptions = (command: Command) =>
+  command
+    .addOption(new Option('--etcd-ca <file>', "CA of etcd's certificate (default: ETCD_CA_FILE)"))
+    .addOption(
+      new Option('--etcd-cert <file>', 'TLS client certificate for etcd (default: ETCD_CERT_FILE)'),
+    )
+    .addOption(
+      new Option(
+        '--etcd-key <file>',
+        "the client certificate's key, mode 0600 (default: ETCD_KEY_FILE)",
+      ),
+    )
+    .addOption(new Option('--etcd-user <name>', 'etcd user (default: ETCD_USERNAME)'))
+    .addOption(
+      new Option(
+        '--etcd-password-file <file>',
+        "the etcd user's password, mode 0600 (default: ETCD_PASSWORD_FILE or ETCD_PASSWORD)",
+      ),
+    )
 const namespaceOption = () =>
   new Option(
     '--namespace <name>',
@@ -41,6 +62,7 @@ interface ComposeFlags {
   etcdPort: string
   gatewayPort?: string
   replicas: string[]
+  etcdAuth?: boolean
 }
 
 /** `--gateway-port`, else GATEWAY_PORT, else 8080: the port compose publishes the gateway on. */
@@ -87,6 +109,7 @@ function composeOptions(flags: ComposeFlags) {
     etcdPort,
     replicas: parseReplicas(flags.replicas),
     gatewayPort: gatewayPortOf(flags),
+    etcdAuth: flags.etcdAuth === true,
   }
 }
 
@@ -116,6 +139,10 @@ const composeFlags = (command: Command) =>
       ),
     )
     .addOption(replicasOption())
+    .option(
+      '--etcd-auth',
+      'give each role its etcd user from framework etcd setup-auth (.framework/etcd/), as compose secrets',
+    )
 
 const program = new Command('framework')
   .description('TypeScript RPC services that find each other through etcd')
@@ -265,94 +292,102 @@ program
     )
   })
 
-program
-  .command('ps')
-  .description('the live phone book: every registered instance')
-  .option('--json', 'print JSON')
-  .option(
-    '--window <seconds>',
-    'calls/s and 5xx share from two /metrics scrapes this far apart (default: one scrape, averaged since each instance started)',
-  )
-  .addOption(etcdOption())
-  .addOption(namespaceOption())
-  .addOption(dirOption())
-  .action(
-    async (flags: {
+etcdAccessOptions(
+  program
+    .command('ps')
+    .description('the live phone book: every registered instance')
+    .option('--json', 'print JSON')
+    .option(
+      '--window <seconds>',
+      'calls/s and 5xx share from two /metrics scrapes this far apart (default: one scrape, averaged since each instance started)',
+    )
+    .addOption(etcdOption())
+    .addOption(namespaceOption())
+    .addOption(dirOption()),
+).action(
+  async (
+    flags: {
       json?: boolean
       window?: string
       etcd?: string
       namespace?: string
       dir: string
-    }) => {
-      const { phoneBookTarget } = await import('./phone-book-target.js')
-      const { formatAge, readPhoneBook } = await import('./ps.js')
-      const { callRates, formatErrorRate, formatRate } = await import('./call-rates.js')
-      const target = phoneBookTarget(flags, process.env)
-      const windowMs = flags.window === undefined ? undefined : windowOption(flags.window)
-      const book = await readPhoneBook(target)
-      const rates = await callRates(
-        book.instances.map((row) => row.url),
-        windowMs,
-      )
-      if (flags.json) {
-        const instances = book.instances.map((row) => ({
-          ...row,
-          calls: rates.get(row.url) ?? null,
-        }))
-        return out(JSON.stringify({ namespace: target.namespace, ...book, instances }, null, 2))
-      }
-      const style = styler(process.stdout)
-      if (book.instances.length === 0) {
-        out(
-          `no instances registered in namespace '${target.namespace}' (etcd ${target.etcdEndpoints.join(',')})`,
-        )
-      } else {
-        out(
-          formatTable(
-            [
-              'role',
-              'instance',
-              'url',
-              'age',
-              'inflight',
-              'cpu',
-              'rss',
-              'contract',
-              'lease',
-              'record',
-              'calls/s',
-              '5xx',
-            ],
-            book.instances.map((row) => [
-              row.role,
-              row.id,
-              row.url,
-              formatAge(row.ageSeconds),
-              String(row.inflight),
-              row.cpu.toFixed(2),
-              `${row.rssMiB}M`,
-              row.contract.slice(0, 8),
-              row.ttlLeft === undefined ? '?' : `${row.ttlLeft}/${row.grantedTtl}s`,
-              row.stale ? style.color(33, 'stale') : 'fresh',
-              formatRate(rates.get(row.url)),
-              formatErrorRate(rates.get(row.url)),
-            ]),
-          ),
-        )
-      }
-      for (const bad of book.malformed) out(`malformed: ${bad.reason}`)
-    },
-  )
-
-program
-  .command('watch')
-  .description('stream adds/removes of a role and the instance a client would pick now')
-  .argument('<role>')
-  .addOption(etcdOption())
-  .addOption(namespaceOption())
-  .addOption(dirOption())
-  .action(async (role: string, flags: { etcd?: string; namespace?: string; dir: string }) => {
+    } & EtcdAccessFlags,
+  ) => {
     const { phoneBookTarget } = await import('./phone-book-target.js')
+    const { formatAge, readPhoneBook } = await import('./ps.js')
+    const { callRates, formatErrorRate, formatRate } = await import('./call-rates.js')
+    const target = phoneBookTarget(flags, process.env)
+    const windowMs = flags.window === undefined ? undefined : windowOption(flags.window)
+    const book = await readPhoneBook(target)
+    const rates = await callRates(
+      book.instances.map((row) => row.url),
+      windowMs,
+    )
+    if (flags.json) {
+      const instances = book.instances.map((row) => ({
+        ...row,
+        calls: rates.get(row.url) ?? null,
+      }))
+      return out(JSON.stringify({ namespace: target.namespace, ...book, instances }, null, 2))
+    }
+    const style = styler(process.stdout)
+    if (book.instances.length === 0) {
+      out(
+        `no instances registered in namespace '${target.namespace}' (etcd ${target.etcdEndpoints.join(',')})`,
+      )
+    } else {
+      out(
+        formatTable(
+          [
+            'role',
+            'instance',
+            'url',
+            'age',
+            'inflight',
+            'cpu',
+            'rss',
+            'contract',
+            'lease',
+            'record',
+            'calls/s',
+            '5xx',
+          ],
+          book.instances.map((row) => [
+            row.role,
+            row.id,
+            row.url,
+            formatAge(row.ageSeconds),
+            String(row.inflight),
+            row.cpu.toFixed(2),
+            `${row.rssMiB}M`,
+            row.contract.slice(0, 8),
+            row.ttlLeft === undefined ? '?' : `${row.ttlLeft}/${row.grantedTtl}s`,
+            row.stale ? style.color(33, 'stale') : 'fresh',
+            formatRate(rates.get(row.url)),
+            formatErrorRate(rates.get(row.url)),
+          ]),
+        ),
+      )
+    }
+    for (const bad of book.malformed) out(`malformed: ${bad.reason}`)
+  },
+)
+
+etcdAccessOptions(
+  program
+    .command('watch')
+    .description('stream adds/removes of a role and the instance a client would pick now')
+    .argument('<role>')
+    .addOption(etcdOption())
+    .addOption(namespaceOption())
+    .addOption(dirOption()),
+).action(
+  async (
+    role: string,
+    flags: { etcd?: string; namespace?: string; dir: string } & EtcdAccessFlags,
+  ) => {
+    const { etcdAccessChoice, phoneBookTarget } = await import('./phone-book-target.js')
     const { watchRole } = await import('./watch.js')
     const target = phoneBookTarget(flags, process.env)
     const stop = new AbortController()
@@ -361,63 +396,121 @@ program
     await watchRole({
       role,
       etcdEndpoints: target.etcdEndpoints.join(','),
+      etcdAccess: etcdAccessChoice(flags),
       namespace: target.namespace,
       signal: stop.signal,
     })
-  })
+  },
+)
 
-program
-  .command('call')
-  .description(
-    'call <role>.<procedure> through discovery: framework call cache.get \'{"key":"a"}\'',
-  )
-  .argument('<target>', '<role>.<procedure path>')
-  .argument('[input]', 'the input as JSON')
-  .option('--timeout <ms>', 'deadline of the call', '10000')
-  .addOption(etcdOption())
-  .addOption(namespaceOption())
-  .addOption(dirOption())
-  .action(
-    async (
-      targetText: string,
-      inputText: string | undefined,
-      flags: { timeout: string; etcd?: string; namespace?: string; dir: string },
-    ) => {
-      const { callThroughDiscovery, parseCallInput, parseCallTarget } = await import('./call.js')
-      const { phoneBookTarget } = await import('./phone-book-target.js')
-      const { role, path } = parseCallTarget(targetText)
-      const input = parseCallInput(inputText)
-      const timeoutMs = Number(flags.timeout)
-      if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-        throw new CliError(
-          `--timeout ${flags.timeout} is invalid: use milliseconds, e.g. --timeout 5000`,
-          'FRAMEWORK_ERR_USAGE',
-        )
-      }
-      const target = phoneBookTarget(flags, process.env)
-      const result = await callThroughDiscovery(target, role, path, input, timeoutMs)
-      out(JSON.stringify(result, null, 2))
-    },
-  )
-
-program
-  .command('console')
-  .description(
-    'a REPL on the live system: every role a global (await cache.get({ key: "a" })), .ps, .routes, .watch <role>',
-  )
-  .addOption(etcdOption())
-  .addOption(namespaceOption())
-  .addOption(dirOption())
-  .action(async (flags: { etcd?: string; namespace?: string; dir: string }) => {
+etcdAccessOptions(
+  program
+    .command('call')
+    .description(
+      'call <role>.<procedure> through discovery: framework call cache.get \'{"key":"a"}\'',
+    )
+    .argument('<target>', '<role>.<procedure path>')
+    .argument('[input]', 'the input as JSON')
+    .option('--timeout <ms>', 'deadline of the call', '10000')
+    .addOption(etcdOption())
+    .addOption(namespaceOption())
+    .addOption(dirOption()),
+).action(
+  async (
+    targetText: string,
+    inputText: string | undefined,
+    flags: { timeout: string; etcd?: string; namespace?: string; dir: string } & EtcdAccessFlags,
+  ) => {
+    const { callThroughDiscovery, parseCallInput, parseCallTarget } = await import('./call.js')
     const { phoneBookTarget } = await import('./phone-book-target.js')
-    const { runConsole } = await import('./console/console-command.js')
-    await runConsole({
-      target: phoneBookTarget(flags, process.env),
+    const { role, path } = parseCallTarget(targetText)
+    const input = parseCallInput(inputText)
+    const timeoutMs = Number(flags.timeout)
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      throw new CliError(
+        `--timeout ${flags.timeout} is invalid: use milliseconds, e.g. --timeout 5000`,
+        'FRAMEWORK_ERR_USAGE',
+      )
+    }
+    const target = phoneBookTarget(flags, process.env)
+    const result = await callThroughDiscovery(target, role, path, input, timeoutMs)
+    out(JSON.stringify(result, null, 2))
+  },
+)
+
+const etcdCommand = program.command('etcd').description('etcd administration for the app')
+etcdAccessOptions(
+  etcdCommand
+    .command('setup-auth')
+    .description(
+      'per service role an etcd user that writes only its own phone book prefix, a read-only user for the CLI and gateway, root; then auth on; passwords in .framework/etcd/<user>.password (0600)',
+    )
+    .option('--out <dir>', 'where password files go (default: .framework/etcd under the app root)')
+    .option('--rotate', 'new passwords for users that already have one')
+    .addOption(etcdOption())
+    .addOption(namespaceOption())
+    .addOption(dirOption()),
+).action(
+  async (
+    flags: {
+      out?: string
+      rotate?: boolean
+      etcd?: string
+      namespace?: string
+      dir: string
+    } & EtcdAccessFlags,
+  ) => {
+    const { phoneBookTarget } = await import('./phone-book-target.js')
+    const { setupAuth } = await import('./etcd-setup-auth.js')
+    const env = process.env
+    // The credentials given here are root's: a password alone means root's password.
+    const passwordGiven = Boolean(
+      flags.etcdPasswordFile || env.ETCD_PASSWORD_FILE || env.ETCD_PASSWORD,
+    )
+    const target = phoneBookTarget(
+      {
+        ...flags,
+        etcdUser: flags.etcdUser ?? (passwordGiven ? env.ETCD_USERNAME || 'root' : undefined),
+      },
+      env,
+    )
+    const user = target.etcdAccess?.username
+    if (user !== undefined && user !== 'root') {
+      throw new CliError(
+        `setup-auth creates users and roles, which only etcd's root may do; give root's password (--etcd-user root --etcd-password-file <file>), not ${user}'s`,
+        'FRAMEWORK_ERR_USAGE',
+      )
+    }
+    await setupAuth({
       appRoot: resolve(flags.dir),
-      input: process.stdin,
-      output: process.stdout,
+      target,
+      rootPassword: target.etcdAccess?.password,
+      out: flags.out,
+      rotate: flags.rotate === true,
+      log: out,
     })
+  },
+)
+
+etcdAccessOptions(
+  program
+    .command('console')
+    .description(
+      'a REPL on the live system: every role a global (await cache.get({ key: "a" })), .ps, .routes, .watch <role>',
+    )
+    .addOption(etcdOption())
+    .addOption(namespaceOption())
+    .addOption(dirOption()),
+).action(async (flags: { etcd?: string; namespace?: string; dir: string } & EtcdAccessFlags) => {
+  const { phoneBookTarget } = await import('./phone-book-target.js')
+  const { runConsole } = await import('./console/console-command.js')
+  await runConsole({
+    target: phoneBookTarget(flags, process.env),
+    appRoot: resolve(flags.dir),
+    input: process.stdin,
+    output: process.stdout,
   })
+})
 
 composeFlags(
   program
@@ -449,6 +542,10 @@ program
   )
   .option('--registry <prefix>', 'image registry prefix: <prefix>/<namespace>-<role>:<tag>')
   .option('--tag <tag>', 'image tag (default: the package version)')
+  .option(
+    '--etcd-auth',
+    'give each role its etcd user from framework etcd setup-auth (.framework/etcd/), as Secrets mounted in the pods',
+  )
   .addOption(replicasOption())
   .addOption(dirOption())
   .action(
@@ -461,6 +558,7 @@ program
       tag?: string
       replicas: string[]
       dir: string
+      etcdAuth?: boolean
     }) => {
       const { writeK8s } = await import('./k8s/k8s-command.js')
       await writeK8s(
@@ -473,6 +571,7 @@ program
           registry: flags.registry,
           tag: flags.tag,
           replicas: parseReplicas(flags.replicas),
+          etcdAuth: flags.etcdAuth === true,
         },
         (text) => process.stdout.write(text),
         flags.out === undefined ? quiet : out,

@@ -30,7 +30,7 @@ const DEADLINE_MS = 3_000
 
 /** The live phone book of a namespace, with each lease's remaining TTL (etcd's JSON gateway). */
 export async function readPhoneBook(target: PhoneBookTarget): Promise<PhoneBook> {
-  const gateway = new EtcdGateway(target.etcdEndpoints, Date.now() + DEADLINE_MS)
+  const gateway = new EtcdGateway(target.etcdEndpoints, Date.now() + DEADLINE_MS, target.etcdAccess)
   const kvs = await gateway.range(servicesPrefix(target.namespace)).catch((err: unknown) => {
     throw etcdUnreachable(target, err)
   })

@@ -19,6 +19,11 @@ export async function startCommand(role: string, dir: string, built: boolean): P
   const source = await serviceSource(appRoot, role, { built, env: process.env })
   const definition = await loadServiceDefinition(appRoot, role, source.path)
   const instance = await startInstance({ definition, config, app })
+  // etcd will never let these credentials register this role (they are another role's): the
+  // registration logged the line; stop and exit 2, since retrying cannot fix the input.
+  instance.registration.once('refused', () => {
+    void instance.stop().finally(() => process.exit(2))
+  })
   instance.log.info({ code: source.kind, module: source.path }, source.describe)
   // The drain timeout plus time for the lease revoke and closing the clients.
   stopOnSignal(() => instance.stop(), instance.log, config.drainTimeoutMs + 10_000)

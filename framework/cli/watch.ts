@@ -1,9 +1,12 @@
 import { connect } from '../client/connect.js'
+import type { EtcdAccessChoice } from '../config/etcd-access.js'
 import { assertRole } from '../service/role.js'
 
 export interface WatchOptions {
   role: string
   etcdEndpoints?: string
+  /** TLS files and etcd user (flags), winning over ETCD_CA_FILE, ETCD_USERNAME, ... */
+  etcdAccess?: EtcdAccessChoice
   namespace?: string
   intervalMs?: number
   /** Where lines go; default stdout. */
@@ -25,6 +28,7 @@ export async function watchRole(options: WatchOptions): Promise<void> {
   const connection = connect({
     deps: { [role]: true },
     etcdEndpoints: options.etcdEndpoints,
+    etcdAccess: options.etcdAccess,
     namespace: options.namespace,
   })
   const resolver = connection.dependencies.resolvers.get(role)!

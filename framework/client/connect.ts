@@ -1,5 +1,6 @@
 import { type Logger, pino } from 'pino'
 import { resolveCallAuth } from '../config/call-auth.js'
+import type { EtcdAccessChoice } from '../config/etcd-access.js'
 import { resolvePhoneBook } from '../config/phone-book.js'
 import { createEtcdClient } from '../registry/etcd-client.js'
 import { callTokensFor } from '../security/call-tokens.js'
@@ -17,6 +18,8 @@ export interface ConnectOptions<TDeps extends Record<string, AnyServiceDefinitio
   etcdEndpoints?: string
   /** Default: `FRAMEWORK_NAMESPACE`, else the package name in the current directory. */
   namespace?: string
+  /** TLS files and etcd user, winning over `ETCD_CA_FILE`, `ETCD_USERNAME`, ... */
+  etcdAccess?: EtcdAccessChoice
   log?: Logger
   /** How calls travel (default: the RPC stream where the service speaks it). */
   transport?: TransportOptions
@@ -45,8 +48,9 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   options: ConnectOptions<TDeps>,
 ): Connection<TDeps> {
   const env = options.env ?? process.env
-  const { etcdEndpoints, namespace } = resolvePhoneBook(env, {
+  const { etcdEndpoints, etcdAccess, namespace } = resolvePhoneBook(env, {
     etcd: options.etcdEndpoints,
+    access: options.etcdAccess,
     namespace: options.namespace,
     appRoot: process.cwd(),
   })
@@ -61,10 +65,11 @@ export function connect<TDeps extends Record<string, AnyServiceDefinition>>(
   const callerRole = options.callerRole ?? 'client'
   assertRole(callerRole, 'connect({ callerRole })')
   const tokens = callTokensFor(resolveCallAuth(env), callerRole, namespace)
-  const etcd = createEtcdClient(etcdEndpoints)
+  const etcd = createEtcdClient(etcdEndpoints, etcdAccess)
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints,
+    etcdAccess,
     namespace,
     deps,
     log: options.log ?? pino({ level: env.LOG_LEVEL ?? 'warn' }),

@@ -1,9 +1,11 @@
 import type { Etcd3 } from 'etcd3'
 import type { Logger } from 'pino'
+import type { EtcdAccess } from '../config/etcd-access.js'
 import { createBalancer } from '../discovery/balancers/index.js'
 import { EtcdResolver } from '../discovery/etcd-resolver.js'
 import { sleep } from '../internal/timers.js'
 import { type CallMetadata, hasMetadata } from '../protocol/metadata.js'
+import { explainEtcdRefusal } from '../registry/etcd-access-error.js'
 import type { CallTokens } from '../security/call-tokens.js'
 import type { DepOptions } from '../service/define-service.js'
 import type { ClientMetrics, DependencyMetrics } from '../telemetry/client-metrics.js'
@@ -18,6 +20,8 @@ import { routerProxy } from './router-proxy.js'
 export interface DependenciesOptions {
   etcd: Etcd3
   etcdEndpoints: readonly string[]
+  /** TLS files and etcd user `etcd` uses, named when etcd refuses them. */
+  etcdAccess?: EtcdAccess | undefined
   namespace: string
   /** Declared dependency roles and their options; only these are watched. */
   deps: Readonly<Record<string, DepOptions>>
@@ -46,7 +50,10 @@ export class Dependencies {
     const { etcd, etcdEndpoints, namespace, deps, log } = options
     this.#transport = new HttpTransport(options.transport)
     for (const [role, depOptions] of Object.entries(deps)) {
-      const resolver = new EtcdResolver(etcd, role, namespace, log)
+      const resolver = new EtcdResolver(etcd, role, namespace, log, {
+        explainRefusal: (err) =>
+          explainEtcdRefusal(err, etcdEndpoints, options.etcdAccess, `read ${role}`)?.line,
+      })
       this.#unsubscribe.push(
         resolver.subscribe((update) => {
           // A departed instance's pool is closed, unless another record still names its URL.

@@ -1,10 +1,13 @@
 import { readAppInfo } from './app.js'
+import { type EtcdAccess, type EtcdAccessChoice, resolveEtcdAccess } from './etcd-access.js'
 import { DEFAULT_ETCD_ENDPOINTS, parseEtcdEndpoints } from './etcd-endpoints.js'
 import { checkNamespace } from './namespace.js'
 
-/** Which phone book to use: etcd endpoints and namespace. */
+/** Which phone book to use: etcd endpoints, how to prove who we are to etcd, and namespace. */
 export interface PhoneBookConfig {
   etcdEndpoints: string[]
+  /** TLS material and etcd user; undefined for a plain etcd. */
+  etcdAccess?: EtcdAccess | undefined
   namespace: string
 }
 
@@ -16,6 +19,8 @@ export interface PhoneBookChoice {
   namespace?: string | undefined
   /** App root whose package.json names the default namespace. */
   appRoot: string
+  /** `--etcd-ca`, `--etcd-cert`, `--etcd-key`, `--etcd-user`, `--etcd-password-file`. */
+  access?: EtcdAccessChoice | undefined
 }
 
 /** The chosen endpoints, else ETCD_ENDPOINTS, else the local default; empty counts as unset. */
@@ -34,8 +39,10 @@ export function resolveNamespace(
 
 /** Flags or options first, then the environment, then the defaults. */
 export function resolvePhoneBook(env: NodeJS.ProcessEnv, choice: PhoneBookChoice): PhoneBookConfig {
+  const etcdEndpoints = resolveEtcdEndpoints(env, choice.etcd)
   return {
-    etcdEndpoints: resolveEtcdEndpoints(env, choice.etcd),
+    etcdEndpoints,
+    etcdAccess: resolveEtcdAccess(env, etcdEndpoints, choice.access),
     namespace: resolveNamespace(env, choice.namespace, () => readAppInfo(choice.appRoot).namespace),
   }
 }

@@ -2,7 +2,12 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import type { Logger } from 'pino'
 import { backoffDelay } from '../internal/backoff.js'
 import { sleep, withTimeout } from '../internal/timers.js'
-import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from '../registry/etcd-client.js'
+import {
+  cancelWatch,
+  ETCD_CALL_TIMEOUT_MS,
+  isStaleTokenError,
+  renewWatchAuth,
+} from '../registry/etcd-client.js'
 import { parseRecord, rolePrefix } from '../registry/record.js'
 import { Endpoint } from './endpoint.js'
 import type { Resolver, ResolverUpdate } from './resolver.js'
@@ -17,6 +22,13 @@ export const NEW_STORE_GRACE_MS = 3_000
 interface ResponseHeader {
   revision: string
   cluster_id: string
+}
+
+export interface EtcdResolverOptions {
+  /** What is listed and watched; default the role's prefix (a whole namespace's: a phone book view). */
+  prefix?: string
+  /** One line naming the fix when etcd turns us away (TLS, etcd user), else undefined. */
+  explainRefusal?: (err: unknown) => string | undefined
 }
 
 /**
@@ -45,14 +57,20 @@ export class EtcdResolver implements Resolver {
   /** Removals put off after a new store was listed (see NEW_STORE_GRACE_MS). */
   readonly #graceTimers = new Map<string, NodeJS.Timeout>()
 
+  /** What is listed and watched: the role's prefix; a whole namespace's for a phone book view. */
+  private readonly prefix: string
+  /** One line naming the fix when etcd turns us away (TLS, etcd user), else undefined. */
+  private readonly explainRefusal: (err: unknown) => string | undefined
+
   constructor(
     private readonly client: Etcd3,
     readonly role: string,
     namespace: string,
     private readonly log: Logger,
-    /** What is listed and watched: the role's prefix; a whole namespace's for a phone book view. */
-    private readonly prefix = rolePrefix(namespace, role),
+    options: EtcdResolverOptions = {},
   ) {
+    this.prefix = options.prefix ?? rolePrefix(namespace, role)
+    this.explainRefusal = options.explainRefusal ?? (() => undefined)
     void this.#resync('start')
   }
 
@@ -111,9 +129,10 @@ export class EtcdResolver implements Resolver {
         } catch (err) {
           this.#markStale(err instanceof Error ? err.message : String(err))
           const delayMs = backoffDelay(attempt, 100, 2_000)
+          const refusal = this.explainRefusal(err)
           this.log.warn(
             { role: this.role, reason, err: this.#lastError, retryInMs: delayMs },
-            `cannot list role '${this.role}' from etcd; keeping the last known ${this.#snapshot.length} instance(s)`,
+            `cannot list role '${this.role}' from etcd${refusal ? `: ${refusal}` : ''}; keeping the last known ${this.#snapshot.length} instance(s)`,
           )
           await sleep(delayMs, this.#closing.signal)
         }
@@ -161,6 +180,8 @@ export class EtcdResolver implements Resolver {
     })
     watcher.on('error', (err: Error) => {
       if (watcher !== this.#watcher || this.#closed) return
+      // etcd restarted and forgot our token: the watch stream must log in again.
+      if (isStaleTokenError(err)) renewWatchAuth(this.client)
       this.log.warn({ role: this.role, err: err.message }, 'watch failed; listing again')
       this.#markStale(`watch failed: ${err.message}`)
       // etcd cancelled it and etcd3 already dropped it: cancelling again would never settle.

@@ -1,5 +1,6 @@
 import { type CallAuthConfig, resolveCallAuth } from '../config/call-auth.js'
 import { envDrainTimeoutMs, envInteger, envLogLevel } from '../config/env-values.js'
+import { type EtcdAccess, resolveEtcdAccess } from '../config/etcd-access.js'
 import { resolveEtcdEndpoints, resolveNamespace } from '../config/phone-book.js'
 
 /** The gateway's settings module at the app root (optional): `export default defineGateway(…)`. */
@@ -12,6 +13,8 @@ export const DEFAULT_GATEWAY_PORT = 8080
 export interface GatewayConfig {
   /** etcd client URLs (`ETCD_ENDPOINTS`). */
   etcdEndpoints: string[]
+  /** TLS files and etcd user (`ETCD_CA_FILE`, `ETCD_USERNAME`, ...); undefined for a plain etcd. */
+  etcdAccess: EtcdAccess | undefined
   /** Phone book namespace (`FRAMEWORK_NAMESPACE`); default the app's package name. */
   namespace: string
   /** `GATEWAY_PORT`, default 8080; 0 picks a free one. */
@@ -30,8 +33,10 @@ export function loadGatewayConfig(
   env: NodeJS.ProcessEnv,
   defaults: { namespace: string },
 ): GatewayConfig {
+  const etcdEndpoints = resolveEtcdEndpoints(env)
   return {
-    etcdEndpoints: resolveEtcdEndpoints(env),
+    etcdEndpoints,
+    etcdAccess: resolveEtcdAccess(env, etcdEndpoints),
     namespace: resolveNamespace(env, undefined, () => defaults.namespace),
     port: envInteger(
       env,

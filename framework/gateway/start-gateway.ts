@@ -82,7 +82,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     role: 'gateway',
     instance: `gateway-${process.pid}`,
   })
-  const etcd = createEtcdClient(config.etcdEndpoints)
+  const etcd = createEtcdClient(config.etcdEndpoints, config.etcdAccess)
   const deps: Record<string, DepOptions> = {}
   for (const role of procedures.roles) deps[role] = gateway.deps[role] ?? {}
   // Server-call series by exposed name (`role.path`); any other name counts as `unknown`.
@@ -92,6 +92,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const dependencies = new Dependencies({
     etcd,
     etcdEndpoints: config.etcdEndpoints,
+    etcdAccess: config.etcdAccess,
     namespace: config.namespace,
     deps,
     log,

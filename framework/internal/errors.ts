@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   FRAMEWORK_ERR_USAGE: { exitCode: 2 },
   /** A step a command runs failed (npm install, docker compose, etcd start, a call). */
   FRAMEWORK_ERR_COMMAND_FAILED: { exitCode: 1 },
+  /** etcd turned the client away for who it is: TLS (CA, client certificate) or etcd user/permission. */
+  FRAMEWORK_ERR_ETCD_REFUSED: { exitCode: 2 },
   /** A command could not reach etcd at the configured endpoints. */
   FRAMEWORK_ERR_ETCD_UNREACHABLE: { exitCode: 1 },
   /** `waitForDeps`: a dependency had no live instance before the timeout. */

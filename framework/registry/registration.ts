@@ -1,16 +1,25 @@
 import { EventEmitter, once } from 'node:events'
 import type { Etcd3, Lease, Watcher } from 'etcd3'
 import type { Logger } from 'pino'
+import type { EtcdAccess } from '../config/etcd-access.js'
 import { backoffDelay } from '../internal/backoff.js'
 import { lifecycle } from '../internal/lifecycle-event.js'
 import { sleep, withTimeout } from '../internal/timers.js'
-import { cancelWatch, ETCD_CALL_TIMEOUT_MS } from './etcd-client.js'
+import { explainEtcdRefusal } from './etcd-access-error.js'
+import {
+  cancelWatch,
+  ETCD_CALL_TIMEOUT_MS,
+  isStaleTokenError,
+  renewWatchAuth,
+} from './etcd-client.js'
 import type { PhoneBookRecord } from './record.js'
 
 export interface RegistrationOptions {
   client: Etcd3
   /** The endpoints `client` talks to, named in log lines about etcd being unreachable. */
   endpoints: readonly string[]
+  /** TLS and etcd user `client` uses: named in the line when etcd refuses them. */
+  access?: EtcdAccess | undefined
   /** `/<namespace>/services/<role>/<id>` */
   key: string
   ttlSeconds: number
@@ -23,12 +32,17 @@ export interface RegistrationOptions {
 
 export type RegistrationState = 'registering' | 'registered' | 'stopped'
 
+/** The put of the record was refused for lack of permission: not retried. */
+class WriteRefused extends Error {}
+
 /**
  * Keeps one instance's phone book record in etcd: a key on a lease kept alive by heartbeats.
  * A lost lease (etcd restarted or wiped, lease revoked, key deleted, keepalives unanswered for a
  * TTL) is noticed and the record is put again on a new lease, with backoff, until `stop()`.
  *
- * Events: `registered`, `unregistered` (reason: string).
+ * Events: `registered`, `unregistered` (reason: string), `refused` (line: string): etcd will
+ * never let these credentials write this role's prefix, so retrying is pointless; registration
+ * stops and the owner decides (`framework start` exits 2).
  */
 export class Registration extends EventEmitter {
   #state: RegistrationState = 'registering'
@@ -108,7 +122,25 @@ export class Registration extends EventEmitter {
           return
         } catch (err) {
           if (this.#state !== 'registering') return
+          if (err instanceof WriteRefused) {
+            this.options.log.error({ key: this.options.key }, err.message)
+            this.#state = 'stopped'
+            for (const timer of this.#timers) clearInterval(timer)
+            this.emit('refused', err.message)
+            return
+          }
           const delayMs = backoffDelay(attempt)
+          const refusal = explainEtcdRefusal(err, this.options.endpoints, this.options.access)
+          if (refusal) {
+            // TLS or credentials: etcd is up but turns us away. One line that names the fix;
+            // retried, since the fix (a CA, a password file, a user) may be applied meanwhile.
+            this.options.log.warn(
+              { attempt: attempt + 1, retryInMs: delayMs, refusal: refusal.kind },
+              `${refusal.line}; still serving, retrying`,
+            )
+            await sleep(delayMs, this.#stopping.signal)
+            continue
+          }
           this.options.log.warn(
             {
               err: err instanceof Error ? err.message : String(err),
@@ -152,7 +184,9 @@ export class Registration extends EventEmitter {
         lease.put(key).value(JSON.stringify(record)).exec(),
         ETCD_CALL_TIMEOUT_MS * 2,
         'put timed out',
-      )
+      ).catch((err: unknown) => {
+        throw this.#writeRefused(err) ?? err
+      })
       this.#lastLoad = JSON.stringify(record.load)
       await this.#watchSelf(generation, BigInt(put.header.revision) + 1n)
       if (lease.revoked() || this.#state !== 'registering')
@@ -173,6 +207,19 @@ export class Registration extends EventEmitter {
     this.emit('registered')
   }
 
+  /** A permission-denied put: these credentials belong to another role (or to a reader). */
+  #writeRefused(err: unknown): WriteRefused | undefined {
+    const { key, endpoints, access } = this.options
+    const prefix = key.slice(0, key.lastIndexOf('/') + 1)
+    const role = prefix.split('/').at(-2) ?? '?'
+    const refusal = explainEtcdRefusal(err, endpoints, access, `write ${prefix}`)
+    if (refusal?.kind !== 'permission') return undefined
+    const user = access?.username ? `etcd user ${access.username}` : 'this etcd client'
+    return new WriteRefused(
+      `${user} may not write ${prefix}: permission denied; give role ${role} its own credentials (framework etcd setup-auth) and set ETCD_USERNAME / ETCD_PASSWORD_FILE to them`,
+    )
+  }
+
   /** Watches our own key from just after our put, so a delete by anyone is seen at once. */
   async #watchSelf(generation: number, fromRevision: bigint): Promise<void> {
     await this.#closeSelfWatch()
@@ -180,9 +227,11 @@ export class Registration extends EventEmitter {
     const watcher = client.watch().key(key).startRevision(fromRevision.toString()).watcher()
     this.#selfWatch = watcher
     watcher.on('delete', () => this.#onLost(generation, 'own key was deleted'))
-    watcher.on('error', (err: Error) =>
-      this.#onLost(generation, `own-key watch failed: ${err.message}`),
-    )
+    watcher.on('error', (err: Error) => {
+      // etcd restarted and forgot our token: the watch stream must log in again.
+      if (isStaleTokenError(err)) renewWatchAuth(client)
+      this.#onLost(generation, `own-key watch failed: ${err.message}`)
+    })
     await withTimeout(once(watcher, 'connected'), ETCD_CALL_TIMEOUT_MS * 2, 'watch timed out')
   }
 

@@ -92,7 +92,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const load = new LoadSampler()
   const served = new ServedCalls(procedures)
   const metrics = new InstanceMetrics(procedures)
-  const etcd = createEtcdClient(config.etcdEndpoints)
+  const etcd = createEtcdClient(config.etcdEndpoints, config.etcdAccess)
   const startedAt = new Date().toISOString()
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
   let registration: Registration | undefined
@@ -103,6 +103,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       ? new Dependencies({
           etcd,
           etcdEndpoints: config.etcdEndpoints,
+          etcdAccess: config.etcdAccess,
           namespace: config.namespace,
           deps: definition.deps,
           log,
@@ -217,6 +218,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   registration = new Registration({
     client: etcd,
     endpoints: config.etcdEndpoints,
+    access: config.etcdAccess,
     key,
     ttlSeconds: config.ttlSeconds,
     loadRefreshMs: config.loadRefreshMs,

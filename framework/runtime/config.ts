@@ -2,12 +2,15 @@ import { networkInterfaces } from 'node:os'
 import { type CallAuthConfig, resolveCallAuth } from '../config/call-auth.js'
 import { ConfigError } from '../config/config-error.js'
 import { envDrainTimeoutMs, envInteger, envLogLevel } from '../config/env-values.js'
+import { type EtcdAccess, resolveEtcdAccess } from '../config/etcd-access.js'
 import { resolveEtcdEndpoints, resolveNamespace } from '../config/phone-book.js'
 
 /** Everything an instance reads from its environment, validated (the phone book part by config/). */
 export interface RuntimeConfig {
   /** etcd client URLs (`ETCD_ENDPOINTS`). */
   etcdEndpoints: string[]
+  /** TLS files and etcd user (`ETCD_CA_FILE`, `ETCD_USERNAME`, ...); undefined for a plain etcd. */
+  etcdAccess: EtcdAccess | undefined
   /** Port to listen on; 0 picks a free one (`PORT`). */
   port: number
   /** Address to bind (`HOST`); default all interfaces. */
@@ -106,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { namespace: string
   const logLevel = envLogLevel(env)
   return {
     etcdEndpoints,
+    etcdAccess: resolveEtcdAccess(env, etcdEndpoints),
     port,
     host: env.HOST || '0.0.0.0',
     namespace,

@@ -1,10 +1,18 @@
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
-import { Namespace, Service } from 'kubernetes-models/v1'
+import { Namespace, Secret, Service } from 'kubernetes-models/v1'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
 import { frameworkTarball } from '../support/framework-package.js'
@@ -25,6 +33,7 @@ interface K8sDoc {
 
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   Namespace,
+  Secret,
   Service,
   Deployment,
   StatefulSet,
@@ -220,6 +229,59 @@ describe('framework k8s, example app', () => {
       name: 'ETCD_ENDPOINTS',
       value: 'http://etcd.infra:2379',
     })
+  })
+})
+
+describe('framework k8s --etcd-auth', () => {
+  // setup-auth's files for a namespace of this test's own (the repo's .framework/ is ignored by git).
+  const ns = `k8s-auth-${process.pid}`
+  const dir = join(REPO_ROOT, '.framework/etcd')
+  const users = ['api', 'cache', 'reader'].map((name) => `${ns}.${name}`)
+  afterAll(() => {
+    for (const user of users) rmSync(join(dir, `${user}.password`), { force: true })
+  })
+
+  it('without setup-auth: one line naming the command, exit 2', () => {
+    const result = cli(['k8s', '--etcd-auth', '--namespace', `${ns}-none`], REPO_ROOT)
+    expect(result.code).toBe(2)
+    expect(result.stderr.trim().split('\n')).toHaveLength(1)
+    expect(result.stderr).toMatch(/run framework etcd setup-auth --namespace k8s-auth-\d+-none/)
+  })
+
+  it("each role's Deployment mounts its own etcd Secret; the gateway mounts the reader's", () => {
+    mkdirSync(dir, { recursive: true })
+    for (const user of users)
+      writeFileSync(join(dir, `${user}.password`), `pw-of-${user}\n`, { mode: 0o600 })
+    const result = cli(['k8s', '--etcd-auth', '--namespace', ns], REPO_ROOT)
+    expect(result.code, result.stderr).toBe(0)
+    const docs = parse(result.stdout)
+    validateAll(docs)
+    for (const [name, user] of [
+      ['cache', `${ns}.cache`],
+      ['api', `${ns}.api`],
+      ['gateway', `${ns}.reader`],
+    ] as const) {
+      const secret = find(docs, 'Secret', `etcd-${name}`) as K8sDoc & {
+        stringData: Record<string, string>
+      }
+      expect(secret.stringData).toEqual({ password: `pw-of-${user}` })
+      const pod = find(docs, 'Deployment', name)!.spec.template.spec
+      const [container] = pod.containers
+      expect(container.env).toContainEqual({ name: 'ETCD_USERNAME', value: user })
+      expect(container.env).toContainEqual({
+        name: 'ETCD_PASSWORD_FILE',
+        value: '/var/run/secrets/framework/etcd/password',
+      })
+      expect(pod.volumes).toContainEqual({
+        name: 'etcd-credentials',
+        secret: { secretName: `etcd-${name}`, defaultMode: 0o400 },
+      })
+      expect(container.volumeMounts).toContainEqual({
+        name: 'etcd-credentials',
+        mountPath: '/var/run/secrets/framework/etcd',
+        readOnly: true,
+      })
+    }
   })
 })
 

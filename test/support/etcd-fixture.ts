@@ -1,5 +1,6 @@
+import type { IOptions } from 'etcd3'
 import { afterAll, afterEach, beforeAll } from 'vitest'
-import { EtcdServer } from '../../framework/cli/local-etcd.js'
+import { EtcdServer, type EtcdServerOptions } from '../../framework/cli/local-etcd.js'
 import { killAll, type SpawnedInstance, spawnInstance, testEnv } from './instance.js'
 import { PhoneBookProbe } from './phone-book.js'
 
@@ -20,18 +21,28 @@ export interface EtcdFixture {
   ): SpawnedInstance
 }
 
+/** An etcd served over TLS (`server.tls`), and the probe's TLS and auth options for it. */
+export interface EtcdFixtureOptions {
+  server?: EtcdServerOptions
+  probe?: Partial<IOptions>
+}
+
 /**
  * One real etcd for a test file, a probe client on it, and instances that are killed after each
  * test (etcd is started again if a test stopped it).
  */
-export function useEtcd(prefix: string, ttlSeconds = 2): EtcdFixture {
+export function useEtcd(
+  prefix: string,
+  ttlSeconds = 2,
+  options: EtcdFixtureOptions = {},
+): EtcdFixture {
   let etcd: EtcdServer | undefined
   let probe: PhoneBookProbe | undefined
   const running: SpawnedInstance[] = []
   let counter = 0
   beforeAll(async () => {
-    etcd = await EtcdServer.start()
-    probe = new PhoneBookProbe(etcd.endpoint, prefix)
+    etcd = await EtcdServer.start(options.server)
+    probe = new PhoneBookProbe(etcd.endpoint, prefix, options.probe)
   })
   afterEach(async () => {
     await killAll(running)

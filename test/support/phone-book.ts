@@ -1,4 +1,4 @@
-import { Etcd3 } from 'etcd3'
+import { Etcd3, type IOptions } from 'etcd3'
 import {
   type PhoneBookRecord,
   parseRecord,
@@ -13,8 +13,11 @@ export class PhoneBookProbe {
   constructor(
     endpoint: string,
     readonly namespace: string,
+    /** TLS credentials or an etcd user, for an etcd that asks for them. */
+    options: Partial<IOptions> = {},
   ) {
     this.client = new Etcd3({
+      ...options,
       hosts: [endpoint],
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + 2_000 }),
     })

@@ -4,10 +4,12 @@ import { type Logger, pino } from 'pino'
 import { DEFAULT_TIMEOUT_MS, DependencyClient } from '../../client/dependency-client.js'
 import { HttpTransport } from '../../client/http-transport.js'
 import { RetryBudget } from '../../client/retry-budget.js'
+import { resolveCallAuth } from '../../config/call-auth.js'
 import { createBalancer } from '../../discovery/balancers/index.js'
 import { EtcdResolver } from '../../discovery/etcd-resolver.js'
 import { createEtcdClient } from '../../registry/etcd-client.js'
 import { parseRecord, servicesPrefix } from '../../registry/record.js'
+import { type CallTokens, callTokensFor } from '../../security/call-tokens.js'
 import type { PhoneBookTarget } from '../phone-book-target.js'
 
 /** One console call's answer: the result, the instance that served it, and how long it took. */
@@ -48,9 +50,12 @@ export class ConsoleClients {
   readonly #roles = new Map<string, { resolver: EtcdResolver; client: DependencyClient }>()
   readonly #log: Logger = pino({ level: 'silent' })
   #closed = false
+  /** Call tokens from FRAMEWORK_SECRET, signed as `cli` (as `framework call` does). */
+  readonly #tokens: CallTokens | undefined
 
   constructor(readonly target: PhoneBookTarget) {
-    this.#etcd = createEtcdClient(target.etcdEndpoints)
+    this.#etcd = createEtcdClient(target.etcdEndpoints, target.etcdAccess)
+    this.#tokens = callTokensFor(resolveCallAuth(process.env), 'cli', target.namespace)
   }
 
   /** The resolver (list + watch) of `role`, made on first use. */
@@ -110,6 +115,7 @@ export class ConsoleClients {
         budget: new RetryBudget(),
         timeoutMs: DEFAULT_TIMEOUT_MS,
         log: this.#log,
+        tokens: this.#tokens,
       })
       entry = { resolver, client }
       this.#roles.set(role, entry)

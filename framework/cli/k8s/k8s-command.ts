@@ -6,6 +6,7 @@ import { parseEtcdEndpoints } from '../../config/etcd-endpoints.js'
 import { resolveNamespace } from '../../config/phone-book.js'
 import { loadConfig } from '../../runtime/config.js'
 import { builtApp } from '../build/build-app.js'
+import { etcdCredentials } from '../etcd-credentials.js'
 import { GATEWAY_NAME, gatewayCommand, gatewayPlan } from '../gateway-plan.js'
 import { checkReplicaRoles } from '../replicas.js'
 import { type K8sObject, k8sObjects } from './objects.js'
@@ -20,6 +21,8 @@ export interface K8sOptions {
   registry: string | undefined
   tag: string | undefined
   replicas: Record<string, number>
+  /** Each role's etcd user from `framework etcd setup-auth`, as Secrets mounted in the pods. */
+  etcdAuth?: boolean
 }
 
 const HEADER =
@@ -61,6 +64,13 @@ export async function writeK8s(
     etcdImage: options.etcdImage,
     drainTimeoutMs,
     gatewayCommand: gatewayCommand(appRoot),
+    etcdCredentials: options.etcdAuth
+      ? etcdCredentials(
+          appRoot,
+          namespace,
+          manifest.roles.map(({ role }) => role),
+        )
+      : undefined,
   })
   if (options.out === undefined) {
     out(HEADER + toYaml([...files.values()].flat()))

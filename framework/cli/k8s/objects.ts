@@ -1,6 +1,7 @@
 import { DEFAULT_GATEWAY_PORT } from '../../gateway/config.js'
 import type { RoleManifest } from '../build/manifest.js'
 import { CliError } from '../cli-error.js'
+import type { EtcdCredential } from '../etcd-credentials.js'
 import { GATEWAY_NAME, type GatewayPlan, gatewayPlan } from '../gateway-plan.js'
 import { scrapeAnnotations } from '../scrape-annotations.js'
 
@@ -10,6 +11,9 @@ export interface K8sObject {
   kind: string
   metadata: { name: string; namespace?: string; labels?: Record<string, string> }
   spec?: Record<string, unknown>
+  /** A Secret's type and content. */
+  type?: string
+  stringData?: Record<string, string>
 }
 
 export interface K8sPlan {
@@ -29,6 +33,36 @@ export interface K8sPlan {
   drainTimeoutMs: number
   /** The gateway's command in the image (`framework gateway --built`), used when a role exposes procedures. */
   gatewayCommand: string[]
+  /** Each role's etcd user and the gateway's reader (`--etcd-auth`): Secrets mounted in the pods. */
+  etcdCredentials?: { roles: Map<string, EtcdCredential>; reader: EtcdCredential } | undefined
+}
+
+/** Where a pod finds its etcd password (a Secret volume). */
+const ETCD_SECRET_DIR = '/var/run/secrets/framework/etcd'
+
+/**
+ * `name`'s etcd user as a Secret, and the env, volume and mount that hand it to the container;
+ * nothing without a credential. The file is mode 0400; with the pod's fsGroup Kubernetes makes it
+ * 0440 root:1000, which the framework accepts as mounted for its own group.
+ */
+function etcdSecret(plan: K8sPlan, name: string, credential: EtcdCredential | undefined) {
+  if (!credential) return undefined
+  const secretName = `etcd-${name}`
+  return {
+    secret: {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: secretName, namespace: plan.namespace, labels: labels(plan, name) },
+      type: 'Opaque',
+      stringData: { password: credential.password },
+    } satisfies K8sObject,
+    env: [
+      { name: 'ETCD_USERNAME', value: credential.user },
+      { name: 'ETCD_PASSWORD_FILE', value: `${ETCD_SECRET_DIR}/password` },
+    ],
+    volume: { name: 'etcd-credentials', secret: { secretName, defaultMode: 0o400 } },
+    mount: { name: 'etcd-credentials', mountPath: ETCD_SECRET_DIR, readOnly: true },
+  }
 }
 
 /** The port every instance listens on in its pod (as in compose's bridge network). */
@@ -310,6 +344,7 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
   const replicas = plan.replicas[role.role] ?? role.replicas
   const meta = { name: role.role, namespace: plan.namespace, labels: labels(plan, role.role) }
   const image = imageOf(plan, role.role)
+  const credential = etcdSecret(plan, role.role, plan.etcdCredentials?.roles.get(role.role))
   const container = {
     name: role.role,
     image,
@@ -317,6 +352,7 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
       ...commonEnv(plan, etcd, 'PORT', CONTAINER_PORT),
       // The phone book gets the pod's own address (downward API).
       { name: 'ADVERTISE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      ...(credential?.env ?? []),
     ],
     ports: [{ name: 'http', containerPort: CONTAINER_PORT }],
     // Ready = registered in the phone book; alive = the process answers.
@@ -324,11 +360,12 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
     resources: RESOURCES,
     securityContext: CONTAINER_SECURITY,
     // The root filesystem is read-only: the port file goes to /tmp.
-    volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+    volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(credential ? [credential.mount] : [])],
   }
   const objects = deploymentObjects(plan, meta, replicas, CONTAINER_PORT, container, {
-    volumes: [{ name: 'tmp', emptyDir: {} }],
+    volumes: [{ name: 'tmp', emptyDir: {} }, ...(credential ? [credential.volume] : [])],
   })
+  if (credential) objects.unshift(credential.secret)
   if (entry) {
     objects.push({
       apiVersion: 'v1',
@@ -353,18 +390,32 @@ function roleObjects(plan: K8sPlan, role: RoleManifest, etcd: string, entry: boo
 function gatewayObjects(plan: K8sPlan, edge: GatewayPlan, etcd: string): K8sObject[] {
   const replicas = plan.replicas[GATEWAY_NAME] ?? GATEWAY_REPLICAS
   const meta = { name: GATEWAY_NAME, namespace: plan.namespace, labels: labels(plan, GATEWAY_NAME) }
+  // The gateway only reads the phone book: the namespace's read-only etcd user.
+  const credential = etcdSecret(plan, GATEWAY_NAME, plan.etcdCredentials?.reader)
   const container = {
     name: GATEWAY_NAME,
     image: imageOf(plan, edge.imageRole),
     command: plan.gatewayCommand,
-    env: commonEnv(plan, etcd, 'GATEWAY_PORT', DEFAULT_GATEWAY_PORT),
+    env: [
+      ...commonEnv(plan, etcd, 'GATEWAY_PORT', DEFAULT_GATEWAY_PORT),
+      ...(credential?.env ?? []),
+    ],
+    ...(credential ? { volumeMounts: [credential.mount] } : {}),
     ports: [{ name: 'http', containerPort: DEFAULT_GATEWAY_PORT }],
     // Ready = every exposing role listed in the phone book, and not draining.
     ...PROBES,
     resources: RESOURCES,
     securityContext: CONTAINER_SECURITY,
   }
-  const objects = deploymentObjects(plan, meta, replicas, DEFAULT_GATEWAY_PORT, container)
+  const objects = deploymentObjects(
+    plan,
+    meta,
+    replicas,
+    DEFAULT_GATEWAY_PORT,
+    container,
+    credential ? { volumes: [credential.volume] } : {},
+  )
+  if (credential) objects.unshift(credential.secret)
   objects.push({
     apiVersion: 'v1',
     kind: 'Service',

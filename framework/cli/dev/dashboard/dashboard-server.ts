@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { type Logger, pino } from 'pino'
+import type { EtcdAccess } from '../../../config/etcd-access.js'
 import { createEtcdClient } from '../../../registry/etcd-client.js'
 import type { DevCollector } from '../../../telemetry/dev-collector.js'
 import type { RoleManifest } from '../../build/manifest.js'
@@ -35,6 +36,8 @@ const TRACES_THROTTLE_MS = 300
 
 export interface DashboardOptions {
   etcdEndpoints: string[]
+  /** TLS material and etcd user for the phone book; undefined for a plain etcd. */
+  etcdAccess?: EtcdAccess | undefined
   namespace: string
   collector: DevCollector
   /** The build manifest's roles: declared deps (edges) and input schemas (the call form). */
@@ -103,7 +106,7 @@ export class Dashboard {
       }
     }
     const log = options.log ?? pino({ level: 'warn' })
-    const etcd = createEtcdClient(options.etcdEndpoints)
+    const etcd = createEtcdClient(options.etcdEndpoints, options.etcdAccess)
     const deps = Object.fromEntries((options.roles ?? []).map((role) => [role.role, role.deps]))
     const topology = new Topology({
       etcd,
@@ -248,7 +251,11 @@ export class Dashboard {
       }
       const { role, path } = parseCallTarget(body.target)
       const result = await callThroughDiscovery(
-        { etcdEndpoints: this.options.etcdEndpoints, namespace: this.options.namespace },
+        {
+          etcdEndpoints: this.options.etcdEndpoints,
+          etcdAccess: this.options.etcdAccess,
+          namespace: this.options.namespace,
+        },
         role,
         path,
         body.input,

@@ -1,3 +1,4 @@
+import { resolveEtcdAccess } from '../../../config/etcd-access.js'
 import { DevCollector } from '../../../telemetry/dev-collector.js'
 import type { RoleManifest } from '../../build/manifest.js'
 import { Dashboard } from './dashboard-server.js'
@@ -50,6 +51,8 @@ export async function startDevDashboard(
     collector = await DevCollector.start()
     const dashboard = await Dashboard.start({
       etcdEndpoints: options.etcdEndpoints,
+      // The etcd the services use may want TLS or an etcd user (ETCD_CA_FILE, ETCD_USERNAME, …).
+      etcdAccess: resolveEtcdAccess(options.env, options.etcdEndpoints),
       namespace: options.namespace,
       collector,
       roles: options.roles,

@@ -90,13 +90,9 @@ export class Topology {
   #closed = false
 
   constructor(private readonly options: TopologyOptions) {
-    this.#resolver = new EtcdResolver(
-      options.etcd,
-      'dashboard',
-      options.namespace,
-      options.log,
-      servicesPrefix(options.namespace),
-    )
+    this.#resolver = new EtcdResolver(options.etcd, 'dashboard', options.namespace, options.log, {
+      prefix: servicesPrefix(options.namespace),
+    })
     this.#unsubscribe = this.#resolver.subscribe(() => this.#changed())
     this.#schedule(0)
   }
