@@ -17,7 +17,7 @@ import { TokenVerifier } from '../security/token-verifier.js'
 export type CallerCheck = VerifiedCaller | string | undefined
 
 /** The refusal of a call that came without a token to a service that requires one. */
-export const TOKEN_MISSING = `call token missing: send a call token in the ${TOKEN_HEADER} header (FRAMEWORK_SECRET of the namespace; see docs/security-calls.md)`
+export const TOKEN_MISSING = `call token missing: send a call token in the ${TOKEN_HEADER} header (FRAMEWORK_SECRET of the namespace; see docs/security.md)`
 
 /**
  * The service side of call tokens: checks the token a request or stream brought (once per
