@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { type Balancer, BalancerKeyError } from '../discovery/balancers/index.js'
 import type { Endpoint } from '../discovery/endpoint.js'
 import type { Resolver } from '../discovery/resolver.js'
+import { isTokenRefused } from '../protocol/call-token.js'
 import { CALLER_KEY, type CallMetadata, NO_METADATA, PRINCIPAL_KEY } from '../protocol/metadata.js'
 import { isOverloadedAnswer } from '../protocol/overload.js'
 import type { CallTokens, SigningKey } from '../security/call-tokens.js'
@@ -233,13 +234,19 @@ export class DependencyClient {
           signed?.token,
         )
       }
-      const onPrevious = this.#onPreviousSecret.has(endpoint)
-      let answer = await send(onPrevious ? 'previous' : 'current')
-      if (answer.status === 401 && !onPrevious && tokens?.hasPrevious) {
-        // A rotation in progress: this instance has only the previous secret yet. A 401 ran
-        // nothing, so sending again is safe for mutations too.
-        this.#onPreviousSecret.add(endpoint)
-        answer = await send('previous')
+      const first: SigningKey = this.#onPreviousSecret.has(endpoint) ? 'previous' : 'current'
+      let answer = await send(first)
+      if (tokens?.hasPrevious && isTokenRefused(answer.status, answer.body)) {
+        // A rotation in progress: this instance holds only the other secret (not restarted onto
+        // the new one yet, or restarted without the previous one since). A refused token ran
+        // nothing (the marker says so; a procedure's own 401 has none), so sending again is
+        // safe for mutations too. The key that worked is the one used for it from now on.
+        const other: SigningKey = first === 'current' ? 'previous' : 'current'
+        answer = await send(other)
+        if (!isTokenRefused(answer.status, answer.body)) {
+          if (other === 'previous') this.#onPreviousSecret.add(endpoint)
+          else this.#onPreviousSecret.delete(endpoint)
+        }
       }
       if (answer.status < 500) {
         endpoint.succeeded()

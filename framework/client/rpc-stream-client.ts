@@ -1,5 +1,5 @@
 import { parseAnswer } from '../protocol/answer.js'
-import { AUTH_FRAME_PATH } from '../protocol/call-token.js'
+import { AUTH_FRAME_PATH, markTokenRefused } from '../protocol/call-token.js'
 import { encodeMetadata } from '../protocol/metadata.js'
 import { encodeCallFrame, serviceFrameKind } from '../protocol/stream-frames.js'
 import { inputJson, type StreamCall, StreamCalls } from './stream-calls.js'
@@ -26,6 +26,8 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
   #probeTimer: NodeJS.Timeout | undefined
   /** The call token the service holds for this connection (sent at the upgrade, then renewed). */
   #token: string | undefined
+  /** The id of the last `_auth` frame sent: its answer says whether the service took the token. */
+  #renewalId: number | undefined
 
   constructor(
     readonly url: URL,
@@ -97,9 +99,10 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
    */
   #renew(token: string): void {
     this.#token = token
+    this.#renewalId = this.#calls.nextId()
     this.#socket.send(
       encodeCallFrame(
-        this.#calls.nextId(),
+        this.#renewalId,
         AUTH_FRAME_PATH,
         'mutation',
         JSON.stringify({ token }),
@@ -194,6 +197,13 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
         return
       }
       case 'answer': {
+        if (id === this.#renewalId) {
+          this.#renewalId = undefined
+          // Not taken (shed, or refused during a rotation): the next call sends it again. A
+          // service without call tokens answers 404, and holds no token to renew.
+          if (status !== 200 && status !== 404) this.#token = undefined
+          return
+        }
         const call = this.#calls.take(id)
         if (!call) return
         call.resolve({ status, body })
@@ -239,13 +249,16 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
   }
 }
 
-/** tRPC's UNAUTHORIZED error body, for the calls that waited on a stream refused with 401. */
+/**
+ * tRPC's UNAUTHORIZED error body, for the calls that waited on a stream refused with 401: a token
+ * refusal (only the token check answers an upgrade 401), so nothing ran.
+ */
 function unauthorizedBody(origin: string) {
-  return {
+  return markTokenRefused({
     error: {
       message: `${origin} refused the call token at the RPC stream upgrade (401); is FRAMEWORK_SECRET the namespace's?`,
       code: -32001,
       data: { code: 'UNAUTHORIZED', httpStatus: 401 },
     },
-  }
+  })
 }

@@ -53,8 +53,11 @@ export const ETCD_ACCESS_FLAGS = {
  */
 function mountedForOurGroup(stat: Stats): boolean {
   const uid = process.getuid?.()
-  const gid = process.getgid?.()
-  return uid !== undefined && stat.uid !== uid && stat.gid === gid && (stat.mode & 0o077) === 0o040
+  // Kubernetes adds fsGroup as a supplementary group: any of ours counts, not only the primary.
+  const groups = new Set([process.getgid?.(), ...(process.getgroups?.() ?? [])])
+  return (
+    uid !== undefined && stat.uid !== uid && groups.has(stat.gid) && (stat.mode & 0o077) === 0o040
+  )
 }
 
 /**

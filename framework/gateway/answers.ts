@@ -121,6 +121,9 @@ export function callFailure(err: unknown, name: string, role: string, log: Logge
         })
       case 'aborted':
         return refusal('CLIENT_CLOSED_REQUEST', 'the client went away', name, { frameworkCode })
+      case 'saturated':
+        // The gateway's own cap on calls in flight to the role (deps.<role>.maxInflight).
+        return refusal('SERVICE_UNAVAILABLE', err.message, name, { frameworkCode })
       case 'bad-hash-key':
         return refusal('BAD_REQUEST', `${name}: the input gives no routing key`, name, {
           frameworkCode,

@@ -1,7 +1,8 @@
 import { FrameworkError } from '../internal/errors.js'
-import { assertBalancerSpec, type CallsOf } from '../service/balancer-spec.js'
+import type { CallsOf } from '../service/balancer-spec.js'
 import type { Caller } from '../service/context.js'
 import type { AnyServiceDefinition, DepOptions, DepsClients } from '../service/define-service.js'
+import { assertDepOptions } from '../service/dep-options.js'
 import { assertRole } from '../service/role.js'
 
 /** `gateway.ts` (or `defineGateway`) cannot be used: thrown at load, so the command exits 2. */
@@ -109,7 +110,11 @@ export function defineGateway<
   for (const [role, depOptions] of Object.entries(options.deps ?? {})) {
     assertRole(role, 'defineGateway({ deps })')
     const dep = (depOptions ?? {}) as DepOptions
-    assertBalancerSpec(dep.balancer, `gateway deps.${role}.balancer`)
+    try {
+      assertDepOptions(dep, `gateway deps.${role}`)
+    } catch (err) {
+      throw new GatewayConfigError((err as Error).message)
+    }
     if (dep.timeoutMs !== undefined) whole(`deps.${role}.timeoutMs`, dep.timeoutMs, 1, 3_600_000)
     deps[role] = { ...dep }
   }

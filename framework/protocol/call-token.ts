@@ -21,6 +21,31 @@ export const TOKEN_HEADER = 'x-framework-token'
  */
 export const AUTH_FRAME_PATH = '_auth'
 
+/**
+ * The `error.data.frameworkCode` of a call refused for its token (missing, expired, bad signature,
+ * wrong audience or namespace) before anything ran. A 401 without it came from the procedure
+ * itself (its own check of `ctx.caller`), which did run: only a marked refusal may be sent again
+ * with a token signed by the previous secret.
+ */
+export const TOKEN_REFUSED_CODE = 'FRAMEWORK_ERR_TOKEN_REFUSED'
+
+/** `body` (a tRPC error body) with the TOKEN_REFUSED_CODE marker in its `data`. */
+export function markTokenRefused(body: unknown): unknown {
+  const error = (body as { error?: { data?: object } } | undefined)?.error
+  if (!error) return body
+  return {
+    ...(body as object),
+    error: { ...error, data: { ...error.data, frameworkCode: TOKEN_REFUSED_CODE } },
+  }
+}
+
+/** Whether an answer is a token refusal (401 with the marker): the call did not run. */
+export function isTokenRefused(status: number, body: unknown): boolean {
+  if (status !== 401 || typeof body !== 'object' || body === null) return false
+  const data = (body as { error?: { data?: { frameworkCode?: unknown } } }).error?.data
+  return data?.frameworkCode === TOKEN_REFUSED_CODE
+}
+
 /** Longest lifetime of a token (`exp - iat`), seconds; longer ones are refused. */
 export const TOKEN_LIFETIME_S = 60
 

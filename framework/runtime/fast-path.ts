@@ -51,7 +51,7 @@ export function createFastPathHandler(options: FastPathOptions) {
     if (caller instanceof Promise) caller = await caller
     if (typeof caller === 'string') {
       req.resume()
-      send(res, invoker.refuse('UNAUTHORIZED', caller, path), path)
+      send(res, invoker.refuseToken(caller, path), path)
       return null
     }
     return caller
@@ -150,6 +150,9 @@ export function createFastPathHandler(options: FastPathOptions) {
     if (shed(req, res)) return
     const caller = auth?.required ? await callerOf(req, res, path) : undefined
     if (caller === null) return
+    // Checked again after a token check (it may have waited on a signature): calls may have
+    // started meanwhile. (A POST is checked again after its body anyway.)
+    if (caller !== undefined && req.method === 'GET' && shed(req, res)) return
     const deadlineMs = deadlineFrom(req.headers)
     const metadata = metadataFromHeaders(req.headers)
     if (typeof metadata === 'string') {

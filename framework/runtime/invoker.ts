@@ -1,6 +1,7 @@
 import { type AnyRouter, getTRPCErrorFromUnknown, getTRPCErrorShape, TRPCError } from '@trpc/server'
 import { getHTTPStatusCodeFromError } from '@trpc/server/http'
 import type { Logger } from 'pino'
+import { markTokenRefused } from '../protocol/call-token.js'
 import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { endServedCall, startServedCall } from '../telemetry/spans.js'
@@ -61,15 +62,12 @@ export interface Invoker {
   ): Promise<Outcome>
   /** A tRPC error body (shape, status) for a request refused before any procedure ran. */
   refuse(
-    code:
-      | 'BAD_REQUEST'
-      | 'PAYLOAD_TOO_LARGE'
-      | 'METHOD_NOT_SUPPORTED'
-      | 'SERVICE_UNAVAILABLE'
-      | 'UNAUTHORIZED',
+    code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE' | 'METHOD_NOT_SUPPORTED' | 'SERVICE_UNAVAILABLE',
     message: string,
     path?: string,
   ): Outcome
+  /** A call refused for its token (401, marked TOKEN_REFUSED_CODE): nothing ran. */
+  refuseToken(message: string, path?: string): Outcome
   /** An unexpected failure as a tRPC error body (logged). */
   fail(cause: unknown, path: string | undefined): Outcome
 }
@@ -140,6 +138,17 @@ export function createInvoker(options: InvokerOptions): Invoker {
     }
   }
 
+  function refuseToken(message: string, path: string | undefined): Outcome {
+    const outcome = errorOutcome(
+      new TRPCError({ code: 'UNAUTHORIZED', message }),
+      path,
+      'unknown',
+      undefined,
+      undefined,
+    )
+    return { status: outcome.status, body: markTokenRefused(outcome.body) }
+  }
+
   return {
     async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA, caller) {
       const procedure = procedures[path]
@@ -151,12 +160,10 @@ export function createInvoker(options: InvokerOptions): Invoker {
         // whether the procedure exists.
         if (auth?.required) {
           if (caller === undefined || typeof caller === 'string') {
-            throw new TRPCError({ code: 'UNAUTHORIZED', message: caller ?? TOKEN_MISSING })
+            return endServedCall(span, refuseToken(caller ?? TOKEN_MISSING, path))
           }
           const checked = await auth.principal(metadata, caller)
-          if (typeof checked === 'string') {
-            throw new TRPCError({ code: 'UNAUTHORIZED', message: checked })
-          }
+          if (typeof checked === 'string') return endServedCall(span, refuseToken(checked, path))
           metadata = checked
         }
         if (!procedure || procedure._def.type !== kind) {
@@ -186,6 +193,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
     },
     refuse: (code, message, path) =>
       errorOutcome(new TRPCError({ code, message }), path, 'unknown', undefined, undefined),
+    refuseToken,
     fail: (cause, path) => errorOutcome(cause, path, 'unknown', undefined, undefined),
   }
 }

@@ -75,6 +75,9 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
         res.on('finish', () => {
           res.detachSocket(socket as Socket)
           socket.end()
+          // Only node's own server path emits 'close' on a response; the listeners counting the
+          // request in flight (and ending its span) wait for it.
+          res.emit('close')
         })
         options.fallback(req, res)
         return
@@ -110,8 +113,12 @@ export function createStreamServer(options: StreamServerOptions): StreamServer {
   function authorized(socket: Duplex, head: Buffer, caller: VerifiedCaller | string | undefined) {
     if (socket.destroyed) return
     if (typeof caller !== 'object') {
-      const refusal = options.invoker.refuse('UNAUTHORIZED', caller ?? 'call token missing')
-      socket.end(upgradeUnauthorized(encodeOutcome(options.invoker, refusal).text))
+      const refusal = options.invoker.refuseToken(caller ?? 'call token missing')
+      // Ended and then destroyed: a paused socket would never read the peer's FIN, and would stay
+      // open (half-closed) for good.
+      socket.end(upgradeUnauthorized(encodeOutcome(options.invoker, refusal).text), () =>
+        socket.destroy(),
+      )
       return
     }
     if (draining) {

@@ -33,6 +33,11 @@ export interface StreamConnectionOptions {
 }
 
 /** The refusal of a call on a stream whose token expired without a fresh one. */
+/**
+ * An `_auth` frame, told apart without parsing it: never shed (a renewal refused for load would
+ * let the connection's token run out, and the connection with it).
+ */
+const AUTH_FRAME_START = new RegExp(`^\\[\\d+,"${AUTH_FRAME_PATH}",`)
 const STREAM_TOKEN_EXPIRED = `the RPC stream's call token expired; send a fresh one in an ${AUTH_FRAME_PATH} frame before it does`
 
 /**
@@ -109,7 +114,7 @@ export class StreamConnection {
           body: { result: { data: { expiresAt: checked.expiresAt } } },
         })
       } else {
-        this.#answer(id, this.#invoker.refuse('UNAUTHORIZED', checked ?? 'call token missing'))
+        this.#answer(id, this.#invoker.refuseToken(checked ?? 'call token missing'))
       }
       this.#flow()
     }
@@ -234,7 +239,7 @@ export class StreamConnection {
     if (this.#overLimit(line)) return badFrame(this.#tooLarge())
     // At the instance's limit: answered on its id without parsing the frame (a frame whose id
     // cannot be read goes on to be refused as malformed).
-    if (this.#limit?.sheds('stream')) {
+    if (!AUTH_FRAME_START.test(line) && this.#limit?.sheds('stream')) {
       const id = frameId(line)
       if (id !== undefined) {
         this.#write(encodeAnswer(id, OVERLOADED_STATUS, this.#limit.answerJson))

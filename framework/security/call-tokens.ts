@@ -85,7 +85,12 @@ export class CallTokens {
     const minted = this.#minted.get(cacheKey)
     if (minted !== undefined && now < minted.expiresAt - 1_000) {
       if (now >= minted.renewAt && minted.renewing === undefined) {
-        minted.renewing = this.#mint(cacheKey, audience, principal, key).catch(() => minted.token)
+        // A failed renewal is forgotten, so the next call tries again (never an expired token
+        // handed out for good).
+        minted.renewing = this.#mint(cacheKey, audience, principal, key).catch(() => {
+          minted.renewing = undefined
+          return minted.token
+        })
       }
       return minted.token
     }

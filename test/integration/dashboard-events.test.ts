@@ -100,3 +100,28 @@ describe('dashboard event stream', () => {
     )
   }, 120_000)
 })
+
+describe('the call form takes calls from the dashboard page only', () => {
+  const post = (
+    headers: Record<string, string>,
+    body = '{"target":"cache.get","input":{"key":"a"}}',
+  ) => fetch(`${dashboard.url}api/call`, { method: 'POST', headers, body })
+
+  it('refuses a post that is not JSON, or comes from another origin, with 403 and why', async () => {
+    const plain = await post({ 'content-type': 'text/plain' })
+    expect(plain.status).toBe(403)
+    expect(((await plain.json()) as { error: string }).error).toMatch(/application\/json/)
+    const foreign = await post({
+      'content-type': 'application/json',
+      origin: 'http://evil.example',
+    })
+    expect(foreign.status).toBe(403)
+    expect(((await foreign.json()) as { error: string }).error).toMatch(/evil\.example/)
+    // The page's own kind of request gets through to the call (no cache runs here: 503).
+    const own = await post({
+      'content-type': 'application/json',
+      origin: dashboard.url.replace(/\/$/, ''),
+    })
+    expect(own.status).not.toBe(403)
+  })
+})

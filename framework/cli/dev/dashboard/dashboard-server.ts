@@ -215,6 +215,13 @@ export class Dashboard {
         json(res, 405, { error: 'POST {"target","input"}' })
         return
       }
+      // Only the dashboard's own page may call: any other web page in the developer's browser
+      // could post here (a text/plain form needs no preflight; DNS rebinding changes the Host).
+      const refused = foreignCaller(req)
+      if (refused) {
+        json(res, 403, { error: refused })
+        return
+      }
       void this.call(req, res)
       return
     }
@@ -273,4 +280,20 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) return
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
   res.end(JSON.stringify(body))
+}
+
+/**
+ * Why a call-form request is not the dashboard page's own (undefined when it is): it must be JSON
+ * (so a browser sends a preflight first, which this server never approves), sent to 127.0.0.1 or
+ * localhost, and from the dashboard's own origin when the browser names one.
+ */
+function foreignCaller(req: IncomingMessage): string | undefined {
+  const type = req.headers['content-type']?.split(';', 1)[0]?.trim().toLowerCase()
+  if (type !== 'application/json') return 'send the call as content-type: application/json'
+  const host = req.headers.host ?? ''
+  if (!/^(127\.0\.0\.1|localhost)(:\d+)?$/.test(host)) return `not served to host ${host}`
+  const origin = req.headers.origin
+  if (origin !== undefined && origin !== `http://${host}`)
+    return `calls from ${origin} are not taken`
+  return undefined
 }
