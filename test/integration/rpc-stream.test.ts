@@ -10,6 +10,7 @@ import kitchen from '../fixtures/app/services/kitchen/index.js'
 import { startInProcess, withDependencies } from '../support/in-process.js'
 import { sampleRecord } from '../support/phone-book.js'
 import { RawStream, waitUntil } from '../support/raw-stream.js'
+import { waitFor } from '../support/wait.js'
 
 // The RPC stream (runtime/rpc-stream.ts, client/rpc-stream-client.ts) against a real instance:
 // the raw protocol, its refusals, the client's use of it, draining, and the fall-back to requests.
@@ -150,9 +151,15 @@ describe('the RPC stream protocol', () => {
 
   it('a request carrying some other Upgrade (h2c, websocket) is served as plain HTTP/1.1 (GET), refused with 400 otherwise', async () => {
     const input = encodeURIComponent(JSON.stringify({ text: 'h2c' }))
+    const echoesBefore = running.served.snapshot().echo ?? 0
     const served = await RawStream.open(url, `/trpc/echo?input=${input}`, 'h2c')
     expect(served.head).toMatch(/^HTTP\/1\.1 200 /)
     expect(await served.closed()).toBe(true)
+    // Its end was seen like any request's ('close'): counted as served, no longer in flight.
+    await waitFor(
+      'the h2c call counted',
+      () => (running.served.snapshot().echo ?? 0) === echoesBefore + 1,
+    )
     const websocket = await RawStream.open(url, '/_rpc/_stream', 'websocket')
     expect(websocket.head).not.toMatch(/^HTTP\/1\.1 101 /)
     expect(await websocket.closed()).toBe(true)
