@@ -13,12 +13,15 @@ import {
 } from '../../framework/client/dependency-client.js'
 import { HttpTransport } from '../../framework/client/http-transport.js'
 import { RetryBudget } from '../../framework/client/retry-budget.js'
+import { resolveCallAuth } from '../../framework/config/call-auth.js'
 import { createBalancer } from '../../framework/discovery/balancers/index.js'
 import { Endpoint } from '../../framework/discovery/endpoint.js'
 import type { Resolver, ResolverUpdate } from '../../framework/discovery/resolver.js'
+import { markTokenRefused } from '../../framework/protocol/call-token.js'
 import { DEADLINE_HEADER } from '../../framework/protocol/headers.js'
 import { OVERLOADED_DATA } from '../../framework/protocol/overload.js'
 import { instanceKey, type PhoneBookRecord } from '../../framework/registry/record.js'
+import { callTokensFor } from '../../framework/security/call-tokens.js'
 import { ClientMetrics } from '../../framework/telemetry/client-metrics.js'
 
 const ROLE = 'cache'
@@ -383,6 +386,40 @@ for (const { name: via, stream } of TRANSPORTS) {
         expect(err.failure).toBe('unreachable')
         expect(err.message).not.toContain('retr')
         expect(alive.requests).toHaveLength(0)
+      })
+    })
+
+    describe('DependencyClient: 401s during a secret rotation', () => {
+      const unauthorized = {
+        error: { message: 'no', code: -32001, data: { code: 'UNAUTHORIZED', httpStatus: 401 } },
+      }
+      // Both secrets, as every process has during a rotation.
+      const tokens = () =>
+        callTokensFor(
+          resolveCallAuth({
+            FRAMEWORK_SECRET: 'n'.repeat(40),
+            FRAMEWORK_SECRET_PREVIOUS: 'o'.repeat(40),
+          }),
+          'tester',
+          NAMESPACE,
+        )
+
+      it("a procedure's own 401 (no token-refusal marker) is not sent again: it ran", async () => {
+        const guarded = await serve('guarded', { status: 401, body: unauthorized })
+        const { client } = makeClient([guarded.endpoint], { tokens: tokens() })
+        const err = await rejection(client.call('set', { key: 'once' }))
+        expect(err).toBeInstanceOf(RemoteProcedureError)
+        expect((err as RemoteProcedureError).code).toBe('UNAUTHORIZED')
+        expect(guarded.requests).toHaveLength(1)
+      })
+
+      it('a refused token is sent again once, signed with the previous secret', async () => {
+        const old = await serve('old', { status: 401, body: markTokenRefused(unauthorized) })
+        const { client } = makeClient([old.endpoint], { tokens: tokens() })
+        const err = await rejection(client.call('set', { key: 'twice' }))
+        expect((err as RemoteProcedureError).code).toBe('UNAUTHORIZED')
+        // (Over the stream the previous-signed token goes ahead of the call in an `_auth` frame.)
+        expect(old.requests.filter((request) => request.path === 'set')).toHaveLength(2)
       })
     })
 
