@@ -69,11 +69,21 @@ describe('registration under faults', () => {
     const { key } = await registered(instance, ns)
     const before = await cluster.probe.lease(key)
     const lostBefore = instance.count('registration lost')
+    // Proof of the fault: a watch on the key sees the delete (the instance may put the key back
+    // before a read after etcdctl could see it gone: its own-key watch reacts within ms).
+    const watcher = await cluster.probe.client.watch().key(key).create()
+    let deleteSeen = false
+    watcher.on('delete', () => {
+      deleteSeen = true
+    })
     execFileSync('etcdctl', ['--endpoints', cluster.etcd.endpoint, 'del', key], {
       env: { ...process.env, ETCDCTL_API: '3' },
     })
     const deletedAt = Date.now()
-    const goneRightAfter = !(await cluster.probe.has(key))
+    await waitFor('the delete seen by a watch on the key', () => deleteSeen, 5_000).finally(() =>
+      watcher.cancel(),
+    )
+    const goneRightAfter = deleteSeen
     await instance.waitForLog('registration lost', 10_000)
     await waitFor(
       'the key back on a new lease',
