@@ -13,6 +13,22 @@ import { connectionError, TransportError } from './transport-error.js'
  * line as soon as that line comes. A batch over the service's limit is sent again as two halves.
  */
 export async function sendBatch(target: RequestTarget, calls: PendingCall[]): Promise<void> {
+  // One token header covers a batch: calls signed differently (a call sent again with the
+  // previous secret during a rotation, beside calls signed with the current one) go apart.
+  const token = calls[0]!.token
+  if (calls.some((call) => call.token !== token)) {
+    const groups = new Map<string | undefined, PendingCall[]>()
+    for (const call of calls) {
+      const group = groups.get(call.token)
+      if (group) group.push(call)
+      else groups.set(call.token, [call])
+    }
+    for (const group of groups.values()) {
+      if (group.length === 1) void sendSingle(target, group[0]!)
+      else void sendBatch(target, group)
+    }
+    return
+  }
   let body: string
   try {
     body = encodeBatch(calls)
@@ -38,11 +54,11 @@ export async function sendBatch(target: RequestTarget, calls: PendingCall[]): Pr
     const response = await pool.request({
       method: 'POST',
       path: `${target.basePath}${BATCH_PATH}`,
-      // One token covers the batch: its calls all go to one instance, so one role.
+      // One token covers the batch: its calls all carry the same one (see above).
       headers:
-        calls[0]!.token === undefined
+        token === undefined
           ? { 'content-type': 'application/json' }
-          : { 'content-type': 'application/json', [TOKEN_HEADER]: calls[0]!.token },
+          : { 'content-type': 'application/json', [TOKEN_HEADER]: token },
       body,
       signal: abort.signal,
     })

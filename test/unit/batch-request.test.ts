@@ -47,3 +47,42 @@ describe('batch answers over requests', () => {
     ])
   })
 })
+
+describe('batch requests and call tokens', () => {
+  it('sends calls signed with different tokens apart: each request carries its calls’ own token', async () => {
+    const seen: { token: string | undefined; batch: boolean; calls: number }[] = []
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        const batch = req.url?.includes('_batch') === true
+        const items = batch ? (JSON.parse(Buffer.concat(chunks).toString()) as unknown[]) : [null]
+        seen.push({
+          token: req.headers['x-framework-token'] as string | undefined,
+          batch,
+          calls: items.length,
+        })
+        if (!batch) {
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end('{"result":{"data":"one"}}')
+          return
+        }
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+        res.end(items.map((_, i) => `[${i},200,{"result":{"data":"many"}}]\n`).join(''))
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    transport = new HttpTransport({ stream: false })
+    const send = (n: number, token: string) =>
+      transport!.send(url, 'query', 'get', { n }, 5_000, 5_000, undefined, undefined, token)
+    // Same tick: two calls with token A, one with token B.
+    const answers = await Promise.all([send(0, 'A'), send(1, 'B'), send(2, 'A')])
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200])
+    expect(seen.sort((a, b) => (a.token ?? '').localeCompare(b.token ?? ''))).toEqual([
+      { token: 'A', batch: true, calls: 2 },
+      { token: 'B', batch: false, calls: 1 },
+    ])
+  })
+})
