@@ -60,9 +60,14 @@ export class InflightLimit {
     return this.#max
   }
 
+  /** Whether the instance is at its limit now (nothing counted: see `sheds`). */
+  get full(): boolean {
+    return this.#max !== 0 && this.#load.inflight >= this.#max
+  }
+
   /** Whether a call arriving now must be shed (the instance is at its limit); counts it if so. */
   sheds(transport: ShedTransport): boolean {
-    if (this.#max === 0 || this.#load.inflight < this.#max) return false
+    if (!this.full) return false
     this.#metrics?.shed(transport)
     this.#shedSinceLog++
     const now = Date.now()

@@ -239,7 +239,8 @@ export class StreamConnection {
     if (this.#overLimit(line)) return badFrame(this.#tooLarge())
     // At the instance's limit: answered on its id without parsing the frame (a frame whose id
     // cannot be read goes on to be refused as malformed).
-    if (!AUTH_FRAME_START.test(line) && this.#limit?.sheds('stream')) {
+    // (The `_auth` test runs only when the instance is full, not on every frame.)
+    if (this.#limit?.full && !AUTH_FRAME_START.test(line) && this.#limit.sheds('stream')) {
       const id = frameId(line)
       if (id !== undefined) {
         this.#write(encodeAnswer(id, OVERLOADED_STATUS, this.#limit.answerJson))
