@@ -46,6 +46,20 @@ export interface DependencyClientOptions {
   tokens?: CallTokens | undefined
 }
 
+/** The instance serves `path`, is not ejected, and this call has not tried it. */
+function fits(
+  endpoint: Endpoint,
+  path: string,
+  now: number,
+  tried: Set<Endpoint> | undefined,
+): boolean {
+  return (
+    endpoint.record.procedures[path] !== undefined &&
+    !endpoint.isEjected(now) &&
+    tried?.has(endpoint) !== true
+  )
+}
+
 /**
  * Calls one dependency role: picks a live instance (balancer), sends the call (transport),
  * and on failure ejects the instance and retries where that is safe (policy):
@@ -125,7 +139,8 @@ export class DependencyClient {
     const allowedMs = deadline - started
     if (!resolver.listed) await this.#awaitListing(deadline)
     budget.deposit()
-    const tried = new Set<Endpoint>()
+    // Instances this call failed on; made at the first failure (most calls have none).
+    let tried: Set<Endpoint> | undefined
     for (let retries = 0; ; ) {
       const endpoint = this.#choose(path, input, tried)
       const kind = endpoint.record.procedures[path]!
@@ -163,6 +178,7 @@ export class DependencyClient {
         }
         if (err.reason === 'connect') this.#eject(endpoint, err.message)
         span?.attempt(endpoint.id, retries, err.reason, endpoint.isEjected(Date.now()))
+        tried ??= new Set()
         tried.add(endpoint)
         const deadlineLeft = deadline - Date.now()
         // Never reached the instance (it is leaving, or the connection failed before a byte
@@ -197,6 +213,7 @@ export class DependencyClient {
         ? this.#hasAlternative(path, endpoint, tried)
         : answer.status === 503 && kind === 'query'
       if (retryable && retries < MAX_RETRIES && deadline > Date.now() && budget.withdraw()) {
+        tried ??= new Set()
         tried.add(endpoint)
         retries++
         this.#retried(endpoint, shed ? 'shed (over its in-flight limit)' : 'HTTP 503')
@@ -220,8 +237,24 @@ export class DependencyClient {
     const started = performance.now()
     try {
       const { tokens } = this.options
+      if (tokens === undefined) {
+        // The hot path: no token, no closure.
+        return this.#observed(
+          endpoint,
+          await this.options.transport.send(
+            endpoint.url,
+            kind,
+            path,
+            input,
+            attemptMs,
+            attemptMs,
+            callerSignal,
+            metadata,
+          ),
+        )
+      }
       const send = async (key: SigningKey) => {
-        const signed = tokens ? await this.#signed(tokens, key, metadata) : undefined
+        const signed = await this.#signed(tokens, key, metadata)
         return this.options.transport.send(
           endpoint.url,
           kind,
@@ -230,13 +263,13 @@ export class DependencyClient {
           attemptMs,
           attemptMs,
           callerSignal,
-          signed ? signed.metadata : metadata,
-          signed?.token,
+          signed.metadata,
+          signed.token,
         )
       }
       const first: SigningKey = this.#onPreviousSecret.has(endpoint) ? 'previous' : 'current'
       let answer = await send(first)
-      if (tokens?.hasPrevious && isTokenRefused(answer.status, answer.body)) {
+      if (tokens.hasPrevious && isTokenRefused(answer.status, answer.body)) {
         // A rotation in progress: this instance holds only the other secret (not restarted onto
         // the new one yet, or restarted without the previous one since). A refused token ran
         // nothing (the marker says so; a procedure's own 401 has none), so sending again is
@@ -248,15 +281,20 @@ export class DependencyClient {
           else this.#onPreviousSecret.delete(endpoint)
         }
       }
-      if (answer.status < 500) {
-        endpoint.succeeded()
-        this.options.balancer.observe?.(endpoint, answer.latencyMs, Date.now())
-      }
-      return answer
+      return this.#observed(endpoint, answer)
     } finally {
       endpoint.inflight--
       this.options.metrics?.attempted(started)
     }
+  }
+
+  /** An answer below 500 is a sign of health, and its latency feeds the balancer. */
+  #observed(endpoint: Endpoint, answer: TimedAnswer): TimedAnswer {
+    if (answer.status < 500) {
+      endpoint.succeeded()
+      this.options.balancer.observe?.(endpoint, answer.latencyMs, Date.now())
+    }
+    return answer
   }
 
   /**
@@ -309,21 +347,20 @@ export class DependencyClient {
    * The balancer's pick among the healthy instances serving `path` not yet tried by this call
    * (falling back so a call always has one).
    */
-  #choose(path: string, input: unknown, tried: Set<Endpoint>): Endpoint {
+  #choose(path: string, input: unknown, tried: Set<Endpoint> | undefined): Endpoint {
     const all = this.options.resolver.endpoints
     if (all.length === 0) throw this.#noInstance()
     const now = Date.now()
-    const serving = all.filter((endpoint) => endpoint.record.procedures[path] !== undefined)
-    if (serving.length === 0) {
-      const known = Object.keys(all[0]!.record.procedures).join(', ')
-      throw new DependencyCallError(
-        'unknown-procedure',
-        `role '${this.options.role}' has no procedure '${path}' (its instances serve: ${known || 'nothing'}); is the dependency's contract older than yours?`,
-      )
+    // The common case, checked without allocating: every instance serves the path, is healthy
+    // and untried, so the balancer picks among them all.
+    let allFit = true
+    for (const endpoint of all) {
+      if (!fits(endpoint, path, now, tried)) {
+        allFit = false
+        break
+      }
     }
-    let candidates = serving.filter((endpoint) => !tried.has(endpoint) && !endpoint.isEjected(now))
-    if (candidates.length === 0) candidates = serving.filter((endpoint) => !tried.has(endpoint))
-    if (candidates.length === 0) candidates = serving
+    const candidates = allFit ? all : this.#candidates(path, all, now, tried)
     try {
       return this.options.balancer.pick(candidates, { path, input })
     } catch (err) {
@@ -336,16 +373,37 @@ export class DependencyClient {
     }
   }
 
+  /**
+   * The instances serving `path`: the healthy ones not yet tried by this call, else those not yet
+   * tried, else all of them (a call always has one).
+   */
+  #candidates(
+    path: string,
+    all: readonly Endpoint[],
+    now: number,
+    tried: Set<Endpoint> | undefined,
+  ): readonly Endpoint[] {
+    const serving = all.filter((endpoint) => endpoint.record.procedures[path] !== undefined)
+    if (serving.length === 0) {
+      const known = Object.keys(all[0]!.record.procedures).join(', ')
+      throw new DependencyCallError(
+        'unknown-procedure',
+        `role '${this.options.role}' has no procedure '${path}' (its instances serve: ${known || 'nothing'}); is the dependency's contract older than yours?`,
+      )
+    }
+    let candidates = serving.filter((endpoint) => fits(endpoint, path, now, tried))
+    if (candidates.length === 0) candidates = serving.filter((endpoint) => !tried?.has(endpoint))
+    if (candidates.length === 0) candidates = serving
+    return candidates
+  }
+
   /** Another healthy instance serving `path` that this call has not tried yet. */
-  #hasAlternative(path: string, current: Endpoint, tried: Set<Endpoint>): boolean {
+  #hasAlternative(path: string, current: Endpoint, tried: Set<Endpoint> | undefined): boolean {
     const now = Date.now()
-    return this.options.resolver.endpoints.some(
-      (other) =>
-        other !== current &&
-        !tried.has(other) &&
-        !other.isEjected(now) &&
-        other.record.procedures[path] !== undefined,
-    )
+    for (const other of this.options.resolver.endpoints) {
+      if (other !== current && fits(other, path, now, tried)) return true
+    }
+    return false
   }
 
   /** Passive health: out of rotation for a growing backoff, unless it is the last healthy one. */

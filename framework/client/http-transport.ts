@@ -1,11 +1,10 @@
 import type { CallMetadata } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { sendBatch } from './batch-request.js'
-import type { PendingCall, TimedAnswer } from './pending-call.js'
+import { type PendingCall, PendingTransportCall, type TimedAnswer } from './pending-call.js'
 import { RequestPool } from './request-pool.js'
 import { RpcStreamClient } from './rpc-stream-client.js'
 import { type RequestTarget, sendSingle } from './single-request.js'
-import { TransportError } from './transport-error.js'
 
 export type { HttpAnswer, TimedAnswer } from './pending-call.js'
 export { TransportError } from './transport-error.js'
@@ -69,50 +68,19 @@ export class HttpTransport {
   ): Promise<TimedAnswer> {
     const channel = this.#channel(url)
     return new Promise<TimedAnswer>((resolve, reject) => {
-      const createdAt = performance.now()
-      const giveUp = (reason: 'timeout' | 'aborted') => {
-        call.reject(new TransportError(`${reason} calling ${url}`, reason, true))
-        call.abandoned?.()
-      }
-      const onAbort = () => giveUp('aborted')
-      // A timer per call, no AbortController: this is the hot path.
-      const timer = setTimeout(giveUp, timeoutMs, 'timeout')
-      const done = () => {
-        call.settled = true
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-      }
-      const call: PendingCall = {
+      const call = new PendingTransportCall(
+        url,
         kind,
         path,
         input,
-        deadlineMs: Math.max(0, Math.floor(deadlineMs)),
+        Math.max(0, Math.floor(deadlineMs)),
         metadata,
         token,
-        settled: false,
-        sentAt: undefined,
-        abandoned: undefined,
-        resolve: (answer) => {
-          if (call.settled) return
-          done()
-          const latencyMs = performance.now() - (call.sentAt ?? createdAt)
-          resolve({ status: answer.status, body: answer.body, latencyMs })
-        },
-        reject: (err) => {
-          if (call.settled) return
-          done()
-          reject(err)
-        },
-        fail: (message, sent, cause) =>
-          call.reject(new TransportError(message, 'connect', sent, { cause })),
-        reroute: (message) => call.reject(new TransportError(message, 'leaving', false)),
-        refuse: (message, cause) =>
-          call.reject(new TransportError(message, 'input', false, { cause })),
-      }
-      if (signal) {
-        if (signal.aborted) return onAbort()
-        signal.addEventListener('abort', onAbort, { once: true })
-      }
+        timeoutMs,
+        resolve,
+        reject,
+      )
+      if (signal && !call.listen(signal)) return
       if (this.#useStream && !channel.noStream && channel.streamable) {
         return this.#stream(channel, token).send(call)
       }

@@ -70,16 +70,10 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
     if (input === undefined) return
     if (call.token !== undefined && call.token !== this.#token) this.#renew(call.token)
     const id = this.#calls.nextId()
-    const sentAt = performance.now()
-    call.sentAt = sentAt
+    call.sentAt = performance.now()
+    call.frameId = id
     this.#calls.add(id, call)
-    call.abandoned = () => {
-      if (!this.#calls.remove(id)) return
-      // Given up on (a timeout) with nothing heard since it was sent: a slow procedure, or a
-      // connection that died without saying so (a black-holed peer). Probe to tell them apart.
-      if (this.#socket.lastReceived < sentAt) this.#probe()
-      this.#maybeEnd()
-    }
+    call.abandoned = this.#onAbandoned
     this.#socket.send(
       encodeCallFrame(
         id,
@@ -90,6 +84,17 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
         encodeMetadata(call.metadata),
       ),
     )
+  }
+
+  /**
+   * A sent call was given up on (a timeout) with nothing heard since it was sent: a slow
+   * procedure, or a connection that died without saying so (a black-holed peer). Probe to tell
+   * them apart. One function per stream, not a closure per call.
+   */
+  readonly #onAbandoned = (call: StreamCall): void => {
+    if (!this.#calls.remove(call.frameId)) return
+    if (this.#socket.lastReceived < (call.sentAt ?? 0)) this.#probe()
+    this.#maybeEnd()
   }
 
   /**

@@ -15,7 +15,10 @@ export interface StreamCall {
   settled: boolean
   /** When the call was written to a connection (performance.now()); unset while it waits for one. */
   sentAt: number | undefined
-  abandoned: (() => void) | undefined
+  /** The id of the frame that carried it (on the RPC stream), once sent. */
+  frameId: number
+  /** Called with the call when its caller gives up on it before the answer. */
+  abandoned: ((call: StreamCall) => void) | undefined
   resolve(answer: { status: number; body: unknown }): void
   /** The connection failed. `sent`: the frame may have reached the service. `cause`: the error. */
   fail(message: string, sent: boolean, cause?: unknown): void

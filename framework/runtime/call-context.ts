@@ -36,6 +36,9 @@ export interface CallContextOptions {
   deps: Dependencies | undefined
 }
 
+/** Procedure names (or `/trpc` batch lists) whose child logger is kept, at most. */
+const MAX_PROCEDURE_LOGS = 512
+
 /**
  * `ctx` for each call, whatever transport brought it: `ctx.deps` calls end by the caller's
  * deadline and carry its propagating metadata (request id, caller) on to the next service.
@@ -43,18 +46,25 @@ export interface CallContextOptions {
 export function callContextFactory(options: CallContextOptions): ContextFactory {
   const { instance, log, deps } = options
   const noDeps = {}
+  // One child logger per procedure (`/trpc` batches name several: the count is capped).
+  const procedureLogs = new Map<string, Logger>()
+  const procedureLog = (procedure: string | undefined): Logger => {
+    if (procedure === undefined) return log
+    let child = procedureLogs.get(procedure)
+    if (child === undefined) {
+      child = log.child({ procedure })
+      if (procedureLogs.size < MAX_PROCEDURE_LOGS) procedureLogs.set(procedure, child)
+    }
+    return child
+  }
   return (deadlineMs, metadata, procedure, span, callerRole) => {
     const deadline = deadlineMs === undefined ? undefined : Date.now() + deadlineMs
     if (metadata === NO_METADATA && span === undefined) {
-      // The hot path: no metadata, shared clients when there is no deadline either.
-      let callLog: Logger | undefined
+      // The hot path: no metadata, shared clients when there is no deadline either, and the
+      // procedure's logger made once (a plain field: no getter closure per call).
       return {
         instance,
-        // A child logger only when a procedure logs (its own field: tRPC copies ctx by spreading).
-        get log() {
-          callLog ??= procedure === undefined ? log : log.child({ procedure })
-          return callLog
-        },
+        log: procedureLog(procedure),
         deps: deps ? deps.forRequest(deadline) : noDeps,
         requestId: undefined,
         caller: undefined,

@@ -3,7 +3,9 @@ import { StringDecoder } from 'node:string_decoder'
 import type { Logger } from 'pino'
 import { encodeAnswer } from '../protocol/answer.js'
 import { AUTH_FRAME_PATH } from '../protocol/call-token.js'
+import type { CallMetadata } from '../protocol/metadata.js'
 import { OVERLOADED_STATUS } from '../protocol/overload.js'
+import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { encodeRefusal, frameId, GOAWAY_FRAME, parseCallFrame } from '../protocol/stream-frames.js'
 import { CLOCK_TOLERANCE_S, type VerifiedCaller } from '../security/call-token.js'
 import type { CallAuth, CallerCheck } from './call-auth.js'
@@ -225,18 +227,7 @@ export class StreamConnection {
 
   /** Runs one frame; false when it was unreadable and the connection is being refused. */
   #frame(line: string): boolean {
-    // A bad frame whose id is readable is answered on that id; only an unreadable one costs
-    // the connection (the other calls on it cannot be told apart from it).
-    const badFrame = (outcome: Outcome): boolean => {
-      const id = frameId(line)
-      if (id === undefined) {
-        this.#refuse(outcome)
-        return false
-      }
-      this.#answer(id, outcome)
-      return true
-    }
-    if (this.#overLimit(line)) return badFrame(this.#tooLarge())
+    if (this.#overLimit(line)) return this.#badFrame(line, this.#tooLarge())
     // At the instance's limit: answered on its id without parsing the frame (a frame whose id
     // cannot be read goes on to be refused as malformed).
     // (The `_auth` test runs only when the instance is full, not on every frame.)
@@ -248,24 +239,59 @@ export class StreamConnection {
       }
     }
     const frame = parseCallFrame(line)
-    if (typeof frame === 'string') return badFrame(this.#invoker.refuse('BAD_REQUEST', frame))
+    if (typeof frame === 'string')
+      return this.#badFrame(line, this.#invoker.refuse('BAD_REQUEST', frame))
     const [id, path, kind, input, deadlineMs, metadata] = frame
     if (path === AUTH_FRAME_PATH && this.#auth) {
       this.#renew(id, input)
       return true
     }
-    const invoker = this.#invoker
     this.#inflight++
     this.#flow()
-    void invoker
-      .call(path, kind, input, deadlineMs ?? undefined, 0, metadata, this.#callerNow())
-      .catch((err: unknown) => invoker.fail(err, path))
-      .then((outcome) => {
-        this.#inflight--
-        this.#answer(id, outcome, path)
-        this.#flow()
-      })
+    void this.#run(id, path, kind, input, deadlineMs ?? undefined, metadata)
     return true
+  }
+
+  /**
+   * A bad frame whose id is readable is answered on that id; only an unreadable one costs the
+   * connection (the other calls on it cannot be told apart from it). False when refused.
+   */
+  #badFrame(line: string, outcome: Outcome): boolean {
+    const id = frameId(line)
+    if (id === undefined) {
+      this.#refuse(outcome)
+      return false
+    }
+    this.#answer(id, outcome)
+    return true
+  }
+
+  /** Runs one call and queues its answer (an async method, not closures per call: the hot path). */
+  async #run(
+    id: number,
+    path: string,
+    kind: ProcedureKind,
+    input: unknown,
+    deadlineMs: number | undefined,
+    metadata: CallMetadata,
+  ): Promise<void> {
+    let outcome: Outcome
+    try {
+      outcome = await this.#invoker.call(
+        path,
+        kind,
+        input,
+        deadlineMs,
+        0,
+        metadata,
+        this.#callerNow(),
+      )
+    } catch (err) {
+      outcome = this.#invoker.fail(err, path)
+    }
+    this.#inflight--
+    this.#answer(id, outcome, path)
+    this.#flow()
   }
 
   /** Queues `[id, status, body]`; a body JSON cannot encode (a BigInt, a cycle) becomes a 500. */

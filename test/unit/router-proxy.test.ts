@@ -85,4 +85,19 @@ describe('routerProxy', () => {
     await proxy.get()
     expect(call.mock.calls.map(([path]) => path)).toEqual(['admin.flush', 'admin.stats', 'get'])
   })
+
+  it('hands out the same proxy for the same chain (no allocation per call), each calling its own path', async () => {
+    const { call, proxy } = setup()
+    expect(proxy.cache.get).toBe(proxy.cache.get)
+    expect(proxy.cache).not.toBe(proxy.admin)
+    expect(proxy.cache.get).not.toBe(proxy.cache.set)
+    await proxy.cache.get(1)
+    await proxy.cache.get(2)
+    await proxy.cache.set(3)
+    expect(call.mock.calls.map(([path, input]) => [path, input])).toEqual([
+      ['cache.get', 1],
+      ['cache.get', 2],
+      ['cache.set', 3],
+    ])
+  })
 })
