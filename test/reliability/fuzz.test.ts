@@ -1,15 +1,40 @@
 import { once } from 'node:events'
 import { connect } from 'node:net'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
+import { RemoteProcedureError } from '../../framework/client/call-errors.js'
+import { connect as connectFramework } from '../../framework/index.js'
+import type cache from '../../services/cache/index.js'
 import { useCacheUnderTest } from '../support/cache-under-test.js'
 import { faultRow } from '../support/fault-summary.js'
 import { randomValue, seeded } from '../support/fuzz.js'
 
 const cacheUnderTest = useCacheUnderTest('fuzz')
 const { query, mutate } = cacheUnderTest
+let client: ReturnType<typeof connectFramework<{ cache: typeof cache }>> | undefined
+afterAll(() => client?.close())
+
+/**
+ * The status a call over the RPC stream (the framework's client, the direct procedure path)
+ * came to: 200, the remote error's HTTP status, or what went wrong if it got no answer.
+ */
+async function streamStatus(path: 'get' | 'set', input: unknown): Promise<number | string> {
+  client ??= connectFramework<{ cache: typeof cache }>({
+    deps: { cache: true },
+    etcdEndpoints: cacheUnderTest.etcdEndpoint,
+    namespace: cacheUnderTest.namespace,
+  })
+  const call = client.deps.cache[path] as (input: unknown) => Promise<unknown>
+  try {
+    await call(input)
+    return 200
+  } catch (err) {
+    if (err instanceof RemoteProcedureError) return err.remote.httpStatus
+    return `no answer: ${(err as Error).message}`
+  }
+}
 
 describe('fuzzed and garbage input', () => {
-  it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body, per batch item too', async () => {
+  it('400 random inputs to both paths (tRPC adapter and fast path) and batches: never a 5xx, always an error body, per batch item too, the same status on every path (the stream too)', async () => {
     const row = faultRow(
       'bad input: fuzzed requests (tRPC adapter, fast path, batches, bad percent-encodings)',
     )
@@ -17,6 +42,7 @@ describe('fuzzed and garbage input', () => {
     const statuses = new Map<number, number>()
     const itemStatuses = new Map<number, number>()
     const unexpected: string[] = []
+    let compared = 0
     const count = (map: Map<number, number>, status: number) =>
       map.set(status, (map.get(status) ?? 0) + 1)
     const check = async (label: string, response: Response, batchOf?: number) => {
@@ -47,12 +73,22 @@ describe('fuzzed and garbage input', () => {
     for (let i = 0; i < 100; i++) {
       const input = randomValue(random, 6)
       const body = JSON.stringify(input) ?? 'null'
-      await check(`/trpc/set ${body.slice(0, 80)}`, await mutate('set', body))
-      await check(`/trpc/get ${body.slice(0, 80)}`, await query('get', input))
-      await check(
-        `/_rpc/set ${body.slice(0, 80)}`,
-        await fetch(`${cacheUnderTest.url}/_rpc/set`, { method: 'POST', body }),
-      )
+      const trpcSet = await mutate('set', body)
+      await check(`/trpc/set ${body.slice(0, 80)}`, trpcSet)
+      const trpcGet = await query('get', input)
+      await check(`/trpc/get ${body.slice(0, 80)}`, trpcGet)
+      const rpcSet = await fetch(`${cacheUnderTest.url}/_rpc/set`, { method: 'POST', body })
+      await check(`/_rpc/set ${body.slice(0, 80)}`, rpcSet)
+      // tRPC's own runner (/trpc) and the direct procedure path (/_rpc requests, the RPC stream)
+      // must come to the same status for the same input: nothing new is accepted or refused.
+      const sets = [trpcSet.status, rpcSet.status, await streamStatus('set', input)]
+      const gets = [trpcGet.status, await streamStatus('get', input)]
+      compared += 5
+      if (new Set(sets).size !== 1 || new Set(gets).size !== 1) {
+        unexpected.push(
+          `${body.slice(0, 80)}: set /trpc, /_rpc, stream → ${sets.join(', ')}; get /trpc, stream → ${gets.join(', ')}`,
+        )
+      }
       // A batch whose items are themselves random: a wrong shape anywhere → 400 for the batch,
       // well-formed items with bad input → each item its own 400.
       const items = Array.from({ length: 1 + Math.floor(random() * 3) }, () =>
@@ -91,9 +127,10 @@ describe('fuzzed and garbage input', () => {
       failed: unexpected.length,
       instances: 1,
       lost: healthz === 200 ? 0 : 1,
-      note: `statuses ${tally(statuses)}; batch items ${tally(itemStatuses)}; /healthz ${healthz} after`,
+      note: `statuses ${tally(statuses)}; batch items ${tally(itemStatuses)}; ${compared} statuses compared across tRPC's runner and the direct path (/_rpc, stream); /healthz ${healthz} after`,
     })
     expect(unexpected).toEqual([])
+    expect(compared).toBe(500)
     expect([...itemStatuses.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
     expect(healthz).toBe(200)
     row.passed()

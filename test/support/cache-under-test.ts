@@ -15,6 +15,9 @@ export function useCacheUnderTest(namespace: string) {
     url: '',
     /** The instance id (its answers name it). */
     id: '',
+    /** Its etcd and namespace, for a framework client (`connect()`) of its own. */
+    etcdEndpoint: '',
+    namespace,
     query: (path: string, input: unknown) =>
       fetch(`${target.url}/trpc/${path}?input=${encodeURIComponent(JSON.stringify(input))}`),
     mutate: (path: string, body: string) =>
@@ -29,6 +32,7 @@ export function useCacheUnderTest(namespace: string) {
     running = await startInProcess(cache, etcd.endpoint, namespace)
     target.url = running.instance.url
     target.id = running.instance.id
+    target.etcdEndpoint = etcd.endpoint
   })
   afterAll(async () => {
     await running?.stop()
