@@ -6,7 +6,9 @@
  *   ctx.deps  — the framework's client through etcd discovery to the same instance, over the RPC
  *               stream (default)
  *   ctx.deps (requests) — the same client with the stream off: single and micro-batched requests
- *   moleculer — Moleculer 0.14, TCP transporter between two brokers (fastest-validator on)
+ *   moleculer 0.14, moleculer 0.15 — Moleculer, TCP transporter between two brokers held to
+ *               127.0.0.1 (fastest-validator on), one node per release; each checked at start to
+ *               answer cache.get's payload and refuse { key: 1 } with a ValidationError
  *   ctx.deps, tracing 1% / 100% — ctx.deps to a cache instance of its own that traces (OTLP/HTTP
  *               to a receiver process, `parentbased_traceidratio` at 0.01 / `always_on`): the
  *               cost of a SERVER span per served call. Metrics are on in every framework row.
@@ -14,11 +16,13 @@
  *               (FRAMEWORK_SECRET set on both sides): a token per callee role, minted once and
  *               renewed every ~40 s, checked at the stream's upgrade (and in _auth frames).
  * Sequential and 100 concurrent, three interleaved rounds each, median by calls/s.
+ * The goals (issue 18) hold against both Moleculer releases: met only if met against each.
  * Then each service side once more under --cpu-prof (service-profile.ts): where the CPU goes.
  * Also: how long a call takes to fail when the role has no live instance (SERVICE_UNAVAILABLE
  * "at once", README "How it behaves"; the tests only check that it does not wait for a deadline).
  */
 import { spawn } from 'node:child_process'
+import { isDeepStrictEqual } from 'node:util'
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Agent, request } from 'undici'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
@@ -34,7 +38,13 @@ import {
 } from './harness.js'
 import { benchEnv, LoggingChild, startInstance } from './instance.js'
 import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
+import { MOLECULER_VERSIONS, type MoleculerVersion } from './moleculer-package.js'
 import { profileServices } from './service-profile.js'
+
+/** Issue 18's goals: ctx.deps calls/s at 100 concurrent ≥ this × Moleculer's (both releases)… */
+const GOAL_CALLS_RATIO = 1.5
+/** …and ctx.deps's sequential p50 ≤ this × Moleculer's (both releases). */
+const GOAL_P50_RATIO = 0.8
 
 const MODES = [
   { mode: 'sequential', concurrency: 1, total: 4_000, maxMs: 6_000 },
@@ -102,7 +112,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     env: { ...process.env, ...tokenEnv },
   })
   const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
-  let moleculer: MoleculerBaseline | undefined
+  const moleculer: Partial<Record<MoleculerVersion, MoleculerBaseline>> = {}
   const connection = connect<{ cache: typeof cache }>({
     deps: { cache: true },
     etcdEndpoints: etcd.endpoint,
@@ -115,7 +125,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     transport: { stream: false },
   })
   try {
-    moleculer = await startMoleculer()
+    for (const version of MOLECULER_VERSIONS) moleculer[version] = await startMoleculer({ version })
     const rawUrl = (await raw.waitForLog('listening')).url as string
     const { url: cacheUrl } = await cacheInstance.listening()
     await cacheInstance.waitForLog('registered in etcd')
@@ -125,6 +135,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       links: [httpLink({ url: `${cacheUrl}/trpc` })],
     })
     await trpc.set.mutate({ key: 'k', value: 'v' })
+    await checkSamePayload(connection.deps.cache.get({ key: 'k' }), moleculer)
     const input = encodeURIComponent(JSON.stringify({ key: 'k' }))
     const variants: Record<string, () => Promise<unknown>> = {
       raw: async () => {
@@ -135,7 +146,12 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       'ctx.deps': () => connection.deps.cache.get({ key: 'k' }),
       'ctx.deps (requests)': () => requestsOnly.deps.cache.get({ key: 'k' }),
       'ctx.deps, token auth': () => tokenClient.deps.cache.get({ key: 'k' }),
-      moleculer: moleculer.call,
+      ...Object.fromEntries(
+        Object.entries(moleculer).map(([version, baseline]) => [
+          `moleculer ${version}`,
+          baseline.call,
+        ]),
+      ),
       ...Object.fromEntries(
         traced.map(({ name, client }) => [name, () => client.deps.cache.get({ key: 'k' })]),
       ),
@@ -176,17 +192,30 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         result.failed,
         ratio('raw'),
         ratio('trpc'),
-        ratio('moleculer'),
+        ratio('moleculer 0.14'),
+        ratio('moleculer 0.15'),
       ]
     })
     const table = markdownTable(
-      ['path', 'mode', 'calls/s', 'p50 ms', 'p99 ms', 'failed', '× raw', '× trpc', '× moleculer'],
+      [
+        'path',
+        'mode',
+        'calls/s',
+        'p50 ms',
+        'p99 ms',
+        'failed',
+        '× raw',
+        '× trpc',
+        '× moleculer',
+        '× moleculer 0.15',
+      ],
       rows,
     )
     const [sequential, concurrent] = MODES.map(({ mode }) => ({
       deps: find('ctx.deps', mode),
       plain: find('trpc', mode),
-      moleculer: find('moleculer', mode),
+      moleculer14: find('moleculer 0.14', mode),
+      moleculer15: find('moleculer 0.15', mode),
       raw: find('raw', mode),
       traced1: find('ctx.deps, tracing 1%', mode),
       traced100: find('ctx.deps, tracing 100%', mode),
@@ -195,22 +224,29 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     const met = (ok: boolean) => (ok ? 'met' : 'missed')
     const c = concurrent!
     const q = sequential!
+    // Against each release: [ratio 0.14, ratio 0.15]; a goal is met only if met against both.
+    const callsRatios = [c.moleculer14, c.moleculer15].map(
+      (m) => c.deps.callsPerSecond / m.callsPerSecond,
+    )
+    const p50Ratios = [q.moleculer14, q.moleculer15].map((m) => q.deps.p50Ms / m.p50Ms)
+    const both = (ratios: number[], digits: number) =>
+      `${ratios[0]!.toFixed(digits)}× Moleculer 0.14, ${ratios[1]!.toFixed(digits)}× 0.15`
     const summary: SummaryRow[] = [
       {
         benchmark: 'call-overhead',
         figure: '100 concurrent, calls/s',
         framework: `ctx.deps ${c.deps.callsPerSecond}`,
-        baseline: `Moleculer ${c.moleculer.callsPerSecond}; raw ${c.raw.callsPerSecond}; plain tRPC ${c.plain.callsPerSecond}`,
-        ratio: `${(c.deps.callsPerSecond / c.moleculer.callsPerSecond).toFixed(2)}× Moleculer; ${(c.deps.callsPerSecond / c.raw.callsPerSecond).toFixed(2)}× raw; ${(c.deps.callsPerSecond / c.plain.callsPerSecond).toFixed(1)}× tRPC`,
-        goal: `≥ 1.0× Moleculer: ${met(c.deps.callsPerSecond >= c.moleculer.callsPerSecond)}`,
+        baseline: `Moleculer 0.14 ${c.moleculer14.callsPerSecond}, 0.15 ${c.moleculer15.callsPerSecond}; raw ${c.raw.callsPerSecond}; plain tRPC ${c.plain.callsPerSecond}`,
+        ratio: `${both(callsRatios, 2)}; ${(c.deps.callsPerSecond / c.raw.callsPerSecond).toFixed(2)}× raw; ${(c.deps.callsPerSecond / c.plain.callsPerSecond).toFixed(1)}× tRPC`,
+        goal: `≥ ${GOAL_CALLS_RATIO}× Moleculer 0.14 and 0.15: ${met(callsRatios.every((r) => r >= GOAL_CALLS_RATIO))}`,
       },
       {
         benchmark: 'call-overhead',
         figure: 'sequential, p50 latency',
         framework: `ctx.deps ${q.deps.p50Ms} ms (${q.deps.callsPerSecond}/s)`,
-        baseline: `Moleculer ${q.moleculer.p50Ms} ms (${q.moleculer.callsPerSecond}/s); raw ${q.raw.p50Ms} ms`,
-        ratio: `${(q.deps.p50Ms / q.moleculer.p50Ms).toFixed(2)}× Moleculer`,
-        goal: `p50 ≤ Moleculer: ${met(q.deps.p50Ms <= q.moleculer.p50Ms)}`,
+        baseline: `Moleculer 0.14 ${q.moleculer14.p50Ms} ms (${q.moleculer14.callsPerSecond}/s), 0.15 ${q.moleculer15.p50Ms} ms (${q.moleculer15.callsPerSecond}/s); raw ${q.raw.p50Ms} ms`,
+        ratio: both(p50Ratios, 2),
+        goal: `p50 ≤ ${GOAL_P50_RATIO}× Moleculer 0.14 and 0.15: ${met(p50Ratios.every((r) => r <= GOAL_P50_RATIO))}`,
       },
     ]
     const fewer = (traced: Measurement) => 1 - traced.callsPerSecond / c.deps.callsPerSecond
@@ -256,6 +292,9 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       results,
       noInstance,
       exported,
+      moleculer: Object.fromEntries(
+        Object.entries(moleculer).map(([version, baseline]) => [version, baseline.installed]),
+      ),
       profile: { framework: profile.framework, moleculer: profile.moleculer, runs: profile.runs },
       summary,
     })
@@ -276,7 +315,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     await tokenClient.close()
     await tokenInstance.kill('SIGTERM')
     await agent.close()
-    await moleculer?.close()
+    for (const baseline of Object.values(moleculer)) await baseline.close()
     await cacheInstance.kill('SIGTERM')
     for (const { instance, client } of traced) {
       await client.close()
@@ -285,6 +324,30 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     await sink.kill('SIGTERM')
     await raw.kill('SIGTERM')
     await etcd.dispose()
+  }
+}
+
+/**
+ * Throws unless each Moleculer baseline answers what ctx.deps answers (same fields, same value
+ * and hit; `instance` names each side's own node), so both rows move the same payload.
+ */
+async function checkSamePayload(
+  framework: Promise<unknown>,
+  moleculer: Partial<Record<MoleculerVersion, MoleculerBaseline>>,
+): Promise<void> {
+  const expected = await framework
+  const comparable = (answer: unknown) => ({
+    ...(answer as object),
+    instance: typeof (answer as { instance?: unknown }).instance,
+  })
+  for (const [version, baseline] of Object.entries(moleculer)) {
+    const answer = await baseline.call()
+    if (!isDeepStrictEqual(comparable(answer), comparable(expected))) {
+      throw new Error(
+        `Moleculer ${version} answers ${JSON.stringify(answer)} where ctx.deps answers ` +
+          `${JSON.stringify(expected)}: the rows would not compare the same payload; fix bench/moleculer-node.ts`,
+      )
+    }
   }
 }
 

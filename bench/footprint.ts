@@ -2,8 +2,9 @@
  * footprint: what one instance and the CLI cost, built vs run through tsx, all in one run.
  *   - RSS of one `cache` instance after 1,000 calls (through `connect()`, as ctx.deps calls it):
  *     built (`dist/` CLI, `start --built`, plain node) vs tsx (`framework start` from TypeScript);
- *     anchor: a Moleculer broker with one service (its node compiled to JS, plain node), after
- *     1,000 calls from a client broker.
+ *     anchor: a Moleculer 0.14 broker with one service (its node compiled to JS, plain node), after
+ *     1,000 calls from a client broker; Moleculer 0.15 the same way, shown beside it (the goal
+ *     stays against 0.14).
  *   - boot to registered of one instance (spawn → "registered in etcd"), built vs tsx.
  *   - `framework dev --local` all ready vs etcd + 4 bare node:http processes (boot's runs): the
  *     example app with this repo's CLI (all TypeScript, through tsx), and an app made by
@@ -26,6 +27,7 @@ import { baselineOnce, devOnce } from './boot.js'
 import { markdownTable, type SummaryRow, writeResult } from './harness.js'
 import { benchEnv, CLI, LoggingChild } from './instance.js'
 import { startMoleculer } from './moleculer-client.js'
+import type { MoleculerVersion } from './moleculer-package.js'
 import { fixed, median, now, REPO_ROOT, sleep } from './support.js'
 
 const ROUNDS = 5
@@ -118,8 +120,8 @@ async function compiledMoleculerNode(): Promise<string> {
   return outfile
 }
 
-async function moleculerOnce(script: string): Promise<number> {
-  const moleculer = await startMoleculer({ script: [script] })
+async function moleculerOnce(script: string, version: MoleculerVersion): Promise<number> {
+  const moleculer = await startMoleculer({ script: [script], version })
   try {
     for (let i = 0; i < CALLS; i++) await moleculer.call()
     return rssMb(moleculer.pid)
@@ -251,6 +253,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     tsx: [],
   }
   const moleculer: number[] = []
+  const moleculer15: number[] = []
   const dev: { allReadyMs: number }[] = []
   const devApp: { allReadyMs: number }[] = []
   const base: { allReadyMs: number }[] = []
@@ -259,7 +262,8 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     for (let round = 0; round < ROUNDS; round++) {
       instances.built.push(await instanceOnce('built', etcd.endpoint))
       instances.tsx.push(await instanceOnce('tsx', etcd.endpoint))
-      moleculer.push(await moleculerOnce(moleculerScript))
+      moleculer.push(await moleculerOnce(moleculerScript, '0.14'))
+      moleculer15.push(await moleculerOnce(moleculerScript, '0.15'))
     }
     cli = await oneShots(etcd.endpoint)
   } finally {
@@ -276,6 +280,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const rss = (variant: Variant) => median(instances[variant].map((r) => r.rssMb))
   const boot = (variant: Variant) => median(instances[variant].map((r) => r.registeredMs))
   const anchor = median(moleculer)
+  const anchor15 = median(moleculer15)
   const devMs = median(dev.map((r) => r.allReadyMs))
   const devAppMs = median(devApp.map((r) => r.allReadyMs))
   const baseMs = median(base.map((r) => r.allReadyMs))
@@ -290,7 +295,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         instances.built.map((r) => r.rssMb),
         1,
       ),
-      `Moleculer broker + 1 service ${fixed(anchor, 1)}`,
+      `Moleculer 0.14 broker + 1 service ${fixed(anchor, 1)}`,
       `${fixed(rss('built') / anchor)}×`,
     ],
     [
@@ -301,10 +306,18 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         instances.tsx.map((r) => r.rssMb),
         1,
       ),
-      `Moleculer ${fixed(anchor, 1)}`,
+      `Moleculer 0.14 ${fixed(anchor, 1)}`,
       `${fixed(rss('tsx') / anchor)}×`,
     ],
-    ['', 'Moleculer anchor', fixed(anchor, 1), list(moleculer, 1), '—', '1.00×'],
+    ['', 'Moleculer 0.14 anchor', fixed(anchor, 1), list(moleculer, 1), '—', '1.00×'],
+    [
+      '',
+      'Moleculer 0.15',
+      fixed(anchor15, 1),
+      list(moleculer15, 1),
+      `Moleculer 0.14 ${fixed(anchor, 1)}`,
+      `${fixed(anchor15 / anchor)}×`,
+    ],
     [
       'boot → registered, ms',
       'cache, built',
@@ -374,7 +387,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       benchmark: 'footprint',
       figure: `RSS of a built instance after ${CALLS} calls`,
       framework: `${fixed(rss('built'), 1)} MB (tsx ${fixed(rss('tsx'), 1)} MB)`,
-      baseline: `Moleculer broker + 1 service ${fixed(anchor, 1)} MB`,
+      baseline: `Moleculer 0.14 broker + 1 service ${fixed(anchor, 1)} MB (0.15: ${fixed(anchor15, 1)} MB)`,
       ratio: `${fixed(rss('built') / anchor)}×`,
       goal: `${RSS_GOAL}: ${verdict(rss('built') <= anchor)}`,
     },
@@ -417,6 +430,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     calls: CALLS,
     instances,
     moleculer,
+    moleculer15,
     dev,
     devGeneratedApp: devApp,
     baseline: base,

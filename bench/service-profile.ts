@@ -1,8 +1,9 @@
 /**
- * Where a served call's CPU goes, on both sides of call-overhead's comparison: the framework's
- * cache instance and Moleculer's service node, each started once more with `--cpu-prof`, driven at
- * 100 concurrent for PROFILE_MS, stopped gracefully (the profile is written at exit) and summed by
- * category (cpu-profile.ts). The busy side of both is the service; the callers are not profiled.
+ * Where a served call's CPU goes, on each side of call-overhead's comparison: the framework's
+ * cache instance and Moleculer's service node (0.14 and 0.15), each started once more with
+ * `--cpu-prof`, driven at 100 concurrent for PROFILE_MS, stopped gracefully (the profile is written
+ * at exit) and summed by category (cpu-profile.ts). The busy side is the service; the callers are
+ * not profiled.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,6 +14,7 @@ import { profileBreakdown, readProfile, topFunctions } from './cpu-profile.js'
 import { markdownTable, measure } from './harness.js'
 import { benchEnv, startInstance } from './instance.js'
 import { startMoleculer } from './moleculer-client.js'
+import { MOLECULER_VERSIONS, type MoleculerVersion } from './moleculer-package.js'
 
 const PROFILE_MS = 6_000
 const TOP = 15
@@ -54,8 +56,9 @@ async function profileFramework(etcdEndpoint: string, dir: string) {
   }
 }
 
-async function profileMoleculer(dir: string) {
+async function profileMoleculer(dir: string, version: MoleculerVersion) {
   const moleculer = await startMoleculer({
+    version,
     script: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--import', 'tsx', 'bench/moleculer-node.ts'],
   })
   try {
@@ -65,28 +68,38 @@ async function profileMoleculer(dir: string) {
   }
 }
 
-/** Both profiles as one table: category, then ms and busy share on each side. */
+type Run = { callsPerSecond: number; failed: number }
+
+/** The profiles as one table: category, then ms and busy share on each side. */
 export async function profileServices(etcdEndpoint: string): Promise<{
   table: string
   framework: Breakdown
-  moleculer: Breakdown
-  runs: { framework: { callsPerSecond: number }; moleculer: { callsPerSecond: number } }
+  moleculer: Record<MoleculerVersion, Breakdown>
+  runs: { framework: Run; moleculer: Record<MoleculerVersion, Run> }
 }> {
   const work = mkdtempSync(join(tmpdir(), 'call-overhead-profile-'))
   try {
     const frameworkRun = await profileFramework(etcdEndpoint, join(work, 'framework'))
-    const moleculerRun = await profileMoleculer(join(work, 'moleculer'))
-    const frameworkProfile = readProfile(join(work, 'framework'))
-    const moleculerProfile = readProfile(join(work, 'moleculer'))
-    const framework = profileBreakdown(frameworkProfile)
-    const moleculer = profileBreakdown(moleculerProfile)
-    const top = (profile: typeof frameworkProfile) =>
+    const moleculerRuns = {} as Record<MoleculerVersion, Run>
+    for (const version of MOLECULER_VERSIONS) {
+      moleculerRuns[version] = await profileMoleculer(join(work, `moleculer-${version}`), version)
+    }
+    const profiles = [
+      { name: 'framework cache', run: frameworkRun, profile: readProfile(join(work, 'framework')) },
+      ...MOLECULER_VERSIONS.map((version) => ({
+        name: `Moleculer ${version} node`,
+        run: moleculerRuns[version],
+        profile: readProfile(join(work, `moleculer-${version}`)),
+      })),
+    ].map((side) => ({ ...side, breakdown: profileBreakdown(side.profile) }))
+    const tops = profiles.map(({ profile }) =>
       topFunctions(profile, TOP).map(
         (f) => `${f.name} (${f.where || 'native'}) ${(f.busyShare * 100).toFixed(1)}%`,
-      )
-    const topFramework = top(frameworkProfile)
-    const topMoleculer = top(moleculerProfile)
-    const categories = [...new Set([...framework, ...moleculer].map((row) => row.category))]
+      ),
+    )
+    const categories = [
+      ...new Set(profiles.flatMap((side) => side.breakdown.map((r) => r.category))),
+    ]
     const cell = (rows: Breakdown, category: string) => {
       const row = rows.find((r) => r.category === category)
       if (!row) return '–'
@@ -97,24 +110,25 @@ export async function profileServices(etcdEndpoint: string): Promise<{
     const table = markdownTable(
       [
         'service CPU, self time (--cpu-prof, 100 concurrent)',
-        `framework cache (${frameworkRun.callsPerSecond} calls/s)`,
-        `Moleculer node (${moleculerRun.callsPerSecond} calls/s)`,
+        ...profiles.map(({ name, run }) => `${name} (${run.callsPerSecond} calls/s)`),
       ],
       categories.map((category) => [
         category,
-        cell(framework, category),
-        cell(moleculer, category),
+        ...profiles.map(({ breakdown }) => cell(breakdown, category)),
       ]),
     )
     const topTable = markdownTable(
-      [`top ${TOP} functions by self time`, 'framework cache', 'Moleculer node'],
-      topFramework.map((entry, i) => [entry, topMoleculer[i] ?? '']),
+      [`top ${TOP} by self time`, ...profiles.map(({ name }) => name)],
+      Array.from({ length: TOP }, (_, i) => [i + 1, ...tops.map((top) => top[i] ?? '')]),
     )
     return {
       table: `${table}\n\n${topTable}`,
-      framework,
-      moleculer,
-      runs: { framework: frameworkRun, moleculer: moleculerRun },
+      framework: profiles[0]!.breakdown,
+      // profiles[1..] are the Moleculer nodes, in MOLECULER_VERSIONS order.
+      moleculer: Object.fromEntries(
+        MOLECULER_VERSIONS.map((version, index) => [version, profiles[index + 1]!.breakdown]),
+      ) as Record<MoleculerVersion, Breakdown>,
+      runs: { framework: frameworkRun, moleculer: moleculerRuns },
     }
   } finally {
     rmSync(work, { recursive: true, force: true })
