@@ -253,20 +253,18 @@ export class DependencyClient {
           ),
         )
       }
-      const send = async (key: SigningKey) => {
-        const signed = await this.#signed(tokens, key, metadata)
-        return this.options.transport.send(
-          endpoint.url,
+      const send = (key: SigningKey) =>
+        this.#sendSigned(
+          tokens,
+          key,
+          endpoint,
           kind,
           path,
           input,
           attemptMs,
-          attemptMs,
           callerSignal,
-          signed.metadata,
-          signed.token,
+          metadata,
         )
-      }
       const first: SigningKey = this.#onPreviousSecret.has(endpoint) ? 'previous' : 'current'
       let answer = await send(first)
       if (tokens.hasPrevious && isTokenRefused(answer.status, answer.body)) {
@@ -295,6 +293,53 @@ export class DependencyClient {
       this.options.balancer.observe?.(endpoint, answer.latencyMs, Date.now())
     }
     return answer
+  }
+
+  /**
+   * Sends one attempt with its token: at once when the role's token is cached and no end user
+   * travels (the common case: no promise, no object per call), else once it is signed.
+   */
+  #sendSigned(
+    tokens: CallTokens,
+    key: SigningKey,
+    endpoint: Endpoint,
+    kind: 'query' | 'mutation',
+    path: string,
+    input: unknown,
+    attemptMs: number,
+    callerSignal: AbortSignal | undefined,
+    metadata: CallMetadata | undefined,
+  ): Promise<TimedAnswer> {
+    const { transport, role } = this.options
+    if (metadata?.[CALLER_KEY] === undefined) {
+      const token = tokens.token(role, undefined, key)
+      if (typeof token === 'string') {
+        return transport.send(
+          endpoint.url,
+          kind,
+          path,
+          input,
+          attemptMs,
+          attemptMs,
+          callerSignal,
+          metadata,
+          token,
+        )
+      }
+    }
+    return this.#signed(tokens, key, metadata).then((signed) =>
+      transport.send(
+        endpoint.url,
+        kind,
+        path,
+        input,
+        attemptMs,
+        attemptMs,
+        callerSignal,
+        signed.metadata,
+        signed.token,
+      ),
+    )
   }
 
   /**

@@ -49,6 +49,11 @@ export class CallTokens {
   readonly #minted = new Map<string, Minted>()
   /** Mints in progress for keys that have no token yet. */
   readonly #first = new Map<string, Promise<string>>()
+  /** The cache keys of roles' own tokens (no principal), per signing key. */
+  readonly #plainKeys: Record<SigningKey, Map<string, string>> = {
+    current: new Map(),
+    previous: new Map(),
+  }
 
   constructor(
     private readonly options: {
@@ -80,7 +85,8 @@ export class CallTokens {
     principal?: string,
     key: SigningKey = 'current',
   ): string | Promise<string> {
-    const cacheKey = `${key}\n${audience}\n${principal ?? ''}`
+    const cacheKey =
+      principal === undefined ? this.#plainKey(key, audience) : `${key}\n${audience}\n${principal}`
     const now = Date.now()
     const minted = this.#minted.get(cacheKey)
     if (minted !== undefined && now < minted.expiresAt - 1_000) {
@@ -104,6 +110,20 @@ export class CallTokens {
       this.#first.set(cacheKey, first)
     }
     return first
+  }
+
+  /**
+   * The cache key of a role's own token, made once per role and key: a call builds no string (and
+   * the Map hashes none) on the hot path.
+   */
+  #plainKey(key: SigningKey, audience: string): string {
+    const keys = this.#plainKeys[key]
+    let cacheKey = keys.get(audience)
+    if (cacheKey === undefined) {
+      cacheKey = `${key}\n${audience}\n`
+      keys.set(audience, cacheKey)
+    }
+    return cacheKey
   }
 
   async #mint(
