@@ -26,8 +26,8 @@ import { isDeepStrictEqual } from 'node:util'
 import { createTRPCClient, httpLink } from '@trpc/client'
 import { Agent, request } from 'undici'
 import { EtcdServer } from '../framework/cli/local-etcd.js'
-import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
+import { builtConnect, startBuiltInstance } from './built.js'
 import {
   type Measurement,
   markdownTable,
@@ -36,7 +36,7 @@ import {
   type SummaryRow,
   writeResult,
 } from './harness.js'
-import { benchEnv, LoggingChild, startInstance } from './instance.js'
+import { benchEnv, LoggingChild } from './instance.js'
 import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
 import { MOLECULER_VERSIONS, type MoleculerVersion } from './moleculer-package.js'
 import { profileServices } from './service-profile.js'
@@ -63,6 +63,8 @@ const TRACED = {
 } as const
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
+  // The framework as production runs it (built.ts): compiled caller, bundled instances.
+  const connect = await builtConnect()
   const etcd = await EtcdServer.start()
   const raw = new LoggingChild(
     spawn(process.execPath, ['--import', 'tsx', 'bench/raw-server.ts'], {
@@ -70,7 +72,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   )
-  const cacheInstance = startInstance('cache', {
+  const cacheInstance = startBuiltInstance('cache', {
     ...benchEnv(etcd.endpoint, 'bench-overhead'),
     FRAMEWORK_TTL: '5',
   })
@@ -84,7 +86,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   // One cache instance per traced variant, each in a namespace of its own.
   const traced = Object.entries(TRACED).map(([name, sampler], index) => {
     const namespace = `bench-overhead-traced-${index}`
-    const instance = startInstance('cache', {
+    const instance = startBuiltInstance('cache', {
       ...benchEnv(etcd.endpoint, namespace),
       FRAMEWORK_TTL: '5',
       OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl,
@@ -100,7 +102,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   })
   // Call tokens on: an instance and a client of their own, sharing the namespace secret.
   const tokenEnv = { FRAMEWORK_SECRET: 'b'.repeat(48) }
-  const tokenInstance = startInstance('cache', {
+  const tokenInstance = startBuiltInstance('cache', {
     ...benchEnv(etcd.endpoint, 'bench-overhead-token'),
     FRAMEWORK_TTL: '5',
     ...tokenEnv,
@@ -358,6 +360,7 @@ async function checkSamePayload(
 async function measureNoInstance(
   etcdEndpoint: string,
 ): Promise<Measurement & { otherFailures: number }> {
+  const connect = await builtConnect()
   const empty = connect<{ cache: typeof cache }>({
     deps: { cache: true },
     etcdEndpoints: etcdEndpoint,

@@ -34,17 +34,21 @@ const CATEGORIES: [string, (frame: ProfileNode['callFrame']) => boolean][] = [
   ],
   [
     'framework gateway (routing, edge checks, answers)',
-    (f) => f.url.includes('/framework/gateway/'),
+    (f) => /\/(framework|dist)\/gateway\//.test(f.url),
   ],
   [
     'framework client (balancer, RPC stream, retries)',
-    (f) => /\/framework\/(client|discovery|protocol)\//.test(f.url),
+    (f) => /\/(framework|dist)\/(client|discovery|protocol)\//.test(f.url),
   ],
   [
     'framework runtime (stream, invoker, ctx)',
-    (f) => /\/framework\/(runtime|service|registry)\//.test(f.url),
+    (f) => /\/(framework|dist)\/(runtime|service|registry)\//.test(f.url),
   ],
-  ['framework telemetry (metrics, spans)', (f) => f.url.includes('/framework/telemetry/')],
+  ['framework telemetry (metrics, spans)', (f) => /\/(framework|dist)\/telemetry\//.test(f.url)],
+  [
+    "service bundle (the service's code, framework parts it imports)",
+    (f) => f.url.includes('/.framework/build/'),
+  ],
   ['tRPC (procedure runner, errors)', (f) => f.url.includes('/node_modules/@trpc/')],
   ['prom-client', (f) => f.url.includes('/node_modules/prom-client/')],
   ['OpenTelemetry', (f) => f.url.includes('/node_modules/@opentelemetry/')],
@@ -147,7 +151,7 @@ export function topFunctions(
     // The file, shortened to the part after node_modules/ or the repo's folders.
     const where = url
       .replace(/^.*\/node_modules\//, '')
-      .replace(/^.*\/(framework|services)\//, '$1/')
+      .replace(/^.*\/(\.framework\/build|dist|framework|services)\//, '$1/')
     const key = `${functionName} ${where}`
     const entry = totals.get(key) ?? { name: functionName || '(anonymous)', where, ms: 0 }
     entry.ms += ms

@@ -24,6 +24,7 @@ import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
 import { baselineOnce, devOnce } from './boot.js'
+import { BUILT_CLI, ensureBuilt } from './built.js'
 import { markdownTable, type SummaryRow, writeResult } from './harness.js'
 import { benchEnv, CLI, LoggingChild } from './instance.js'
 import { startMoleculer } from './moleculer-client.js'
@@ -34,7 +35,6 @@ const ROUNDS = 5
 const DEV_ROUNDS = 3
 const CALLS = 1_000
 const SOURCE_CLI = CLI
-const BUILT_CLI = join(REPO_ROOT, 'dist/cli/bin.js')
 const NAMESPACE = 'bench-footprint'
 /** The goals of issue 13. */
 const RSS_GOAL = 'built ≤ Moleculer anchor'
@@ -243,8 +243,7 @@ function imageSizes(): string {
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   // The built variants run the package's dist/ and the example's bundles.
-  const built = spawnSync('npm', ['run', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' })
-  if (built.status !== 0) throw new Error(`npm run build failed:\n${built.stderr}${built.stdout}`)
+  ensureBuilt()
   const moleculerScript = await compiledMoleculerNode()
   const app = generatedApp()
   const etcd = await EtcdServer.start()

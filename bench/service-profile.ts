@@ -8,11 +8,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connect } from '../framework/index.js'
 import type cache from '../services/cache/index.js'
+import { builtConnect, startBuiltInstance } from './built.js'
 import { profileBreakdown, readProfile, topFunctions } from './cpu-profile.js'
 import { markdownTable, measure } from './harness.js'
-import { benchEnv, startInstance } from './instance.js'
+import { benchEnv } from './instance.js'
 import { startMoleculer } from './moleculer-client.js'
 import { MOLECULER_VERSIONS, type MoleculerVersion } from './moleculer-package.js'
 
@@ -36,7 +36,8 @@ async function profiled(
 
 /** The framework's cache instance under --cpu-prof. */
 async function profileFramework(etcdEndpoint: string, dir: string) {
-  const instance = startInstance(
+  const connect = await builtConnect()
+  const instance = startBuiltInstance(
     'cache',
     { ...benchEnv(etcdEndpoint, NAMESPACE), FRAMEWORK_TTL: '5' },
     ['--cpu-prof', `--cpu-prof-dir=${dir}`],
