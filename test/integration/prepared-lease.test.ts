@@ -117,6 +117,8 @@ describe('a lease granted ahead of start()', () => {
     await done
 
     expect(messages).toContain('the lease granted ahead of start is gone; granting a new one')
+    // Replaced within the first attempt: no failed attempt, no backoff.
+    expect(messages.filter((message) => message.startsWith('cannot register'))).toEqual([])
     const first = await fixture.probe.lease(key)
     expect(first.id).not.toBe(prepared)
     expect(first.ttl).toBeGreaterThan(0)
