@@ -205,6 +205,18 @@ export class Registration extends EventEmitter {
 
   /** One attempt: the prepared lease if it is still alive, else a new one; then the put on it. */
   async #registerOnce(): Promise<void> {
+    try {
+      await this.#registerOnLease()
+    } catch (err) {
+      // Also when no lease could be granted: the lost registration's own-key watch is closed
+      // while etcd is away, not cancelled later while etcd3 resumes its watch stream (a
+      // cancel racing that resumption makes etcd3 throw "Failed to find watcher" and crash).
+      await this.#closeSelfWatch()
+      throw err
+    }
+  }
+
+  async #registerOnLease(): Promise<void> {
     const prepared = await this.#takePrepared()
     if (prepared) {
       try {
