@@ -1,8 +1,8 @@
 /**
  * propagation: how long until a watcher in another process sees a phone book change.
  *   baseline  — raw etcd3: `put` → watch `put` event, `delete` → watch `delete` event
- *   also      — raw etcd3 on a lease: grant + put → event, revoke → event (the etcd work a
- *               registration needs: two writes, where the baseline has one)
+ *   also      — raw etcd3 on a lease: grant + put → event, revoke → event (a registration's two
+ *               writes, both timed: the reference for a lease not granted ahead)
  *   framework — `Registration.start()` → an `EtcdResolver` emits `add`, after an untimed
  *               `prepare()` (the lease grant the runtime does while its server boots): what is
  *               timed is ready to serve → visible, one etcd write; `Registration.stop()` →
