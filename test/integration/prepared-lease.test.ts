@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createEtcdClient } from '../../framework/registry/etcd-client.js'
 import { instanceKey } from '../../framework/registry/record.js'
 import { Registration } from '../../framework/registry/registration.js'
+import relay from '../fixtures/app/services/relay/index.js'
 import { useEtcd } from '../support/etcd-fixture.js'
+import { startInProcess } from '../support/in-process.js'
 import { sampleRecord } from '../support/phone-book.js'
 import { waitFor } from '../support/wait.js'
 
@@ -165,5 +167,16 @@ describe('a lease granted ahead of start()', () => {
     expect(await leases()).not.toContain(prepared)
     expect(await fixture.probe.has(key)).toBe(false)
     expect(await revision()).toBe(revisionAtPrepare)
+  })
+
+  it('a boot that fails after the grant (a dependency never came) revokes the lease it granted ahead', async () => {
+    const before = await leases()
+    // relay waits for a `slow` instance, and none is started.
+    const definition = { ...relay, waitForDeps: { timeoutMs: 1_500 } }
+    await expect(
+      startInProcess(definition, fixture.etcd.endpoint, fixture.namespace()),
+    ).rejects.toThrow(/slow/)
+    // Every lease the boot granted is gone at once, not a TTL later.
+    expect(await leases()).toEqual(before)
   })
 })
