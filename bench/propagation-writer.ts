@@ -3,7 +3,11 @@
  * three variants share the machine's noise:
  *   raw        — etcd3 `put` of a key, then `delete` (the floor: one write each)
  *   raw-lease  — etcd3 lease grant + put on it, then lease revoke (what a registration needs)
- *   framework  — the framework's `Registration` (start → 'registered', stop), on its etcd client
+ *   framework  — the framework's `Registration`, on its etcd client, as the runtime drives it:
+ *                `prepare()` (the lease grant, which the runtime starts while its server is still
+ *                booting) is awaited untimed; what is timed is `start()` (the instance is ready to
+ *                serve) → 'registered', then `stop()`. So the framework's add is one etcd write
+ *                (the put) on a lease granted beforehand; raw-lease times both writes.
  * Each event is reported with `t0` (our `now()` just before the operation) and `ack` (after it
  * returned); the parent, which watches, subtracts. Driven over IPC: waits for `go`, ends with `events`.
  */
@@ -89,6 +93,8 @@ const variants = {
       log,
     })
     const registered = new Promise<void>((resolve) => registration.once('registered', resolve))
+    // Untimed, as in the runtime's boot: the lease is granted while the server starts listening.
+    await registration.prepare()
     let t0 = now()
     registration.start()
     await registered

@@ -1,5 +1,5 @@
 import { EventEmitter, once } from 'node:events'
-import type { Etcd3, Lease, Watcher } from 'etcd3'
+import { type Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3'
 import type { Logger } from 'pino'
 import type { EtcdAccess } from '../config/etcd-access.js'
 import { backoffDelay } from '../internal/backoff.js'
@@ -35,10 +35,22 @@ export type RegistrationState = 'registering' | 'registered' | 'stopped'
 /** The put of the record was refused for lack of permission: not retried. */
 class WriteRefused extends Error {}
 
+/** A granted lease with keepalives running, and the registration attempt its events belong to. */
+interface HeldLease {
+  lease: Lease
+  /** etcd's id of the lease (decimal, as its API writes it). */
+  id: string
+  generation: number
+}
+
 /**
  * Keeps one instance's phone book record in etcd: a key on a lease kept alive by heartbeats.
  * A lost lease (etcd restarted or wiped, lease revoked, key deleted, keepalives unanswered for a
  * TTL) is noticed and the record is put again on a new lease, with backoff, until `stop()`.
+ *
+ * `prepare()` grants the lease ahead of `start()` (the runtime calls it while the server is still
+ * starting), so that the record becomes visible one etcd write (the put) after the instance is
+ * ready to serve, not two.
  *
  * Events: `registered`, `unregistered` (reason: string), `refused` (line: string): etcd will
  * never let these credentials write this role's prefix, so retrying is pointless; registration
@@ -55,6 +67,9 @@ export class Registration extends EventEmitter {
   /** The current lease's id as etcd's API writes it (decimal), while registered. */
   #leaseDecimal: string | undefined
   #loopRunning = false
+  #started = false
+  /** The lease `prepare()` granted (undefined if the grant failed), until start() takes it. */
+  #prepared: Promise<HeldLease | undefined> | undefined
   #outageLogged = false
   readonly #stopping = new AbortController()
   readonly #timers: NodeJS.Timeout[] = []
@@ -74,8 +89,30 @@ export class Registration extends EventEmitter {
   /** The id of the current lease, while registered (hex, as etcdctl shows it). */
   leaseId: string | undefined
 
+  /**
+   * Grants the lease now, before `start()`, with keepalives running on it meanwhile, so that
+   * start() costs one etcd write. Call it once the key is known, while the server still starts.
+   * Never rejects: if the grant fails, start() grants as it would have without. A lease that is
+   * gone by start() (revoked, expired, etcd wiped) is replaced there. `stop()` revokes it, also
+   * when start() never came. Resolves once the grant is answered (or failed).
+   */
+  prepare(): Promise<void> {
+    if (this.#started || this.#state !== 'registering') return Promise.resolve()
+    this.#prepared ??= this.#grant().catch((err: unknown) => {
+      // Not an error yet: start() grants again, and logs (with the fix) if that fails too.
+      this.options.log.debug(
+        { err: err instanceof Error ? err.message : String(err) },
+        'could not grant the lease ahead of start; start() grants it',
+      )
+      return undefined
+    })
+    return this.#prepared.then(() => undefined)
+  }
+
   /** Starts registering in the background; failures are retried forever. */
   start(): void {
+    if (this.#started || this.#state === 'stopped') return
+    this.#started = true
     const { ttlSeconds, loadRefreshMs } = this.options
     // Keepalives are sent every TTL/3: no acknowledgement for a whole TTL means the lease has
     // (or is about to have) expired, even if etcd3's own 'lost' would come only after 2×TTL.
@@ -97,15 +134,22 @@ export class Registration extends EventEmitter {
     if (lease) {
       try {
         await withTimeout(lease.revoke(), ETCD_CALL_TIMEOUT_MS, 'lease revoke timed out')
-        this.options.log.info(
-          { ...lifecycle('deregistered'), key: this.options.key },
-          'lease revoked, record removed',
-        )
+        // A lease granted ahead of a start() that never came carried no record.
+        if (this.#started) {
+          this.options.log.info(
+            { ...lifecycle('deregistered'), key: this.options.key },
+            'lease revoked, record removed',
+          )
+        } else {
+          this.options.log.debug({ key: this.options.key }, 'lease granted ahead of start revoked')
+        }
       } catch (err) {
         lease.release()
         this.options.log.warn(
           { err, key: this.options.key },
-          'could not revoke the lease; the record expires with its TTL',
+          this.#started
+            ? 'could not revoke the lease; the record expires with its TTL'
+            : 'could not revoke the lease granted ahead of start; it expires with its TTL',
         )
       }
     }
@@ -159,12 +203,84 @@ export class Registration extends EventEmitter {
     }
   }
 
+  /** One attempt: the prepared lease if it is still alive, else a new one; then the put on it. */
   async #registerOnce(): Promise<void> {
-    const { client, key, ttlSeconds, log } = this.options
+    try {
+      await this.#registerOnLease()
+    } catch (err) {
+      // Also when no lease could be granted: the lost registration's own-key watch is closed
+      // while etcd is away, not cancelled later while etcd3 resumes its watch stream (a
+      // cancel racing that resumption makes etcd3 throw "Failed to find watcher" and crash).
+      await this.#closeSelfWatch()
+      throw err
+    }
+  }
+
+  async #registerOnLease(): Promise<void> {
+    const prepared = await this.#takePrepared()
+    if (prepared) {
+      try {
+        await this.#registerOn(prepared)
+        return
+      } catch (err) {
+        // etcd refused the put, so nothing was written: the lease went between the check and
+        // the put (revoked, expired, etcd wiped). Not an outage: grant a new one at once.
+        if (!(err instanceof EtcdLeaseInvalidError) || this.#state !== 'registering') throw err
+        this.options.log.info(
+          { key: this.options.key, reason: err.message },
+          'the lease granted ahead of start is gone; granting a new one',
+        )
+      }
+    }
+    await this.#registerOn(await this.#grant())
+  }
+
+  /**
+   * The lease `prepare()` granted, if it is usable: not lost, and acknowledged within half a TTL
+   * (a lease whose keepalives go unanswered may expire right after the put). Else it is let go
+   * and undefined is returned. Waits for a grant still on its way: it is further along than a new one.
+   */
+  async #takePrepared(): Promise<HeldLease | undefined> {
+    const pending = this.#prepared
+    this.#prepared = undefined
+    const held = await pending
+    if (!held || this.#state === 'stopped') return undefined
+    const silentMs = Date.now() - this.#lastAck
+    if (
+      held.generation === this.#generation &&
+      !held.lease.revoked() &&
+      silentMs < (this.options.ttlSeconds * 1000) / 2
+    ) {
+      return held
+    }
+    held.lease.release()
+    this.options.log.info(
+      { key: this.options.key, revoked: held.lease.revoked(), silentMs },
+      'the lease granted ahead of start is no longer alive; granting a new one',
+    )
+    return undefined
+  }
+
+  /** A new lease, granted, with keepalives running; its events count while it is the current one. */
+  async #grant(): Promise<HeldLease> {
+    const { client, ttlSeconds, log } = this.options
+    // stop() may have come while this attempt waited: a lease granted now would never be revoked.
+    if (this.#state === 'stopped') throw new Error('registration stopped')
     const generation = ++this.#generation
     const lease = client.lease(ttlSeconds, { autoKeepAlive: true })
     this.#lease = lease
-    lease.on('lost', (err: Error) => this.#onLost(generation, `lease lost: ${err.message}`))
+    let granted = false
+    lease.on('lost', (err: Error) => {
+      // A granted lease lost before its record was put (prepared, then revoked or expired):
+      // said here, since nothing else shows it; the put refuses it and a new one is granted.
+      if (granted && generation === this.#generation && this.#state === 'registering') {
+        log.info(
+          { key: this.options.key, reason: err.message },
+          'lease lost before the record was registered on it; a new one is granted',
+        )
+      }
+      this.#onLost(generation, `lease lost: ${err.message}`)
+    })
     lease.on('keepaliveSucceeded', () => {
       if (generation !== this.#generation) return
       this.#lastAck = Date.now()
@@ -179,6 +295,22 @@ export class Registration extends EventEmitter {
     })
     try {
       const id = await withTimeout(lease.grant(), ETCD_CALL_TIMEOUT_MS * 2, 'lease grant timed out')
+      granted = true
+      // etcd granted it a full TTL just now.
+      if (generation === this.#generation) this.#lastAck = Date.now()
+      return { lease, id: BigInt(id).toString(10), generation }
+    } catch (err) {
+      lease.release()
+      throw err
+    }
+  }
+
+  /** Puts the record on `held` (one etcd write) and watches the key; the lease is let go on failure. */
+  async #registerOn(held: HeldLease): Promise<void> {
+    const { key, ttlSeconds, log } = this.options
+    const { lease, generation } = held
+    try {
+      if (this.#state !== 'registering') throw new Error('stopped while registering')
       const record = this.options.record()
       const put = await withTimeout(
         lease.put(key).value(JSON.stringify(record)).exec(),
@@ -191,8 +323,8 @@ export class Registration extends EventEmitter {
       await this.#watchSelf(generation, BigInt(put.header.revision) + 1n)
       if (lease.revoked() || this.#state !== 'registering')
         throw new Error('lease ended while registering')
-      this.leaseId = BigInt(id).toString(16)
-      this.#leaseDecimal = BigInt(id).toString(10)
+      this.leaseId = BigInt(held.id).toString(16)
+      this.#leaseDecimal = held.id
     } catch (err) {
       lease.release()
       await this.#closeSelfWatch()

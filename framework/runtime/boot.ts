@@ -73,7 +73,10 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   })
 }
 
-/** Boots one instance: HTTP server first, then registration (retried forever in the background). */
+/**
+ * Boots one instance: the lease granted while the HTTP server starts, the record put once it
+ * listens (registration is retried forever in the background).
+ */
 export async function startInstance(options: StartOptions): Promise<RunningInstance> {
   const { definition, config, app } = options
   const id = newInstanceId(definition.role)
@@ -87,15 +90,49 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   )
 
   const procedures = procedureManifest(definition.router)
-  // Undefined (and the OpenTelemetry SDK never loaded) unless an OTLP endpoint is configured.
-  const tracing = await startTracing(process.env, { role: definition.role, instance: id })
   const load = new LoadSampler()
   const served = new ServedCalls(procedures)
   const metrics = new InstanceMetrics(procedures)
   const etcd = createEtcdClient(config.etcdEndpoints, config.etcdAccess)
   const startedAt = new Date().toISOString()
   const instance: { id: string; role: string; url: string } = { id, role: definition.role, url: '' }
-  let registration: Registration | undefined
+  const key = instanceKey(config.namespace, definition.role, id)
+  // Read when the record is put (after listen, so `instance.url` is known) and on load refreshes.
+  const record = (): PhoneBookRecord => ({
+    v: RECORD_VERSION,
+    role: definition.role,
+    id,
+    url: instance.url,
+    version: definition.version ?? app.version,
+    contract: contractHash(procedures),
+    procedures,
+    load: load.sample(),
+    startedAt,
+    host: hostname(),
+    pid: process.pid,
+  })
+  const registration = new Registration({
+    client: etcd,
+    endpoints: config.etcdEndpoints,
+    access: config.etcdAccess,
+    key,
+    ttlSeconds: config.ttlSeconds,
+    loadRefreshMs: config.loadRefreshMs,
+    record,
+    log,
+  })
+  // The lease is granted while tracing starts and the server is built and starts listening, so
+  // that once it serves, the record is one etcd write (the put) away from callers, not two.
+  void registration.prepare()
+  // Undefined (and the OpenTelemetry SDK never loaded) unless an OTLP endpoint is configured.
+  const tracing = await startTracing(process.env, { role: definition.role, instance: id }).catch(
+    async (err: unknown) => {
+      await registration.stop()
+      load.close()
+      etcd.close()
+      throw err
+    },
+  )
 
   const auth = new CallAuth(config.callAuth, definition.role, config.namespace)
   const deps =
@@ -155,7 +192,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
     limit,
     served,
     maxBodyBytes: config.maxBodyBytes,
-    isReady: () => registration?.registered === true,
+    isReady: () => registration.registered,
     tracing,
     scrape: metrics.scrape,
     metrics: metrics.server,
@@ -196,35 +233,22 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
   const server = createServer(handle)
   const httpDrain = new HttpDrain(server)
   server.on('upgrade', (req, socket, head) => streams.upgrade(req, socket, head))
-  const address = await listen(server, config.port, config.host)
+  /** A boot that fails: the prepared lease is revoked and every client closed, then it throws. */
+  const abandon = async (err: unknown): Promise<never> => {
+    server.closeAllConnections()
+    server.close()
+    await registration.stop()
+    await deps?.close()
+    load.close()
+    etcd.close()
+    await tracing?.shutdown()
+    throw err
+  }
+  const address = await listen(server, config.port, config.host).catch(abandon)
   instance.url = config.advertiseUrl ?? `http://${formatHost(config.advertiseHost)}:${address.port}`
   if (config.portFile) writeFileSync(config.portFile, String(address.port))
   log.info({ ...lifecycle('listening'), url: instance.url, port: address.port }, 'listening')
 
-  const key = instanceKey(config.namespace, definition.role, id)
-  const record = (): PhoneBookRecord => ({
-    v: RECORD_VERSION,
-    role: definition.role,
-    id,
-    url: instance.url,
-    version: definition.version ?? app.version,
-    contract: contractHash(procedures),
-    procedures,
-    load: load.sample(),
-    startedAt,
-    host: hostname(),
-    pid: process.pid,
-  })
-  registration = new Registration({
-    client: etcd,
-    endpoints: config.etcdEndpoints,
-    access: config.etcdAccess,
-    key,
-    ttlSeconds: config.ttlSeconds,
-    loadRefreshMs: config.loadRefreshMs,
-    record,
-    log,
-  })
   metrics.observe({
     registration,
     resolvers: () => deps?.resolvers.values() ?? [],
@@ -239,13 +263,7 @@ export async function startInstance(options: StartOptions): Promise<RunningInsta
       await deps.waitForInstances(definition.waitForDeps.timeoutMs)
     } catch (err) {
       log.error({ err: (err as Error).message }, 'dependencies not available')
-      server.closeAllConnections()
-      server.close()
-      await deps.close()
-      load.close()
-      etcd.close()
-      await tracing?.shutdown()
-      throw err
+      await abandon(err)
     }
   }
   registration.start()
