@@ -29,6 +29,7 @@ import { EtcdServer } from '../framework/cli/local-etcd.js'
 import type cache from '../services/cache/index.js'
 import { builtConnect, startBuiltInstance } from './built.js'
 import {
+  MEASUREMENT_COLUMNS,
   type Measurement,
   markdownTable,
   measure,
@@ -199,18 +200,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       ]
     })
     const table = markdownTable(
-      [
-        'path',
-        'mode',
-        'calls/s',
-        'p50 ms',
-        'p99 ms',
-        'failed',
-        '× raw',
-        '× trpc',
-        '× moleculer',
-        '× moleculer 0.15',
-      ],
+      [...MEASUREMENT_COLUMNS, '× raw', '× trpc', '× moleculer', '× moleculer 0.15'],
       rows,
     )
     const [sequential, concurrent] = MODES.map(({ mode }) => ({

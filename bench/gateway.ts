@@ -19,6 +19,7 @@ import { connect } from '../framework/index.js'
 import type api from '../services/api/index.js'
 import { profileBreakdown, readProfile } from './cpu-profile.js'
 import {
+  MEASUREMENT_COLUMNS,
   markdownTable,
   measure,
   measureInterleaved,
@@ -114,16 +115,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     const find = (name: string, mode: string) =>
       results.find((result) => result.name === name && result.mode === mode)!
     const table = markdownTable(
-      [
-        'path',
-        'mode',
-        'calls/s',
-        'p50 ms',
-        'p99 ms',
-        'failed',
-        '× nginx → /trpc',
-        'p50 − ctx.deps ms',
-      ],
+      [...MEASUREMENT_COLUMNS, '× nginx → /trpc', 'p50 − ctx.deps ms'],
       results.map((result) => [
         result.name,
         result.mode,

@@ -141,6 +141,9 @@ export function summaryTable(rows: readonly SummaryRow[]): string {
   )
 }
 
+/** The first columns of a table of measurements (`Measurement`'s figures), in this order. */
+export const MEASUREMENT_COLUMNS = ['path', 'mode', 'calls/s', 'p50 ms', 'p99 ms', 'failed']
+
 export function markdownTable(headers: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`
   return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n')

@@ -241,16 +241,7 @@ export class DependencyClient {
         // The hot path: no token, no closure.
         return this.#observed(
           endpoint,
-          await this.options.transport.send(
-            endpoint.url,
-            kind,
-            path,
-            input,
-            attemptMs,
-            attemptMs,
-            callerSignal,
-            metadata,
-          ),
+          await this.#send(endpoint, kind, path, input, attemptMs, callerSignal, metadata),
         )
       }
       const send = (key: SigningKey) =>
@@ -310,35 +301,47 @@ export class DependencyClient {
     callerSignal: AbortSignal | undefined,
     metadata: CallMetadata | undefined,
   ): Promise<TimedAnswer> {
-    const { transport, role } = this.options
     if (metadata?.[CALLER_KEY] === undefined) {
-      const token = tokens.token(role, undefined, key)
+      const token = tokens.token(this.options.role, undefined, key)
       if (typeof token === 'string') {
-        return transport.send(
-          endpoint.url,
-          kind,
-          path,
-          input,
-          attemptMs,
-          attemptMs,
-          callerSignal,
-          metadata,
-          token,
-        )
+        return this.#send(endpoint, kind, path, input, attemptMs, callerSignal, metadata, token)
       }
     }
     return this.#signed(tokens, key, metadata).then((signed) =>
-      transport.send(
-        endpoint.url,
+      this.#send(
+        endpoint,
         kind,
         path,
         input,
-        attemptMs,
         attemptMs,
         callerSignal,
         signed.metadata,
         signed.token,
       ),
+    )
+  }
+
+  /** One attempt on the wire: `attemptMs` is both its timeout and the deadline the callee is told. */
+  #send(
+    endpoint: Endpoint,
+    kind: 'query' | 'mutation',
+    path: string,
+    input: unknown,
+    attemptMs: number,
+    callerSignal: AbortSignal | undefined,
+    metadata: CallMetadata | undefined,
+    token?: string,
+  ): Promise<TimedAnswer> {
+    return this.options.transport.send(
+      endpoint.url,
+      kind,
+      path,
+      input,
+      attemptMs,
+      attemptMs,
+      callerSignal,
+      metadata,
+      token,
     )
   }
 
