@@ -180,3 +180,26 @@ describe('a lease granted ahead of start()', () => {
     expect(await leases()).toEqual(before)
   })
 })
+
+describe('the lease granted ahead is ready before start()', () => {
+  it("prepare() resolves once the lease's first keepalive is answered, so the put goes out alone", async () => {
+    const { registration } = newRegistration()
+    // The registration's own client, its lease() wrapped to see the lease's keepalive answers.
+    const client = clients.at(-1)!
+    const lease = client.lease.bind(client)
+    const answered: number[] = []
+    client.lease = ((...args: Parameters<Etcd3['lease']>) => {
+      const made = lease(...args)
+      made.on('keepaliveSucceeded', () => answered.push(performance.now()))
+      return made
+    }) as Etcd3['lease']
+    await registration.prepare()
+    const prepared = performance.now()
+    expect(answered.length).toBeGreaterThanOrEqual(1)
+    expect(answered[0]!).toBeLessThanOrEqual(prepared)
+    const done = registered(registration)
+    registration.start()
+    await done
+    expect(registration.registered).toBe(true)
+  })
+})
