@@ -147,6 +147,7 @@ describe('framework dev in docker compose (real engine, host network)', () => {
         if (left.length > 0) runChecked('docker', ['rm', '--force', ...left])
       }
     } finally {
+      engine?.removeBuiltImages('framework-*:dev', say)
       await engine?.stop()
       if (engine?.startedPid) say(`stopped dockerd (pid ${engine.startedPid})`)
       if (workDir) rmSync(workDir, { recursive: true, force: true })

@@ -167,6 +167,7 @@ describe('a framework new app in docker compose (real engine, host network)', ()
         if (left.length > 0) runChecked('docker', ['rm', '--force', ...left])
       }
     } finally {
+      engine?.removeBuiltImages('shop-*:dev', say)
       await engine?.stop()
       if (workDir) rmSync(workDir, { recursive: true, force: true })
       for (const line of measured) say(`measured: ${line}`)
