@@ -134,21 +134,33 @@ export class HttpTransport {
   #stream(channel: Channel, token: string | undefined): RpcStreamClient<PendingCall> {
     const current = channel.stream
     if (current && current.state !== 'closed') return current
-    const stream = new RpcStreamClient<PendingCall>(new URL(channel.url), token, (unsent) => {
-      // The service does not speak the stream: requests from now on, starting with these.
-      channel.noStream = true
-      if (channel.stream === stream) channel.stream = undefined
-      if (this.#channels.get(channel.url) !== channel) {
-        // Released meanwhile (the instance left the phone book): its pool is closed.
-        for (const call of unsent) call.reroute(`${channel.url} left the phone book`)
-        return
-      }
-      channel.queue.push(...unsent)
-      if (unsent.length > 0 && !channel.flushScheduled) {
-        channel.flushScheduled = true
-        process.nextTick(() => this.#flush(channel))
-      }
-    })
+    const stream = new RpcStreamClient<PendingCall>(
+      new URL(channel.url),
+      token,
+      (unsent) => {
+        // The service does not speak the stream: requests from now on, starting with these.
+        channel.noStream = true
+        if (channel.stream === stream) channel.stream = undefined
+        if (this.#channels.get(channel.url) !== channel) {
+          // Released meanwhile (the instance left the phone book): its pool is closed.
+          for (const call of unsent) call.reroute(`${channel.url} left the phone book`)
+          return
+        }
+        channel.queue.push(...unsent)
+        if (unsent.length > 0 && !channel.flushScheduled) {
+          channel.flushScheduled = true
+          process.nextTick(() => this.#flush(channel))
+        }
+      },
+      (resend) => {
+        // Calls whose token the refused upgrade never checked: each on a stream with its own.
+        if (this.#channels.get(channel.url) !== channel) {
+          for (const call of resend) call.reroute(`${channel.url} left the phone book`)
+          return
+        }
+        for (const call of resend) this.#stream(channel, call.token).send(call)
+      },
+    )
     channel.stream = stream
     return stream
   }

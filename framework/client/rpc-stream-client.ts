@@ -7,6 +7,9 @@ import { StreamSocket } from './stream-socket.js'
 
 export type { StreamCall } from './stream-calls.js'
 
+/** Calls already handed back once after a 401 upgrade: never twice (two tokens, both refused). */
+const resentOnce = new WeakSet<StreamCall>()
+
 /** How long a liveness probe may go unanswered before the connection is dropped. */
 const PROBE_TIMEOUT_MS = 2_000
 
@@ -33,6 +36,11 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
     readonly url: URL,
     token: string | undefined,
     private readonly onUnsupported: (calls: C[]) => void,
+    /**
+     * Calls that waited on this stream with another token than the one its upgrade carried, when
+     * the upgrade was refused (401): theirs was never checked; they go on a new stream, once.
+     */
+    private readonly onResend: (calls: C[]) => void = () => undefined,
   ) {
     this.#token = token
     this.#socket = new StreamSocket(
@@ -171,8 +179,21 @@ export class RpcStreamClient<C extends StreamCall = StreamCall> {
       const message = `${this.url.origin} is shutting down (503 to the stream upgrade)`
       for (const call of this.#calls.takeWaiting()) call.reroute(message)
     } else if (status === '401') {
+      // Closed first: a call handed back opens a new stream with its own token.
+      this.state = 'closed'
+      const refused = this.#token
       const answer = { status: 401, body: unauthorizedBody(this.url.origin) }
-      for (const call of this.#calls.takeWaiting()) call.resolve(answer)
+      const resend: C[] = []
+      for (const call of this.#calls.takeWaiting()) {
+        if (call.settled) continue
+        // Signed otherwise (a rotation's retry with the previous secret beside calls signed with
+        // the current one): not what was refused.
+        if (call.token !== refused && !resentOnce.has(call)) {
+          resentOnce.add(call)
+          resend.push(call)
+        } else call.resolve(answer)
+      }
+      if (resend.length > 0) this.onResend(resend)
     } else this.#unsupported()
     this.state = 'closed'
   }
