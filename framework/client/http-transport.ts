@@ -141,11 +141,8 @@ export class HttpTransport {
         // The service does not speak the stream: requests from now on, starting with these.
         channel.noStream = true
         if (channel.stream === stream) channel.stream = undefined
-        if (this.#channels.get(channel.url) !== channel) {
-          // Released meanwhile (the instance left the phone book): its pool is closed.
-          for (const call of unsent) call.reroute(`${channel.url} left the phone book`)
-          return
-        }
+        // Released meanwhile: its pool is closed.
+        if (this.#reroutedIfReleased(channel, unsent)) return
         channel.queue.push(...unsent)
         if (unsent.length > 0 && !channel.flushScheduled) {
           channel.flushScheduled = true
@@ -154,15 +151,22 @@ export class HttpTransport {
       },
       (resend) => {
         // Calls whose token the refused upgrade never checked: each on a stream with its own.
-        if (this.#channels.get(channel.url) !== channel) {
-          for (const call of resend) call.reroute(`${channel.url} left the phone book`)
-          return
-        }
+        if (this.#reroutedIfReleased(channel, resend)) return
         for (const call of resend) this.#stream(channel, call.token).send(call)
       },
     )
     channel.stream = stream
     return stream
+  }
+
+  /**
+   * Whether the channel was released meanwhile (its instance left the phone book); if so, `calls`
+   * handed back by its stream are rerouted, as `release()` reroutes its queue.
+   */
+  #reroutedIfReleased(channel: Channel, calls: readonly PendingCall[]): boolean {
+    if (this.#channels.get(channel.url) === channel) return false
+    for (const call of calls) call.reroute(`${channel.url} left the phone book`)
+    return true
   }
 
   #channel(url: string): Channel {
