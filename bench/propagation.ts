@@ -10,7 +10,8 @@
  * The writer is a separate process (bench/propagation-writer.ts); both read the same clock
  * (`performance.timeOrigin + performance.now()`), and the offset between the two processes is
  * measured over IPC and reported. Events are produced one at a time with a gap, the variants
- * interleaved in chunks. Kill -9: processes holding 10 registrations each (TTL 2 s, the minimum)
+ * taking turns event by event (1200 of each: a p99 is then the 12th slowest, not the 2nd of 200,
+ * which swung by several ms between runs). Kill -9: processes holding 10 registrations each (TTL 2 s, the minimum)
  * are killed at once, several rounds.
  */
 import { loadavg } from 'node:os'
@@ -19,7 +20,7 @@ import { EtcdServer } from '../framework/cli/local-etcd.js'
 import { EtcdResolver } from '../framework/discovery/etcd-resolver.js'
 import { createEtcdClient } from '../framework/registry/etcd-client.js'
 import { markdownTable, type SummaryRow, writeResult } from './harness.js'
-import type { WriterConfig, WrittenEvent } from './propagation-writer.js'
+import type { GcPause, WriterConfig, WrittenEvent } from './propagation-writer.js'
 import type { RegistrantsConfig } from './registrants.js'
 import {
   BenchChild,
@@ -34,8 +35,7 @@ import {
 
 const NAMESPACE = 'bench-prop'
 const RAW_PREFIX = '/bench-prop-raw/'
-const CHUNKS = 8
-const PER_CHUNK = 25 // × 8 chunks = 200 events of each kind per variant
+const ROUNDS = 1200 // events of each kind per variant
 const GAP_MS = 10
 const PROP_TTL = 5
 const KILL_TTL = 2
@@ -54,6 +54,24 @@ interface Row {
   /** Framework events as a plain etcd3 watch in the same process saw them. */
   plainWatch?: Percentiles | undefined
   missed: number
+  /** Events during which the writer paused for GC: of all, and of those at or above the p99. */
+  writerGc?: { all: number; tail: number; tailOf: number } | undefined
+}
+
+/** How many of `timed` (start, latency) overlap one of `pauses`: in all, and at or above `p99`. */
+function gcOverlaps(
+  timed: readonly { t0: number; latency: number }[],
+  pauses: readonly GcPause[],
+  p99: number,
+): { all: number; tail: number; tailOf: number } {
+  const hit = ({ t0, latency }: { t0: number; latency: number }) =>
+    pauses.some((pause) => pause.end > t0 && pause.start < t0 + latency)
+  const tail = timed.filter((event) => event.latency >= p99)
+  return {
+    all: timed.filter(hit).length,
+    tail: tail.filter(hit).length,
+    tailOf: tail.length,
+  }
 }
 
 export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
@@ -93,18 +111,21 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       namespace: NAMESPACE,
       rawPrefix: RAW_PREFIX,
       role: 'prop',
-      chunks: CHUNKS,
-      perChunk: PER_CHUNK,
+      rounds: ROUNDS,
       gapMs: GAP_MS,
       ttlSeconds: PROP_TTL,
     }
-    const writer = new BenchChild('propagation-writer.ts', { args: [JSON.stringify(writerConfig)] })
+    const writer = new BenchChild('propagation-writer.ts', {
+      args: [JSON.stringify(writerConfig)],
+      nodeArgs: ['--expose-gc'],
+    })
     children.push(writer)
     await writer.next('ready', 30_000)
     const clock = await clockOffset(writer)
     writer.send({ type: 'go' })
-    const { events } = (await writer.next('events', 180_000)) as unknown as {
+    const { events, gcPauses } = (await writer.next('events', 300_000)) as unknown as {
       events: WrittenEvent[]
+      gcPauses: GcPause[]
     }
     await sleep(500)
     await rawWatcher.cancel()
@@ -115,20 +136,26 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       for (const op of ['add', 'remove'] as const) {
         const mine = events.filter((event) => event.variant === variant && event.op === op)
         const latencies: number[] = []
+        const timed: { t0: number; latency: number }[] = []
         const etcdSide: number[] = []
         for (const event of mine) {
           const at = seen.get(`${op} ${event.key}`)
-          if (at !== undefined) latencies.push(at - event.t0)
+          if (at !== undefined) {
+            latencies.push(at - event.t0)
+            timed.push({ t0: event.t0, latency: at - event.t0 })
+          }
           const rawAt = rawSeen.get(`${op} ${event.key}`)
           if (rawAt !== undefined) etcdSide.push(rawAt - event.t0)
         }
+        const latency = percentiles(latencies)
         rows.push({
           variant,
           op,
-          latency: percentiles(latencies),
+          latency,
           ack: percentiles(mine.map((event) => event.ack - event.t0)),
           plainWatch: etcdSide.length > 0 ? percentiles(etcdSide) : undefined,
           missed: mine.length - latencies.length,
+          writerGc: gcOverlaps(timed, gcPauses, latency.p99),
         })
       }
     }
@@ -222,6 +249,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         'writer ack p50 ms',
         'plain watch of same keys p50 / p99 ms',
         'missed',
+        'writer GC inside: all / at ≥ p99',
         'p99 − raw p99',
       ],
       rows.map((row) => {
@@ -235,6 +263,9 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
           row.ack ? fixed(row.ack.p50) : '—',
           row.plainWatch ? `${fixed(row.plainWatch.p50)} / ${fixed(row.plainWatch.p99)}` : '—',
           row.missed,
+          row.writerGc
+            ? `${row.writerGc.all} / ${row.writerGc.tail} of ${row.writerGc.tailOf}`
+            : '—',
           row.variant === 'framework kill -9'
             ? `≈ ${fixed(row.latency.p50 / (KILL_TTL * 1000))} × TTL (p50)`
             : row.variant === 'raw'
@@ -268,8 +299,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     writeResult('propagation', {
       loadAverage: loadavg(),
       settings: {
-        chunks: CHUNKS,
-        perChunk: PER_CHUNK,
+        rounds: ROUNDS,
         gapMs: GAP_MS,
         registrationTtlSeconds: PROP_TTL,
         killTtlSeconds: KILL_TTL,

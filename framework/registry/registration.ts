@@ -1,5 +1,5 @@
 import { EventEmitter, once } from 'node:events'
-import { type Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3'
+import { type Etcd3, EtcdLeaseInvalidError, type IKeyValue, type Lease, type Watcher } from 'etcd3'
 import type { Logger } from 'pino'
 import type { EtcdAccess } from '../config/etcd-access.js'
 import { backoffDelay } from '../internal/backoff.js'
@@ -44,6 +44,22 @@ interface HeldLease {
 }
 
 /**
+ * The watch on our own key (deletes only: etcd sends it no put). prepare() makes it with the
+ * lease, before the put, so that the put is the only thing between ready and visible; otherwise
+ * it is made right after the put, from the next revision. A delete at a revision after our put is
+ * a loss; one before it removed an older record.
+ */
+interface SelfWatch {
+  watcher: Watcher
+  /** The registration attempt (lease) it belongs to. */
+  generation: number
+  /** Our put's revision, once known. */
+  putRevision: bigint | undefined
+  /** The latest delete seen while the put's revision was not known yet (0n if none). */
+  deletedBeforePut: bigint
+}
+
+/**
  * Waits for the lease's first keepalive answer, its loss, or ETCD_CALL_TIMEOUT_MS. Right after a
  * grant etcd3 opens the lease's keepalive stream and sends a keepalive on it; a put sent beside
  * them waits behind them (~0.4 ms at p50, more at the tail). A lease prepared ahead has that round
@@ -82,7 +98,7 @@ function firstKeepalive(held: HeldLease): Promise<HeldLease> {
 export class Registration extends EventEmitter {
   #state: RegistrationState = 'registering'
   #lease: Lease | undefined
-  #selfWatch: Watcher | undefined
+  #selfWatch: SelfWatch | undefined
   /** Bumped on every registration attempt; events of older leases and watchers are ignored. */
   #generation = 0
   #lastAck = 0
@@ -117,13 +133,20 @@ export class Registration extends EventEmitter {
    * start() costs one etcd write. Call it once the key is known, while the server still starts.
    * Never rejects: if the grant fails, start() grants as it would have without. A lease that is
    * gone by start() (revoked, expired, etcd wiped) is replaced there. `stop()` revokes it, also
-   * when start() never came. Resolves once the grant is answered (or failed) and the lease's
-   * first keepalive is (or ETCD_CALL_TIMEOUT_MS passed).
+   * when start() never came. The own-key watch is made here too (if it is not ready, start()
+   * watches after its put, as without prepare). Resolves once the grant is answered (or failed)
+   * and the lease's first keepalive and the watch are (or ETCD_CALL_TIMEOUT_MS passed).
    */
   prepare(): Promise<void> {
     if (this.#started || this.#state !== 'registering') return Promise.resolve()
     this.#prepared ??= this.#grant()
-      .then((held) => firstKeepalive(held))
+      .then((held) =>
+        Promise.all([
+          firstKeepalive(held),
+          this.#watchSelf(held.generation, undefined, ETCD_CALL_TIMEOUT_MS).catch(() => undefined),
+        ]),
+      )
+      .then(([held]) => held)
       .catch((err: unknown) => {
         // Not an error yet: start() grants again, and logs (with the fix) if that fails too.
         this.options.log.debug(
@@ -331,12 +354,16 @@ export class Registration extends EventEmitter {
     }
   }
 
-  /** Puts the record on `held` (one etcd write) and watches the key; the lease is let go on failure. */
+  /**
+   * Puts the record on `held` (one etcd write) and, unless prepare() already did, watches the key
+   * from the next revision; the lease is let go on failure.
+   */
   async #registerOn(held: HeldLease): Promise<void> {
     const { key, ttlSeconds, log } = this.options
     const { lease, generation } = held
     try {
       if (this.#state !== 'registering') throw new Error('stopped while registering')
+      const watch = this.#selfWatch?.generation === generation ? this.#selfWatch : undefined
       const record = this.options.record()
       const put = await withTimeout(
         lease.put(key).value(JSON.stringify(record)).exec(),
@@ -346,7 +373,15 @@ export class Registration extends EventEmitter {
         throw this.#writeRefused(err) ?? err
       })
       this.#lastLoad = JSON.stringify(record.load)
-      await this.#watchSelf(generation, BigInt(put.header.revision) + 1n)
+      const putRevision = BigInt(put.header.revision)
+      if (!watch) {
+        await this.#watchSelf(generation, putRevision)
+      } else {
+        watch.putRevision = putRevision
+        if (this.#selfWatch !== watch) throw new Error('own-key watch failed while registering')
+        if (watch.deletedBeforePut > putRevision)
+          throw new Error('own key deleted while registering')
+      }
       if (lease.revoked() || this.#state !== 'registering')
         throw new Error('lease ended while registering')
       this.leaseId = BigInt(held.id).toString(16)
@@ -378,25 +413,50 @@ export class Registration extends EventEmitter {
     )
   }
 
-  /** Watches our own key from just after our put, so a delete by anyone is seen at once. */
-  async #watchSelf(generation: number, fromRevision: bigint): Promise<void> {
+  /**
+   * Watches our own key for deletes, for the attempt `generation`: from now on (before its put), or
+   * from the revision after `putRevision`. A delete by anyone after the put is seen at once.
+   */
+  async #watchSelf(
+    generation: number,
+    putRevision?: bigint,
+    timeoutMs = ETCD_CALL_TIMEOUT_MS * 2,
+  ): Promise<void> {
     await this.#closeSelfWatch()
     const { client, key } = this.options
-    const watcher = client.watch().key(key).startRevision(fromRevision.toString()).watcher()
-    this.#selfWatch = watcher
-    watcher.on('delete', () => this.#onLost(generation, 'own key was deleted'))
+    const builder = client.watch().key(key).only('delete')
+    if (putRevision !== undefined) builder.startRevision((putRevision + 1n).toString())
+    const watcher = builder.watcher()
+    const watch: SelfWatch = { watcher, generation, putRevision, deletedBeforePut: 0n }
+    this.#selfWatch = watch
+    watcher.on('delete', (kv: IKeyValue) => {
+      // etcd gives a delete event the revision of the delete.
+      const revision = BigInt(kv.mod_revision)
+      if (watch.putRevision === undefined) {
+        if (revision > watch.deletedBeforePut) watch.deletedBeforePut = revision
+      } else if (revision > watch.putRevision) {
+        this.#onLost(generation, 'own key was deleted')
+      }
+    })
     watcher.on('error', (err: Error) => {
       // etcd restarted and forgot our token: the watch stream must log in again.
       if (isStaleTokenError(err)) renewWatchAuth(client)
+      // Before the put, the attempt notices it: its watch is gone.
+      if (this.#selfWatch === watch && this.#state !== 'registered') void this.#closeSelfWatch()
       this.#onLost(generation, `own-key watch failed: ${err.message}`)
     })
-    await withTimeout(once(watcher, 'connected'), ETCD_CALL_TIMEOUT_MS * 2, 'watch timed out')
+    try {
+      await withTimeout(once(watcher, 'connected'), timeoutMs, 'watch timed out')
+    } catch (err) {
+      if (this.#selfWatch === watch) await this.#closeSelfWatch()
+      throw err
+    }
   }
 
   async #closeSelfWatch(): Promise<void> {
-    const watcher = this.#selfWatch
+    const watch = this.#selfWatch
     this.#selfWatch = undefined
-    if (watcher) await cancelWatch(watcher)
+    if (watch) await cancelWatch(watch.watcher)
   }
 
   #onLost(generation: number, reason: string): void {

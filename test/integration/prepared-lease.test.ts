@@ -203,3 +203,84 @@ describe('the lease granted ahead is ready before start()', () => {
     expect(registration.registered).toBe(true)
   })
 })
+
+describe('the own-key watch is made with the lease, before the put', () => {
+  it('start() makes no watch: between ready and visible there is only the put', async () => {
+    const { registration } = newRegistration()
+    const client = clients.at(-1)!
+    const watch = client.watch.bind(client)
+    let watches = 0
+    client.watch = () => {
+      watches++
+      return watch()
+    }
+    await registration.prepare()
+    expect(watches).toBe(1)
+    const done = registered(registration)
+    registration.start()
+    await done
+    expect(watches).toBe(1)
+  })
+
+  it('a delete before its put (a leftover record) is no loss, even when its event comes after the put; a delete after it is', async () => {
+    const { registration, key, messages } = newRegistration()
+    // The registration's own watches, their delete events held back until released: etcd may
+    // deliver the event of a delete made just before the put after the put's answer.
+    const client = clients.at(-1)!
+    const watch = client.watch.bind(client)
+    const held: (() => void)[] = []
+    let holding = true
+    client.watch = () => {
+      const builder = watch()
+      const made = builder.watcher.bind(builder)
+      builder.watcher = () => {
+        const watcher = made()
+        const emit = watcher.emit.bind(watcher)
+        watcher.emit = (event: string | symbol, ...args: unknown[]) => {
+          if (event !== 'delete' || !holding) return emit(event, ...args)
+          held.push(() => emit(event, ...args))
+          return true
+        }
+        return watcher
+      }
+      return builder
+    }
+    await registration.prepare()
+    // A leftover record at the key (an older lease's), deleted after the watch began and before
+    // the put.
+    const probe = fixture.probe.client
+    await probe.put(key).value('{"left":"over"}')
+    await probe.delete().key(key)
+    await waitFor('the watch to receive the delete', () => held.length === 1)
+    const lost: string[] = []
+    registration.on('unregistered', (reason: string) => lost.push(reason))
+    const done = registered(registration)
+    registration.start()
+    await done
+    const first = await fixture.probe.lease(key)
+    // Now the held event arrives, after the put's answer: it is about a revision before the put.
+    holding = false
+    for (const deliver of held.splice(0)) deliver()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(lost).toEqual([])
+    expect(registration.registered).toBe(true)
+    expect((await fixture.probe.lease(key)).id).toBe(first.id)
+
+    // A delete after the put is a loss: registered again on a new lease.
+    const again = registered(registration)
+    await probe.delete().key(key)
+    await again
+    expect(lost).toEqual(['own key was deleted'])
+    expect(messages).toContain('registration lost; registering again')
+    const second = await fixture.probe.lease(key)
+    expect(second.id).not.toBe(first.id)
+
+    // That re-registration had no prepare(): it put, then watched from the next revision. A
+    // delete is a loss there too.
+    const third = registered(registration)
+    await probe.delete().key(key)
+    await third
+    expect(lost).toEqual(['own key was deleted', 'own key was deleted'])
+    expect((await fixture.probe.lease(key)).id).not.toBe(second.id)
+  })
+})
