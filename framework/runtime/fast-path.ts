@@ -130,8 +130,9 @@ export function createFastPathHandler(options: FastPathOptions) {
         if (--pending === 0) res.end()
         return
       }
-      void invoker
-        .call(path, kind, input, deadlineMs ?? undefined, index, metadata, caller)
+      void Promise.resolve(
+        invoker.call(path, kind, input, deadlineMs ?? undefined, index, metadata, caller),
+      )
         .catch((err: unknown) => invoker.fail(err, path))
         .then((outcome) => {
           const { status, text } = encodeOutcome(invoker, outcome, path)

@@ -4,12 +4,12 @@ import type { Logger } from 'pino'
 import { markTokenRefused } from '../protocol/call-token.js'
 import { type CallMetadata, NO_METADATA } from '../protocol/metadata.js'
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
-import { endServedCall, startServedCall } from '../telemetry/spans.js'
+import { endServedCall, type ServedCallSpan, startServedCall } from '../telemetry/spans.js'
 import type { Tracing } from '../telemetry/tracing-handle.js'
 import type { CallAuth, CallerCheck } from './call-auth.js'
 import { TOKEN_MISSING } from './call-auth.js'
 import type { ContextFactory } from './call-context.js'
-import { type DirectProcedure, directProcedure } from './direct-procedure.js'
+import { type DirectProcedure, directProcedure, isThenable } from './direct-procedure.js'
 import type { LoadSampler } from './load.js'
 import type { ServedCalls } from './served-calls.js'
 
@@ -48,8 +48,15 @@ export interface Outcome {
   body: unknown
 }
 
+/**
+ * A call's outcome: at once when the procedure finished synchronously (no promise on the hot
+ * path), else a promise. Never a rejection: failures are outcomes too.
+ */
+export type OutcomeOrPromise = Outcome | Promise<Outcome>
+
 /** Runs procedures by path the way tRPC's adapters do, for the framework's lean transports. */
 export interface Invoker {
+  /** Runs one call; never throws or rejects (a failure is an error outcome). */
   call(
     path: string,
     kind: ProcedureKind,
@@ -59,7 +66,7 @@ export interface Invoker {
     metadata?: CallMetadata,
     /** What the transport found of the caller's token (call-auth.ts). */
     caller?: CallerCheck,
-  ): Promise<Outcome>
+  ): OutcomeOrPromise
   /** A tRPC error body (shape, status) for a request refused before any procedure ran. */
   refuse(
     code: 'BAD_REQUEST' | 'PAYLOAD_TOO_LARGE' | 'METHOD_NOT_SUPPORTED' | 'SERVICE_UNAVAILABLE',
@@ -149,53 +156,102 @@ export function createInvoker(options: InvokerOptions): Invoker {
     return { status: outcome.status, body: markTokenRefused(outcome.body) }
   }
 
-  return {
-    async call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA, caller) {
+  /** A call with a token to check first (which may wait on a signature): async throughout. */
+  async function authorizedCall(
+    path: string,
+    kind: ProcedureKind,
+    input: unknown,
+    deadlineMs: number | undefined,
+    batchIndex: number,
+    metadata: CallMetadata,
+    caller: CallerCheck,
+    span: ServedCallSpan | undefined,
+  ): Promise<Outcome> {
+    // Before anything else: a caller without a valid token learns nothing, not even whether
+    // the procedure exists.
+    if (caller === undefined || typeof caller === 'string') {
+      return endServedCall(span, refuseToken(caller ?? TOKEN_MISSING, path))
+    }
+    let checked: Awaited<ReturnType<CallAuth['principal']>>
+    try {
+      checked = await auth!.principal(metadata, caller)
+    } catch (cause) {
+      return endServedCall(span, errorOutcome(cause, path, kind, input, undefined))
+    }
+    if (typeof checked === 'string') return endServedCall(span, refuseToken(checked, path))
+    return run(path, kind, input, deadlineMs, batchIndex, checked, caller, span)
+  }
+
+  /** Runs the procedure: the outcome at once if it finished synchronously, else a promise. */
+  function run(
+    path: string,
+    kind: ProcedureKind,
+    input: unknown,
+    deadlineMs: number | undefined,
+    batchIndex: number,
+    metadata: CallMetadata,
+    caller: CallerCheck,
+    span: ServedCallSpan | undefined,
+  ): OutcomeOrPromise {
+    let ctx: unknown
+    try {
       const procedure = procedures[path]
-      const span = startServedCall(tracing, path, kind, metadata)
-      let ctx: unknown
-      load.inflight++
-      try {
-        // Before anything else: a caller without a valid token learns nothing, not even
-        // whether the procedure exists.
-        if (auth?.required) {
-          if (caller === undefined || typeof caller === 'string') {
-            return endServedCall(span, refuseToken(caller ?? TOKEN_MISSING, path))
-          }
-          const checked = await auth.principal(metadata, caller)
-          if (typeof checked === 'string') return endServedCall(span, refuseToken(checked, path))
-          metadata = checked
-        }
-        if (!procedure || procedure._def.type !== kind) {
-          const exists = procedure !== undefined
-          throw new TRPCError({
-            code: exists ? 'METHOD_NOT_SUPPORTED' : 'NOT_FOUND',
-            message: exists
-              ? `'${path}' is a ${procedure._def.type}, not a ${kind}`
-              : `No procedure found on path "${path}"`,
-          })
-        }
-        ctx = context(
-          deadlineMs,
-          metadata,
-          path,
-          span,
-          typeof caller === 'object' ? caller.role : undefined,
+      if (!procedure || procedure._def.type !== kind) {
+        const exists = procedure !== undefined
+        throw new TRPCError({
+          code: exists ? 'METHOD_NOT_SUPPORTED' : 'NOT_FOUND',
+          message: exists
+            ? `'${path}' is a ${procedure._def.type}, not a ${kind}`
+            : `No procedure found on path "${path}"`,
+        })
+      }
+      ctx = context(
+        deadlineMs,
+        metadata,
+        path,
+        span,
+        typeof caller === 'object' ? caller.role : undefined,
+      )
+      const data = runOf(path, procedure)({ ctx, path, type: kind, input, batchIndex })
+      if (isThenable(data)) {
+        return Promise.resolve(data).then(
+          (resolved) => succeeded(span, resolved),
+          (cause: unknown) => endServedCall(span, errorOutcome(cause, path, kind, input, ctx)),
         )
-        const data = await runOf(path, procedure)({ ctx, path, type: kind, input, batchIndex })
-        return endServedCall(span, { status: 200, body: { result: { data } } })
-      } catch (cause) {
-        return endServedCall(span, errorOutcome(cause, path, kind, input, ctx))
-      } finally {
+      }
+      return succeeded(span, data)
+    } catch (cause) {
+      return endServedCall(span, errorOutcome(cause, path, kind, input, ctx))
+    }
+  }
+
+  return {
+    call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA, caller) {
+      const span = startServedCall(tracing, path, kind, metadata)
+      load.inflight++
+      const outcome = auth?.required
+        ? authorizedCall(path, kind, input, deadlineMs, batchIndex, metadata, caller, span)
+        : run(path, kind, input, deadlineMs, batchIndex, metadata, caller, span)
+      if (!(outcome instanceof Promise)) {
         load.inflight--
         served.count(path)
+        return outcome
       }
+      return outcome.finally(() => {
+        load.inflight--
+        served.count(path)
+      })
     },
     refuse: (code, message, path) =>
       errorOutcome(new TRPCError({ code, message }), path, 'unknown', undefined, undefined),
     refuseToken,
     fail: (cause, path) => errorOutcome(cause, path, 'unknown', undefined, undefined),
   }
+}
+
+/** A procedure's data as its 200 outcome (the span ended). */
+function succeeded(span: ServedCallSpan | undefined, data: unknown): Outcome {
+  return endServedCall(span, { status: 200, body: { result: { data } } })
 }
 
 /** `outcome.body` as JSON; a body JSON cannot encode (a BigInt, a cycle) becomes the 500 it is. */

@@ -9,7 +9,7 @@ import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { encodeRefusal, frameId, GOAWAY_FRAME, parseCallFrame } from '../protocol/stream-frames.js'
 import { CLOCK_TOLERANCE_S, type VerifiedCaller } from '../security/call-token.js'
 import type { CallAuth, CallerCheck } from './call-auth.js'
-import { encodeOutcome, type Invoker, type Outcome } from './invoker.js'
+import { encodeOutcome, type Invoker, type Outcome, type OutcomeOrPromise } from './invoker.js'
 import type { InflightLimit } from './overload.js'
 
 /** Frames answered on one connection while more are running make the service stop reading. */
@@ -53,6 +53,8 @@ export class StreamConnection {
   #inflight = 0
   #out: string[] = []
   #flushScheduled = false
+  /** Frames are being run (#runFrames): answers queue until the slice is done. */
+  #running = false
   #closed = false
   #sliceScheduled = false
   #writeBlocked = false
@@ -186,9 +188,20 @@ export class StreamConnection {
 
   /**
    * Starts the buffered frames, at most SLICE at a time: between slices the answers ready so far
-   * are written, so the client works on them while this process starts the next ones.
+   * are written, so the client works on them while this process starts the next ones. The answers
+   * of calls that finished at once go out as soon as the slice is done: one write, no tick.
    */
   #runFrames(): void {
+    this.#running = true
+    try {
+      this.#runSlice()
+    } finally {
+      this.#running = false
+    }
+    this.#flush()
+  }
+
+  #runSlice(): void {
     this.#sliceScheduled = false
     if (this.#closed) return
     let start = 0
@@ -248,7 +261,7 @@ export class StreamConnection {
     }
     this.#inflight++
     this.#flow()
-    void this.#run(id, path, kind, input, deadlineMs ?? undefined, metadata)
+    this.#run(id, path, kind, input, deadlineMs ?? undefined, metadata)
     return true
   }
 
@@ -266,29 +279,35 @@ export class StreamConnection {
     return true
   }
 
-  /** Runs one call and queues its answer (an async method, not closures per call: the hot path). */
-  async #run(
+  /**
+   * Runs one call and queues its answer: in this tick when the procedure finished synchronously
+   * (no promise on the hot path), else when it settles.
+   */
+  #run(
     id: number,
     path: string,
     kind: ProcedureKind,
     input: unknown,
     deadlineMs: number | undefined,
     metadata: CallMetadata,
-  ): Promise<void> {
-    let outcome: Outcome
+  ): void {
+    let outcome: OutcomeOrPromise
     try {
-      outcome = await this.#invoker.call(
-        path,
-        kind,
-        input,
-        deadlineMs,
-        0,
-        metadata,
-        this.#callerNow(),
-      )
+      outcome = this.#invoker.call(path, kind, input, deadlineMs, 0, metadata, this.#callerNow())
     } catch (err) {
+      // (The invoker answers failures as outcomes; this keeps a bug there from ending the process.)
       outcome = this.#invoker.fail(err, path)
     }
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (settled) => this.#ran(id, settled, path),
+        (err: unknown) => this.#ran(id, this.#invoker.fail(err, path), path),
+      )
+    } else this.#ran(id, outcome, path)
+  }
+
+  /** A call's outcome: queued as its answer. */
+  #ran(id: number, outcome: Outcome, path: string): void {
     this.#inflight--
     this.#answer(id, outcome, path)
     this.#flow()
@@ -329,7 +348,8 @@ export class StreamConnection {
   #write(text: string): void {
     if (this.socket.destroyed) return
     this.#out.push(text)
-    if (this.#flushScheduled) return
+    // While frames run, #runFrames writes what they answered once they are done.
+    if (this.#flushScheduled || this.#running) return
     this.#flushScheduled = true
     // Every answer ready in this tick goes out in one write.
     process.nextTick(() => this.#flush())

@@ -90,6 +90,33 @@ const service = t.router({
     ran('rawInput')
     return await full(opts).getRawInput()
   }),
+  // Awaited like promises (tRPC awaits both): a resolver's thenable, a parser's promise, and a
+  // synchronous parser followed by an asynchronous one.
+  thenable: t.procedure.query(() => {
+    ran('thenable')
+    return {
+      // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose
+      then(resolve: (value: unknown) => void) {
+        resolve({ via: 'thenable' })
+      },
+    }
+  }),
+  asyncParser: t.procedure
+    .input(async (value: unknown) => {
+      if (typeof value !== 'number') throw new Error('a number, please')
+      return value
+    })
+    .query(({ input }) => {
+      ran('asyncParser')
+      return input + 1
+    }),
+  syncThenAsync: t.procedure
+    .input(z.object({ a: z.number() }))
+    .input(async (value: unknown) => ({ b: String((value as { b?: unknown }).b ?? 'none') }))
+    .mutation(({ input }) => {
+      ran('syncThenAsync')
+      return input
+    }),
   // Shapes the direct path must leave to tRPC's runner (and still answer identically).
   withMiddleware: t.procedure
     .use(({ ctx, next }) => next({ ctx: { ...ctx, extra: 'added' } }))
@@ -161,6 +188,9 @@ const corpus: { path: string; kind: ProcedureKind; inputs: unknown[] }[] = [
   { path: 'withMeta', kind: 'query', inputs: [undefined] },
   { path: 'options', kind: 'query', inputs: [{ x: 1 }] },
   { path: 'rawInput', kind: 'query', inputs: [{ x: 1, more: 'kept' }] },
+  { path: 'thenable', kind: 'query', inputs: [undefined] },
+  { path: 'asyncParser', kind: 'query', inputs: [1, 'x'] },
+  { path: 'syncThenAsync', kind: 'mutation', inputs: [{ a: 1, b: 2 }, { a: 1 }, { a: 'x' }] },
   { path: 'withMiddleware', kind: 'query', inputs: [{ v: 1 }, { v: 'x' }] },
   { path: 'refusedByMiddleware', kind: 'query', inputs: [undefined] },
   { path: 'withOutput', kind: 'query', inputs: [{ good: true }, { good: false }] },
@@ -202,6 +232,7 @@ describe('direct procedures answer exactly as tRPC runs them', () => {
     const direct = Object.keys(procedures).filter((path) => directProcedure(procedures[path]))
     expect(direct.sort()).toEqual(
       [
+        'asyncParser',
         'asyncRefine',
         'merged',
         'nested.deep',
@@ -211,6 +242,8 @@ describe('direct procedures answer exactly as tRPC runs them', () => {
         'rawInput',
         'returnsUndefined',
         'scalar',
+        'syncThenAsync',
+        'thenable',
         'throwsPlain',
         'throwsString',
         'throwsTrpc',
@@ -237,6 +270,34 @@ describe('direct procedures answer exactly as tRPC runs them', () => {
     }
     expect([...statuses].sort()).toEqual([200, 400, 403, 404, 405, 500])
     expect(compared).toBe(corpus.reduce((n, entry) => n + entry.inputs.length, 0))
+  })
+
+  it('answers a procedure that finishes at once without a promise, an async one with one', async () => {
+    const { direct } = invokers(service)
+    const call = (path: string, kind: ProcedureKind, input: unknown) =>
+      direct.call(path, kind, input, undefined, 0, NO_METADATA)
+    // Synchronous parsers and resolver: the outcome itself, answered or refused.
+    const answered = call('object', 'query', { key: 'a' })
+    expect(answered).not.toBeInstanceOf(Promise)
+    expect(answered).toEqual({ status: 200, body: { result: { data: { echo: 'a' } } } })
+    const refused = call('object', 'query', { key: '' })
+    expect(refused).not.toBeInstanceOf(Promise)
+    expect((refused as { status: number }).status).toBe(400)
+    expect(call('throwsTrpc', 'query', { id: 1 })).not.toBeInstanceOf(Promise)
+    expect(call('missing', 'query', undefined)).not.toBeInstanceOf(Promise)
+    // Anything asynchronous: a promise of the same outcome tRPC's runner gives.
+    for (const [path, kind, input] of [
+      ['asyncRefine', 'query', { n: 1 }],
+      ['asyncParser', 'query', 1],
+      ['syncThenAsync', 'mutation', { a: 1 }],
+      ['thenable', 'query', undefined],
+      ['throwsPlain', 'query', undefined],
+      ['rawInput', 'query', { x: 1 }],
+    ] as const) {
+      const outcome = call(path, kind, input)
+      expect(outcome, path).toBeInstanceOf(Promise)
+      await outcome
+    }
   })
 
   it('keeps a custom error formatter and a non-object merge the same', async () => {
