@@ -13,6 +13,8 @@ export interface Measurement {
   p50Ms: number
   p99Ms: number
   maxMs: number
+  /** Every round's p50, in order (measureInterleaved: the spread behind the median round). */
+  roundP50sMs?: number[]
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -70,6 +72,8 @@ export interface LoadMode {
   concurrency: number
   total: number
   maxMs: number
+  /** Interleaved rounds of this mode (default: measureInterleaved's `rounds`). */
+  rounds?: number
 }
 
 /**
@@ -86,14 +90,17 @@ export async function measureInterleaved(
     await measure('warmup', 'warmup', call, { ...options.warmup, maxMs: 3_000 })
   }
   const results: Measurement[] = []
-  for (const { mode, ...bounds } of modes) {
+  for (const { mode, rounds: modeRounds, ...bounds } of modes) {
     const rounds: Record<string, Measurement[]> = {}
-    for (let round = 0; round < options.rounds; round++) {
+    for (let round = 0; round < (modeRounds ?? options.rounds); round++) {
       for (const [name, call] of Object.entries(variants)) {
         rounds[name] = [...(rounds[name] ?? []), await measure(name, mode, call, bounds)]
       }
     }
-    for (const name of Object.keys(variants)) results.push(median(rounds[name]!))
+    for (const name of Object.keys(variants)) {
+      const all = rounds[name]!
+      results.push({ ...median(all), roundP50sMs: all.map((round) => round.p50Ms) })
+    }
   }
   return results
 }
