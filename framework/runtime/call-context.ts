@@ -15,6 +15,7 @@ import {
 import { parseTraceparent } from '../protocol/trace-context.js'
 import type { Caller, InstanceInfo, ServiceContext } from '../service/context.js'
 import type { ServedCallSpan } from '../telemetry/spans.js'
+import { lazyChild } from './lazy-logger.js'
 
 /**
  * Builds one call's `ctx` from its remaining deadline (ms), its metadata, the procedure it runs
@@ -61,7 +62,7 @@ export function callContextFactory(options: CallContextOptions): ContextFactory 
     const deadline = deadlineMs === undefined ? undefined : Date.now() + deadlineMs
     if (metadata === NO_METADATA && span === undefined) {
       // The hot path: no metadata, shared clients when there is no deadline either, and the
-      // procedure's logger made once (a plain field: no getter closure per call).
+      // procedure's logger made once.
       return {
         instance,
         log: procedureLog(procedure),
@@ -84,13 +85,9 @@ export function callContextFactory(options: CallContextOptions): ContextFactory 
         })
       }
     }
-    let callLog: Logger | undefined
     return {
       instance,
-      get log() {
-        callLog ??= log.child(callLogFields(procedure, requestId, metadata, span))
-        return callLog
-      },
+      log: lazyChild(log, () => callLogFields(procedure, requestId, metadata, span)),
       // Nested calls carry this call's span as their parent when it is traced (its onward
       // metadata is made only here, for a service that has dependencies).
       deps: deps

@@ -16,13 +16,12 @@ import type { TraceContext } from '../protocol/trace-context.js'
  */
 
 /**
- * Keep (record and export) a span of trace `traceId` whose parent is `parent` (none: a root)?
- * `accumulated` is the id's word XOR when the caller has it already (a new root's, from its bytes).
+ * Keep (record and export) a span of trace `traceId` whose parent is `parent` (none: a root)? A new
+ * root's id is decided on the word XOR read from its bytes, its hex not made.
  */
 export type SampleDecision = (
   parent: TraceContext | undefined,
-  traceId: string,
-  accumulated?: number,
+  traceId: string | NewTraceId,
 ) => boolean
 
 /** The decision OTEL_TRACES_SAMPLER(_ARG) describe; unset means `parentbased_always_on`. */
@@ -30,15 +29,14 @@ export function sampleDecision(env: NodeJS.ProcessEnv): SampleDecision {
   const name = env.OTEL_TRACES_SAMPLER?.trim() || 'parentbased_always_on'
   const base = name.replace(/^parentbased_/, '')
   const root = rootRule(base, env.OTEL_TRACES_SAMPLER_ARG)
-  if (base === name) return (_parent, traceId, accumulated) => root(traceId, accumulated)
-  return (parent, traceId, accumulated) =>
-    parent === undefined ? root(traceId, accumulated) : (parent.flags & 1) === 1
+  if (base === name) return (_parent, traceId) => root(traceId)
+  return (parent, traceId) => (parent === undefined ? root(traceId) : (parent.flags & 1) === 1)
 }
 
 function rootRule(
   name: string,
   arg: string | undefined,
-): (traceId: string, accumulated?: number) => boolean {
+): (traceId: string | NewTraceId) => boolean {
   if (name === 'always_on') return () => true
   if (name === 'always_off') return () => false
   // traceidratio; the SDK reads a missing, unreadable or out-of-range ratio as 1 (tracing.ts
@@ -46,7 +44,8 @@ function rootRule(
   const parsed = arg === undefined || arg.trim() === '' ? 1 : Number(arg)
   const ratio = Number.isNaN(parsed) || parsed < 0 || parsed > 1 ? 1 : parsed
   const upperBound = ratio === 1 ? 0x100000000 : Math.floor(ratio * 0xffffffff)
-  return (traceId, accumulated = accumulate(traceId)) => accumulated < upperBound
+  return (traceId) =>
+    (typeof traceId === 'string' ? accumulate(traceId) : traceId.accumulated) < upperBound
 }
 
 /** The XOR of a 32-hex-digit id's four 32-bit words (the SDK's `_accumulate`, char by char). */
@@ -80,16 +79,38 @@ function take(bytes: number): number {
   return take(bytes)
 }
 
-/** A new root's trace id (32 lower-case hex digits) and its word XOR, read from its bytes. */
-export function newRoot(): { traceId: string; accumulated: number } {
+/**
+ * A new root's trace id: 16 random bytes, their word XOR read at once (all the sampling decision
+ * needs), their hex made when first asked (a dropped call's id is often never read). The bytes stay
+ * where they are: a pool is never written again once its bytes are handed out.
+ */
+export class NewTraceId {
+  readonly accumulated: number
+  #hex: string | undefined
+
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly at: number,
+  ) {
+    this.accumulated =
+      (bytes.readUInt32BE(at) ^
+        bytes.readUInt32BE(at + 4) ^
+        bytes.readUInt32BE(at + 8) ^
+        bytes.readUInt32BE(at + 12)) >>>
+      0
+  }
+
+  /** 32 lower-case hex digits, not all zero. */
+  get hex(): string {
+    this.#hex ??= this.bytes.toString('hex', this.at, this.at + 16)
+    return this.#hex
+  }
+}
+
+/** A new root's trace id. */
+export function newRoot(): NewTraceId {
   const at = take(16)
-  const accumulated =
-    (pool.readUInt32BE(at) ^
-      pool.readUInt32BE(at + 4) ^
-      pool.readUInt32BE(at + 8) ^
-      pool.readUInt32BE(at + 12)) >>>
-    0
-  return { traceId: pool.toString('hex', at, at + 16), accumulated }
+  return new NewTraceId(pool, at)
 }
 
 /** A new trace id: 32 lower-case hex digits, not all zero. */

@@ -5,7 +5,7 @@ import {
   parseTraceparent,
   type TraceContext,
 } from '../protocol/trace-context.js'
-import { newRoot, newSpanId } from './sampling.js'
+import { type NewTraceId, newRoot, newSpanId } from './sampling.js'
 import type { Tracing } from './tracing-handle.js'
 
 /**
@@ -60,15 +60,23 @@ function parentOf(
  * one for a root), and whether the sampler keeps it. A kept root's trace id is pinned for the
  * tracer, which then draws exactly that id.
  */
-function begin(tracing: Tracing, metadata: CallMetadata) {
+function begin(
+  tracing: Tracing,
+  metadata: CallMetadata,
+): { parent: TraceContext | undefined; traceId: string | NewTraceId; kept: boolean } {
   const parent = parseTraceparent(metadata[TRACEPARENT_KEY])
   if (parent !== undefined) {
     return { parent, traceId: parent.traceId, kept: tracing.sample(parent, parent.traceId) }
   }
-  const { traceId, accumulated } = newRoot()
-  const kept = tracing.sample(undefined, traceId, accumulated)
-  if (kept) tracing.ids.pin(traceId)
+  const traceId = newRoot()
+  const kept = tracing.sample(undefined, traceId)
+  if (kept) tracing.ids.pin(traceId.hex)
   return { parent, traceId, kept }
+}
+
+/** A trace id as its hex digits. */
+function hexOf(traceId: string | NewTraceId): string {
+  return typeof traceId === 'string' ? traceId : traceId.hex
 }
 
 /** The onward metadata of a span that is not recorded: its ids, the sampled flag off. */
@@ -148,9 +156,13 @@ class UnsampledServedSpan implements ServedCallSpan {
   #onward: CallMetadata | undefined
 
   constructor(
-    readonly traceId: string,
+    private readonly trace: string | NewTraceId,
     private readonly incoming: CallMetadata,
   ) {}
+
+  get traceId(): string {
+    return hexOf(this.trace)
+  }
 
   get spanId(): string {
     this.#spanId ??= newSpanId()
@@ -282,7 +294,7 @@ export function startClientCall(
 ): ClientCallSpan | undefined {
   if (tracing === undefined) return undefined
   const { parent, traceId, kept } = begin(tracing, metadata)
-  if (!kept) return new UnsampledClientSpan(traceId, metadata)
+  if (!kept) return new UnsampledClientSpan(hexOf(traceId), metadata)
   const span = tracing.tracer.startSpan(
     `${role}/${path}`,
     {
