@@ -74,6 +74,8 @@ export interface LoadMode {
   maxMs: number
   /** Interleaved rounds of this mode (default: measureInterleaved's `rounds`). */
   rounds?: number
+  /** Which round is the median: by calls/s (default), or by p50 where latency is the figure. */
+  medianBy?: 'callsPerSecond' | 'p50Ms'
 }
 
 /**
@@ -90,7 +92,7 @@ export async function measureInterleaved(
     await measure('warmup', 'warmup', call, { ...options.warmup, maxMs: 3_000 })
   }
   const results: Measurement[] = []
-  for (const { mode, rounds: modeRounds, ...bounds } of modes) {
+  for (const { mode, rounds: modeRounds, medianBy, ...bounds } of modes) {
     const rounds: Record<string, Measurement[]> = {}
     for (let round = 0; round < (modeRounds ?? options.rounds); round++) {
       for (const [name, call] of Object.entries(variants)) {
@@ -99,15 +101,18 @@ export async function measureInterleaved(
     }
     for (const name of Object.keys(variants)) {
       const all = rounds[name]!
-      results.push({ ...median(all), roundP50sMs: all.map((round) => round.p50Ms) })
+      results.push({ ...median(all, medianBy), roundP50sMs: all.map((round) => round.p50Ms) })
     }
   }
   return results
 }
 
-/** The median measurement by calls/s of several rounds of the same variant. */
-export function median(rounds: Measurement[]): Measurement {
-  const sorted = [...rounds].sort((a, b) => a.callsPerSecond - b.callsPerSecond)
+/** The median measurement of several rounds of the same variant, by calls/s or by p50. */
+export function median(
+  rounds: Measurement[],
+  by: 'callsPerSecond' | 'p50Ms' = 'callsPerSecond',
+): Measurement {
+  const sorted = [...rounds].sort((a, b) => a[by] - b[by])
   return sorted[Math.floor(sorted.length / 2)]!
 }
 

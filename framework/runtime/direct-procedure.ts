@@ -105,13 +105,16 @@ export function directProcedure(procedure: unknown): DirectProcedure | undefined
     let input: unknown
     for (let i = 0; i < parsers.length; i++) {
       let parsed: unknown
+      let pending: boolean
       try {
         parsed = parsers[i]!(raw)
+        // (Inside the try: a `then` getter that throws is the parser's failure, as in tRPC.)
+        pending = isThenable(parsed)
       } catch (cause) {
         throw new TRPCError({ code: 'BAD_REQUEST', cause })
       }
-      if (isThenable(parsed)) {
-        return parseAsync(raw, i, parsed, input).then((parsedInput) =>
+      if (pending) {
+        return parseAsync(raw, i, parsed as PromiseLike<unknown>, input).then((parsedInput) =>
           resolve(ctx, path, type, raw, batchIndex, parsedInput),
         )
       }

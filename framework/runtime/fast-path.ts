@@ -130,8 +130,9 @@ export function createFastPathHandler(options: FastPathOptions) {
         if (--pending === 0) res.end()
         return
       }
-      void Promise.resolve(
-        invoker.call(path, kind, input, deadlineMs ?? undefined, index, metadata, caller),
+      // (A throw would become this item's 500, not the whole batch's end.)
+      void new Promise<Outcome>((resolve) =>
+        resolve(invoker.call(path, kind, input, deadlineMs ?? undefined, index, metadata, caller)),
       )
         .catch((err: unknown) => invoker.fail(err, path))
         .then((outcome) => {

@@ -50,7 +50,7 @@ export interface Outcome {
 
 /**
  * A call's outcome: at once when the procedure finished synchronously (no promise on the hot
- * path), else a promise. Never a rejection: failures are outcomes too.
+ * path), else a promise. Failures are outcomes too: the invoker neither throws nor rejects.
  */
 export type OutcomeOrPromise = Outcome | Promise<Outcome>
 
@@ -89,6 +89,26 @@ const FORMATTER_FAILED: Outcome = {
       data: { code: 'INTERNAL_SERVER_ERROR', httpStatus: 500 },
     },
   },
+}
+
+/** The answer when the invoker itself failed (invokerFailed): tRPC's 500 shape, by hand. */
+const INVOKER_FAILED: Outcome = {
+  status: 500,
+  body: {
+    error: {
+      message: 'internal error (see the service log)',
+      code: -32603,
+      data: { code: 'INTERNAL_SERVER_ERROR', httpStatus: 500 },
+    },
+  },
+}
+
+/**
+ * Whether a call's outcome is still to come (a promise, or any thenable a wrapper hands back),
+ * rather than the outcome itself.
+ */
+export function settlesLater(outcome: OutcomeOrPromise): outcome is Promise<Outcome> {
+  return isThenable(outcome)
 }
 
 /**
@@ -225,22 +245,47 @@ export function createInvoker(options: InvokerOptions): Invoker {
     }
   }
 
+  /**
+   * A failure of the invoker itself, not of the procedure (a logger, a span or an error formatter
+   * that threw where nothing else catches): a fixed 500, built without calling any of them again.
+   */
+  function invokerFailed(err: unknown, path: string): Outcome {
+    try {
+      log.error({ err, path }, 'the invoker failed')
+    } catch {}
+    return INVOKER_FAILED
+  }
+
   return {
     call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA, caller) {
-      const span = startServedCall(tracing, path, kind, metadata)
       load.inflight++
-      const outcome = auth?.required
-        ? authorizedCall(path, kind, input, deadlineMs, batchIndex, metadata, caller, span)
-        : run(path, kind, input, deadlineMs, batchIndex, metadata, caller, span)
-      if (!(outcome instanceof Promise)) {
+      let outcome: OutcomeOrPromise
+      try {
+        const span = startServedCall(tracing, path, kind, metadata)
+        outcome = auth?.required
+          ? authorizedCall(path, kind, input, deadlineMs, batchIndex, metadata, caller, span)
+          : run(path, kind, input, deadlineMs, batchIndex, metadata, caller, span)
+      } catch (err) {
+        outcome = invokerFailed(err, path)
+      }
+      // Every call is counted out once, however it ended.
+      if (!settlesLater(outcome)) {
         load.inflight--
         served.count(path)
         return outcome
       }
-      return outcome.finally(() => {
-        load.inflight--
-        served.count(path)
-      })
+      return outcome.then(
+        (settled) => {
+          load.inflight--
+          served.count(path)
+          return settled
+        },
+        (err: unknown) => {
+          load.inflight--
+          served.count(path)
+          return invokerFailed(err, path)
+        },
+      )
     },
     refuse: (code, message, path) =>
       errorOutcome(new TRPCError({ code, message }), path, 'unknown', undefined, undefined),

@@ -12,28 +12,51 @@ import type { Logger } from 'pino'
  * one per proxy, so no operation on one call's logger can reach another's.
  */
 export function lazyChild(parent: Logger, fields: () => Record<string, string>): Logger {
-  return new Proxy({} as Logger, new LazyChild(parent, fields))
+  const handler = new LazyChild(parent, fields)
+  const proxy = new Proxy({} as Logger, handler)
+  handler.proxy = proxy
+  return proxy
 }
 
 class LazyChild implements ProxyHandler<Logger> {
   #child: Logger | undefined
+  #parent: Logger | undefined
+  #fields: (() => Record<string, string>) | undefined
+  /** The proxy this handler serves (set once, right after it is made). */
+  proxy: Logger | undefined
 
-  constructor(
-    private readonly parent: Logger,
-    private readonly fields: () => Record<string, string>,
-  ) {}
+  constructor(parent: Logger, fields: () => Record<string, string>) {
+    this.#parent = parent
+    this.#fields = fields
+  }
 
   #logger(): Logger {
-    this.#child ??= this.parent.child(this.fields())
+    if (this.#child === undefined) {
+      this.#child = this.#parent!.child(this.#fields!())
+      // Not kept past their one use (the fields may hold the call's span).
+      this.#parent = undefined
+      this.#fields = undefined
+    }
     return this.#child
   }
 
-  get(_target: Logger, key: string | symbol): unknown {
-    return Reflect.get(this.#logger(), key)
+  /**
+   * Who a getter or setter acts on: the child when the proxy itself is used; an object made from
+   * the proxy (pino's `child()` makes `Object.create(this)`, then sets its own state on it) stays
+   * itself, so a grandchild's bindings and level land on the grandchild, never on this child.
+   */
+  #receiver(child: Logger, receiver: unknown): unknown {
+    return receiver === this.proxy ? child : receiver
   }
 
-  set(_target: Logger, key: string | symbol, value: unknown): boolean {
-    return Reflect.set(this.#logger(), key, value)
+  get(_target: Logger, key: string | symbol, receiver: unknown): unknown {
+    const child = this.#logger()
+    return Reflect.get(child, key, this.#receiver(child, receiver))
+  }
+
+  set(_target: Logger, key: string | symbol, value: unknown, receiver: unknown): boolean {
+    const child = this.#logger()
+    return Reflect.set(child, key, value, this.#receiver(child, receiver))
   }
 
   has(_target: Logger, key: string | symbol): boolean {

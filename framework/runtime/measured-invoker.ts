@@ -1,6 +1,6 @@
 import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import type { ServerMetrics } from '../telemetry/server-metrics.js'
-import type { Invoker, Outcome } from './invoker.js'
+import { type Invoker, type Outcome, settlesLater } from './invoker.js'
 
 /**
  * The invoker with every call counted and timed (telemetry/server-metrics.ts). Every lean
@@ -18,7 +18,7 @@ export function measuredInvoker(invoker: Invoker, metrics: ServerMetrics): Invok
     call(path, kind, input, deadlineMs, batchIndex, metadata, caller) {
       const started = performance.now()
       const outcome = invoker.call(path, kind, input, deadlineMs, batchIndex, metadata, caller)
-      if (outcome instanceof Promise) {
+      if (settlesLater(outcome)) {
         return outcome.then((settled) => observed(path, kind, started, settled))
       }
       return observed(path, kind, started, outcome)

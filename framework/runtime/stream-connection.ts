@@ -9,7 +9,13 @@ import type { ProcedureKind } from '../protocol/procedure-kind.js'
 import { encodeRefusal, frameId, GOAWAY_FRAME, parseCallFrame } from '../protocol/stream-frames.js'
 import { CLOCK_TOLERANCE_S, type VerifiedCaller } from '../security/call-token.js'
 import type { CallAuth, CallerCheck } from './call-auth.js'
-import { encodeOutcome, type Invoker, type Outcome, type OutcomeOrPromise } from './invoker.js'
+import {
+  encodeOutcome,
+  type Invoker,
+  type Outcome,
+  type OutcomeOrPromise,
+  settlesLater,
+} from './invoker.js'
 import type { InflightLimit } from './overload.js'
 
 /** Frames answered on one connection while more are running make the service stop reading. */
@@ -197,8 +203,8 @@ export class StreamConnection {
       this.#runSlice()
     } finally {
       this.#running = false
+      this.#flush()
     }
-    this.#flush()
   }
 
   #runSlice(): void {
@@ -298,7 +304,7 @@ export class StreamConnection {
       // (The invoker answers failures as outcomes; this keeps a bug there from ending the process.)
       outcome = this.#invoker.fail(err, path)
     }
-    if (outcome instanceof Promise) {
+    if (settlesLater(outcome)) {
       outcome.then(
         (settled) => this.#ran(id, settled, path),
         (err: unknown) => this.#ran(id, this.#invoker.fail(err, path), path),

@@ -80,29 +80,29 @@ function take(bytes: number): number {
 }
 
 /**
- * A new root's trace id: 16 random bytes, their word XOR read at once (all the sampling decision
- * needs), their hex made when first asked (a dropped call's id is often never read). The bytes stay
- * where they are: a pool is never written again once its bytes are handed out.
+ * A new root's trace id: 16 random bytes as four 32-bit words, their XOR read at once (all the
+ * sampling decision needs), their hex made when first asked (a dropped call's id is often never
+ * read). The words, not the pool: a call's span must not keep 16 KB alive.
  */
 export class NewTraceId {
   readonly accumulated: number
+  readonly #words: readonly [number, number, number, number]
   #hex: string | undefined
 
-  constructor(
-    private readonly bytes: Buffer,
-    private readonly at: number,
-  ) {
-    this.accumulated =
-      (bytes.readUInt32BE(at) ^
-        bytes.readUInt32BE(at + 4) ^
-        bytes.readUInt32BE(at + 8) ^
-        bytes.readUInt32BE(at + 12)) >>>
-      0
+  constructor(bytes: Buffer, at: number) {
+    this.#words = [
+      bytes.readUInt32BE(at),
+      bytes.readUInt32BE(at + 4),
+      bytes.readUInt32BE(at + 8),
+      bytes.readUInt32BE(at + 12),
+    ]
+    const [a, b, c, d] = this.#words
+    this.accumulated = (a ^ b ^ c ^ d) >>> 0
   }
 
   /** 32 lower-case hex digits, not all zero. */
   get hex(): string {
-    this.#hex ??= this.bytes.toString('hex', this.at, this.at + 16)
+    this.#hex ??= this.#words.map((word) => word.toString(16).padStart(8, '0')).join('')
     return this.#hex
   }
 }

@@ -38,7 +38,23 @@ describe('lazyChild', () => {
     const merged = { ...ctx, extra: true }
     merged.log.child({ step: 2 }).info('nested')
     expect(lines).toMatchObject([{ procedure: 'p', trace_id: 't', step: 2, msg: 'nested' }])
-    expect(merged.log.bindings()).toMatchObject({ procedure: 'p', trace_id: 't' })
+    expect(merged.log.bindings()).toEqual({ role: 'r', procedure: 'p', trace_id: 't' })
+  })
+
+  it("keeps a grandchild's bindings and level on the grandchild", () => {
+    const { lines, parent } = capture()
+    const log = lazyChild(parent, () => ({ requestId: 'r' }))
+    const verbose = log.child({ step: 2 }, { level: 'debug' })
+    verbose.debug('from the grandchild')
+    log.debug('not shown: the call logger is still at info')
+    log.info('from the call logger')
+    expect(verbose.isLevelEnabled('debug')).toBe(true)
+    expect(log.isLevelEnabled('debug')).toBe(false)
+    expect(log.bindings()).toEqual({ role: 'r', procedure: 'p', requestId: 'r' })
+    expect(lines.map((line) => [line.msg, line.step])).toEqual([
+      ['from the grandchild', 2],
+      ['from the call logger', undefined],
+    ])
   })
 
   it('sets what is set on it on the child, never on the parent', () => {
