@@ -1,7 +1,9 @@
 /**
  * call-overhead: what a service-to-service call costs. Same payload (cache.get of a hit, input
  * validated), two processes on 127.0.0.1:
- *   raw       — node:http server + undici.request (the floor: no validation, no framework)
+ *   raw       — node:http server + undici.request (no validation, no framework)
+ *   node:net echo (floor) — a bare socket answering each frame at once (bench/net-echo.ts): what
+ *               is left of a sequential call is two processes waking up and their syscalls
  *   trpc      — a plain @trpc/client httpLink to the cache instance's standard adapter (/trpc)
  *   ctx.deps  — the framework's client through etcd discovery to the same instance, over the RPC
  *               stream (default)
@@ -41,6 +43,7 @@ import {
 import { benchEnv, LoggingChild } from './instance.js'
 import { type MoleculerBaseline, startMoleculer } from './moleculer-client.js'
 import { MOLECULER_VERSIONS, type MoleculerVersion } from './moleculer-package.js'
+import { netEchoCaller } from './net-echo-client.js'
 import { profileServices } from './service-profile.js'
 
 /** Issue 18's goals: ctx.deps calls/s at 100 concurrent ≥ this × Moleculer's (both releases)… */
@@ -67,6 +70,8 @@ const MODES = [
 ] as const
 /** Rounds of the concurrent mode. */
 const ROUNDS = 3
+/** The floor variant: a bare node:net echo (bench/net-echo.ts), no framework on either side. */
+const ECHO = 'node:net echo (floor)'
 /** Sequential calls to a role with no live instance. */
 const NO_INSTANCE_CALLS = 2_000
 /** The traced variants: name → OTEL_TRACES_SAMPLER(_ARG) of their cache instance. */
@@ -84,6 +89,12 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   const etcd = await EtcdServer.start()
   const raw = new LoggingChild(
     spawn(process.execPath, ['--import', 'tsx', 'bench/raw-server.ts'], {
+      cwd: `${import.meta.dirname}/..`,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  )
+  const echo = new LoggingChild(
+    spawn(process.execPath, ['--import', 'tsx', 'bench/net-echo.ts'], {
       cwd: `${import.meta.dirname}/..`,
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -130,6 +141,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     env: { ...process.env, ...tokenEnv },
   })
   const agent = new Agent({ connections: 100, keepAliveTimeout: 10_000 })
+  let echoCaller: Awaited<ReturnType<typeof netEchoCaller>> | undefined
   const moleculer: Partial<Record<MoleculerVersion, MoleculerBaseline>> = {}
   const connection = connect<{ cache: typeof cache }>({
     deps: { cache: true },
@@ -145,6 +157,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
   try {
     for (const version of MOLECULER_VERSIONS) moleculer[version] = await startMoleculer({ version })
     const rawUrl = (await raw.waitForLog('listening')).url as string
+    echoCaller = await netEchoCaller((await echo.waitForLog('listening')).port as number)
     const { url: cacheUrl } = await cacheInstance.listening()
     await cacheInstance.waitForLog('registered in etcd')
     for (const { instance } of traced) await instance.waitForLog('registered in etcd')
@@ -160,6 +173,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         const response = await request(`${rawUrl}/trpc/get?input=${input}`, { dispatcher: agent })
         return response.body.json()
       },
+      [ECHO]: echoCaller.call,
       trpc: () => trpc.get.query({ key: 'k' }),
       'ctx.deps': () => connection.deps.cache.get({ key: 'k' }),
       'ctx.deps (requests)': () => requestsOnly.deps.cache.get({ key: 'k' }),
@@ -227,6 +241,7 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       traced1: find('ctx.deps, tracing 1%', mode),
       traced100: find('ctx.deps, tracing 100%', mode),
       tokens: find('ctx.deps, token auth', mode),
+      echo: find(ECHO, mode),
     }))
     const met = (ok: boolean) => (ok ? 'met' : 'missed')
     const c = concurrent!
@@ -236,6 +251,8 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
       (m) => c.deps.callsPerSecond / m.callsPerSecond,
     )
     const p50Ratios = [q.moleculer14, q.moleculer15].map((m) => q.deps.p50Ms / m.p50Ms)
+    /** A sequential p50 above the echo's (ms). */
+    const above = (m: Measurement) => (m.p50Ms - q.echo.p50Ms).toFixed(3)
     const both = (ratios: number[], digits: number) =>
       `${ratios[0]!.toFixed(digits)}× Moleculer 0.14, ${ratios[1]!.toFixed(digits)}× 0.15`
     const summary: SummaryRow[] = [
@@ -254,6 +271,16 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
         baseline: `Moleculer 0.14 ${q.moleculer14.p50Ms} ms (${q.moleculer14.callsPerSecond}/s), 0.15 ${q.moleculer15.p50Ms} ms (${q.moleculer15.callsPerSecond}/s); raw ${q.raw.p50Ms} ms`,
         ratio: both(p50Ratios, 2),
         goal: `p50 ≤ ${GOAL_P50_RATIO}× Moleculer 0.14 and 0.15: ${met(p50Ratios.every((r) => r <= GOAL_P50_RATIO))}`,
+      },
+      {
+        benchmark: 'call-overhead',
+        figure: 'sequential p50 above the floor (a bare node:net echo: two processes waking up)',
+        framework: `ctx.deps +${above(q.deps)} ms`,
+        baseline: `Moleculer 0.14 +${above(q.moleculer14)} ms, 0.15 +${above(q.moleculer15)} ms; floor ${q.echo.p50Ms} ms`,
+        ratio: [q.moleculer14, q.moleculer15]
+          .map((m) => `${(Number(above(q.deps)) / Number(above(m))).toFixed(2)}×`)
+          .join(', '),
+        goal: 'no goal (where the p50 goes)',
       },
     ]
     const fewer = (traced: Measurement) => 1 - traced.callsPerSecond / c.deps.callsPerSecond
@@ -332,6 +359,8 @@ export async function run(): Promise<{ table: string; summary: SummaryRow[] }> {
     }
     await sink.kill('SIGTERM')
     await raw.kill('SIGTERM')
+    echoCaller?.close()
+    await echo.kill('SIGTERM')
     await etcd.dispose()
   }
 }
