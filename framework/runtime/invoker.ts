@@ -176,8 +176,13 @@ export function createInvoker(options: InvokerOptions): Invoker {
     return { status: outcome.status, body: markTokenRefused(outcome.body) }
   }
 
-  /** A call with a token to check first (which may wait on a signature): async throughout. */
-  async function authorizedCall(
+  /**
+   * A call with a token to check first: refused (401) before anything else, so a caller without a
+   * valid token learns nothing, not even whether the procedure exists. The check of a principal
+   * token may wait on a signature; the common case (no principal) answers at once and the call
+   * runs on the synchronous path like any other.
+   */
+  function authorizedCall(
     path: string,
     kind: ProcedureKind,
     input: unknown,
@@ -186,20 +191,40 @@ export function createInvoker(options: InvokerOptions): Invoker {
     metadata: CallMetadata,
     caller: CallerCheck,
     span: ServedCallSpan | undefined,
-  ): Promise<Outcome> {
-    // Before anything else: a caller without a valid token learns nothing, not even whether
-    // the procedure exists.
+  ): OutcomeOrPromise {
     if (caller === undefined || typeof caller === 'string') {
       return endServedCall(span, refuseToken(caller ?? TOKEN_MISSING, path))
     }
-    let checked: Awaited<ReturnType<CallAuth['principal']>>
+    let principal: ReturnType<CallAuth['principal']>
     try {
-      checked = await auth!.principal(metadata, caller)
+      principal = auth!.principal(metadata, caller)
     } catch (cause) {
       return endServedCall(span, errorOutcome(cause, path, kind, input, undefined))
     }
-    if (typeof checked === 'string') return endServedCall(span, refuseToken(checked, path))
-    return run(path, kind, input, deadlineMs, batchIndex, checked, caller, span)
+    if (!isThenable(principal)) {
+      return withPrincipal(principal, path, kind, input, deadlineMs, batchIndex, caller, span)
+    }
+    // (Closures only here, where a signature is awaited.)
+    return Promise.resolve(principal).then(
+      (checked) =>
+        withPrincipal(checked, path, kind, input, deadlineMs, batchIndex, caller, span),
+      (cause: unknown) => endServedCall(span, errorOutcome(cause, path, kind, input, undefined)),
+    )
+  }
+
+  /** The call once its principal is checked: refused (401) with the reason, or run. */
+  function withPrincipal(
+    principal: CallMetadata | string,
+    path: string,
+    kind: ProcedureKind,
+    input: unknown,
+    deadlineMs: number | undefined,
+    batchIndex: number,
+    caller: CallerCheck,
+    span: ServedCallSpan | undefined,
+  ): OutcomeOrPromise {
+    if (typeof principal === 'string') return endServedCall(span, refuseToken(principal, path))
+    return run(path, kind, input, deadlineMs, batchIndex, principal, caller, span)
   }
 
   /** Runs the procedure: the outcome at once if it finished synchronously, else a promise. */
