@@ -2,6 +2,8 @@ import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { initService } from '../../framework/index.js'
 import { NO_METADATA } from '../../framework/protocol/metadata.js'
+import { resolveCallAuth } from '../../framework/config/call-auth.js'
+import { CallAuth } from '../../framework/runtime/call-auth.js'
 import { createInvoker, type Outcome, settlesLater } from '../../framework/runtime/invoker.js'
 import { LoadSampler } from '../../framework/runtime/load.js'
 import { ServedCalls } from '../../framework/runtime/served-calls.js'
@@ -66,6 +68,37 @@ describe('the invoker never throws', () => {
       })
     } finally {
       close()
+    }
+  })
+
+  it('runs a token-checked call synchronously when no signature is awaited', () => {
+    const load = new LoadSampler()
+    const auth = new CallAuth(
+      resolveCallAuth({ FRAMEWORK_SECRET: 's'.repeat(48) }),
+      'cache',
+      'default',
+    )
+    const served = new ServedCalls({ ok: 'query' })
+    const invoker = createInvoker({
+      router,
+      context: () => ({}) as never,
+      load,
+      served,
+      log: pino({ level: 'silent' }),
+      auth,
+    })
+    try {
+      const caller = { role: 'api', expiresAt: Date.now() + 60_000 } as never
+      const answered = invoker.call('ok', 'query', undefined, undefined, 0, NO_METADATA, caller)
+      expect(settlesLater(answered)).toBe(false)
+      expect(answered).toEqual({ status: 200, body: { result: { data: 'fine' } } })
+      const refused = invoker.call('ok', 'query', undefined, undefined, 0, NO_METADATA, undefined)
+      expect(settlesLater(refused)).toBe(false)
+      expect((refused as Outcome).status).toBe(401)
+      expect(load.inflight).toBe(0)
+      expect(served.snapshot()).toEqual({ ok: 2 })
+    } finally {
+      load.close()
     }
   })
 })
