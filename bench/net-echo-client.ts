@@ -15,7 +15,10 @@ export async function netEchoCaller(
   })
   // ('close' follows an error; a listener keeps an error from ending the bench.)
   socket.on('error', () => undefined)
-  const waiting = new Map<number, { resolve: (body: unknown) => void; reject: (err: Error) => void }>()
+  const waiting = new Map<
+    number,
+    { resolve: (body: unknown) => void; reject: (err: Error) => void }
+  >()
   let nextId = 1
   let buffer = ''
   socket.on('data', (chunk: string) => {

@@ -206,8 +206,7 @@ export function createInvoker(options: InvokerOptions): Invoker {
     }
     // (Closures only here, where a signature is awaited.)
     return Promise.resolve(principal).then(
-      (checked) =>
-        withPrincipal(checked, path, kind, input, deadlineMs, batchIndex, caller, span),
+      (checked) => withPrincipal(checked, path, kind, input, deadlineMs, batchIndex, caller, span),
       (cause: unknown) => endServedCall(span, errorOutcome(cause, path, kind, input, undefined)),
     )
   }
