@@ -234,7 +234,8 @@ export class DependencyClient {
 
   /**
    * One attempt's answer: without call tokens, the transport's own promise (no closure, no
-   * promise of its own); with them, signed first.
+   * promise of its own); with them, signed first (and, while secrets rotate, sent again with the
+   * other secret when refused for it).
    */
   #attempt(
     endpoint: Endpoint,
@@ -249,6 +250,21 @@ export class DependencyClient {
     const { tokens } = this.options
     if (tokens === undefined) {
       return this.#send(endpoint, kind, path, input, attemptMs, callerSignal, metadata)
+    }
+    // No rotation in progress: one secret, so no second try with the other (and no instance is
+    // on a previous one): the cached token goes out at once, no async step of its own.
+    if (!tokens.hasPrevious) {
+      return this.#sendSigned(
+        tokens,
+        'current',
+        endpoint,
+        kind,
+        path,
+        input,
+        attemptMs,
+        callerSignal,
+        metadata,
+      )
     }
     return this.#attemptSigned(
       tokens,
