@@ -280,6 +280,13 @@ export function createInvoker(options: InvokerOptions): Invoker {
     return INVOKER_FAILED
   }
 
+  /** A call's end: no longer in flight, counted as served; its outcome handed on. */
+  function countedOut(path: string, outcome: Outcome): Outcome {
+    load.inflight--
+    served.count(path)
+    return outcome
+  }
+
   return {
     call(path, kind, input, deadlineMs, batchIndex, metadata = NO_METADATA, caller) {
       load.inflight++
@@ -293,22 +300,10 @@ export function createInvoker(options: InvokerOptions): Invoker {
         outcome = invokerFailed(err, path)
       }
       // Every call is counted out once, however it ended.
-      if (!settlesLater(outcome)) {
-        load.inflight--
-        served.count(path)
-        return outcome
-      }
+      if (!settlesLater(outcome)) return countedOut(path, outcome)
       return outcome.then(
-        (settled) => {
-          load.inflight--
-          served.count(path)
-          return settled
-        },
-        (err: unknown) => {
-          load.inflight--
-          served.count(path)
-          return invokerFailed(err, path)
-        },
+        (settled) => countedOut(path, settled),
+        (err: unknown) => countedOut(path, invokerFailed(err, path)),
       )
     },
     refuse: (code, message, path) =>
